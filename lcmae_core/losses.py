@@ -1,0 +1,72 @@
+"""The three losses of LC-MAE (Sec. 3.3).
+
+The paper writes each loss as a sum; we divide each sum by its number of terms in the batch, as the official
+MAE code does for Eq. 1, so that the losses keep their scale whatever the mask ratio and batch size.
+
+Masks are (N, L) with **1 = masked**. Only masked positions enter the losses: they are the positions that
+the decoder has to predict.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NORM_PIX_EPS = 1e-6
+
+
+def normalize_patches(target: torch.Tensor, eps: float = NORM_PIX_EPS) -> torch.Tensor:
+    """Norm-pix targets: each patch (last dim) minus its mean, over sqrt(unbiased variance + eps), as fb/mae."""
+    mean = target.mean(dim=-1, keepdim=True)
+    var = target.var(dim=-1, keepdim=True)
+    return (target - mean) / (var + eps) ** 0.5
+
+
+def _safe_den(den: torch.Tensor) -> torch.Tensor:
+    # an empty selection gives a loss of 0, not NaN
+    return den.clamp_min(1.0)
+
+
+def mae_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 1, L_MAE, as fb/mae computes it.
+
+    pred, target: (N, L, P); mask: (N, L), 1 = masked.
+    Returns the mean over each patch's P values of the squared error, averaged over the masked patches.
+    """
+    loss = ((pred - target) ** 2).mean(dim=-1)  # (N, L), mean loss per patch
+    return (loss * mask).sum() / _safe_den(mask.sum())
+
+
+def cross_view_loss(v1: torch.Tensor, v2: torch.Tensor, mask1: torch.Tensor, mask2: torch.Tensor) -> torch.Tensor:
+    """Eq. 5, L_cross: align the same position in two masked views.
+
+    v1, v2: (N, L, D) projector outputs of the two views; mask1, mask2: (N, L), 1 = masked.
+    Returns sum_i m1_i m2_i (1 - cos(v1_i, v2_i)) / sum_i m1_i m2_i over the whole batch: the positions masked
+    in both views, as the paper defines it.
+    """
+    w = mask1 * mask2  # (N, L)
+    cos = F.cosine_similarity(v1, v2, dim=-1)  # (N, L)
+    return (w * (1.0 - cos)).sum() / _safe_den(w.sum())
+
+
+def cosine_matrix(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """x: (N, L, D) -> (N, L, L) pairwise cosine similarities, as one batched matmul of unit vectors.
+
+    A zero vector (a flat patch, say) has cosine 0 with everything.
+    """
+    u = F.normalize(x, dim=-1, eps=eps)
+    return u @ u.transpose(1, 2)
+
+
+def in_view_loss(v: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 6, L_in: the cosine structure of the outputs must match that of the image patches, in one view.
+
+    v: (N, L, D) projector outputs; target: (N, L, P) the patch targets (the same ones the reconstruction
+    uses); mask: (N, L), 1 = masked.
+    Returns sum_n sum_{i != j} m_i m_j |cos(v_i, v_j) - cos(t_i, t_j)| / sum_n sum_{i != j} m_i m_j.
+    Builds (N, L, L) tensors, never (N, L, L, D).
+    """
+    diff = (cosine_matrix(v) - cosine_matrix(target.to(v.dtype))).abs()  # (N, L, L)
+    w = mask.unsqueeze(2) * mask.unsqueeze(1)  # (N, L, L): m_i m_j
+    w = w * (1.0 - torch.eye(mask.shape[1], device=mask.device, dtype=w.dtype))  # i != j
+    return (w * diff).sum() / _safe_den(w.sum())

@@ -1,0 +1,31 @@
+"""Collapse monitors for LC-MAE's projector outputs (Sec. 3.3, "How MAE avoids feature collapse").
+
+A collapsed model maps every token to the same point. Two numbers show it, computed on the L2-normalised
+projector outputs of the masked tokens of a batch:
+
+- ``feature_std``: the standard deviation of each output dimension across tokens, averaged over dimensions.
+  For unit vectors spread evenly over a D-dimensional sphere it is about 1/sqrt(D); at collapse it is 0.
+- ``effective_rank``: exp of the entropy of the normalised singular values of the centred features
+  (Roy and Vetterli, 2007); between 1 and D, and near 1 at collapse.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def collapse_stats(v: torch.Tensor, mask: torch.Tensor | None = None, max_tokens: int = 4096) -> dict[str, float]:
+    """v: (N, L, D) projector outputs; mask: (N, L), 1 = masked (the tokens the losses see), or None for all.
+
+    Returns {"feature_std", "effective_rank", "uniform_std"}; "uniform_std" is 1/sqrt(D), the reference value.
+    """
+    z = v.reshape(-1, v.shape[-1]) if mask is None else v[mask.bool()]  # (T, D)
+    z = F.normalize(z.float(), dim=-1)[:max_tokens]
+    std = z.std(dim=0).mean().item() if z.shape[0] > 1 else 0.0
+    s = torch.linalg.svdvals(z - z.mean(0, keepdim=True))
+    p = s / s.sum().clamp_min(1e-12)
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    erank = float(torch.exp(entropy)) if s.sum() > 1e-9 else 1.0
+    return {"feature_std": std, "effective_rank": erank, "uniform_std": v.shape[-1] ** -0.5}

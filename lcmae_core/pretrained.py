@@ -1,0 +1,175 @@
+"""Loading facebookresearch/mae checkpoints, safely.
+
+An official ``.pth`` is a dict with the weights under ``"model"`` and, for the checkpoints saved by the
+training scripts, an ``argparse.Namespace`` under ``"args"``. We never unpickle arbitrary code: files are read
+with ``torch.load(weights_only=True)``, allowing ``argparse.Namespace`` and nothing else.
+
+- A full checkpoint (``mae_pretrain_vit_base_full.pth``, ``mae_visualize_vit_base.pth``) loads every key.
+- An encoder-only checkpoint (``mae_pretrain_vit_base.pth``) loads into the encoder; the report says that the
+  decoder was left as initialised.
+- Any other mismatch (missing encoder keys, unexpected keys, wrong shapes) raises an error that names them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from .models import OFFICIAL_NAMES, SIZES, MaskedAutoencoderViT
+
+# the official releases, for users with a network
+OFFICIAL_URLS = {
+    f"mae_{kind}_vit_{size}.pth": f"https://dl.fbaipublicfiles.com/mae/{folder}/mae_{kind}_vit_{size}.pth"
+    for size in ("base", "large", "huge")
+    for kind, folder in (("pretrain", "pretrain"), ("visualize", "visualize"))
+} | {
+    f"mae_pretrain_vit_{size}_full.pth": f"https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_{size}_full.pth"
+    for size in ("base", "large", "huge")
+}
+
+ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.", "norm.")
+DECODER_PREFIXES = ("decoder_", "mask_token")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model; the message names the keys."""
+
+
+@dataclass
+class LoadReport:
+    loaded: list[str] = field(default_factory=list)
+    decoder_initialised: bool = False
+    skipped: list[str] = field(default_factory=list)
+    args: dict | None = None
+
+    def __str__(self) -> str:
+        s = f"loaded {len(self.loaded)} tensors"
+        if self.decoder_initialised:
+            s += "; encoder-only checkpoint: the decoder was left as initialised"
+        if self.skipped:
+            s += f"; ignored {', '.join(self.skipped)}"
+        return s
+
+
+def _brief(keys, n: int = 8) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a ``.pth`` with ``weights_only=True``, allowing ``argparse.Namespace`` (official ``args``)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}; pass the path of a .pth file")
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle.UnpicklingError and friends
+            raise CheckpointError(f"cannot read {path} safely (weights_only=True): {str(e).splitlines()[0]}") from e
+
+
+def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint: under "model" (fb/mae), "state_dict", "teacher", or the dict itself."""
+    for key in ("model", "state_dict", "model_state"):
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    if all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt
+    raise CheckpointError(f"no weights found in the checkpoint; its keys are {_brief(ckpt)}")
+
+
+def _args_dict(ckpt: dict) -> dict | None:
+    args = ckpt.get("args")
+    if isinstance(args, argparse.Namespace):
+        return vars(args)
+    return args if isinstance(args, dict) else None
+
+
+def infer_mae_config(sd: dict[str, torch.Tensor], args: dict | None = None) -> dict:
+    """Constructor arguments of ``MaskedAutoencoderViT`` for an official state dict.
+
+    The size comes from ``args.model`` when the checkpoint names an official factory; otherwise from the
+    shapes, with the official head counts (head width 64, except ViT-H's 16 heads of 80).
+    """
+    name = (args or {}).get("model")
+    if name in OFFICIAL_NAMES:
+        cfg = dict(SIZES[OFFICIAL_NAMES[name]])
+    else:
+        w = sd["patch_embed.proj.weight"]  # (D, C, p, p)
+        D, depth = w.shape[0], len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+        cfg = dict(patch_size=w.shape[-1], embed_dim=D, depth=depth,
+                   num_heads={1280: 16}.get(D, max(1, D // 64)))
+        if "decoder_embed.weight" in sd:
+            Dd = sd["decoder_embed.weight"].shape[0]
+            cfg.update(decoder_embed_dim=Dd,
+                       decoder_depth=len({k.split(".")[1] for k in sd if k.startswith("decoder_blocks.")}),
+                       decoder_num_heads=16 if Dd == 512 else max(1, Dd // 32))
+        if "blocks.0.mlp.fc1.weight" in sd:
+            cfg["mlp_ratio"] = sd["blocks.0.mlp.fc1.weight"].shape[0] / D
+    w = sd["patch_embed.proj.weight"]
+    cfg["in_chans"] = w.shape[1]
+    num_patches = sd["pos_embed"].shape[1] - 1
+    cfg["img_size"] = int(round(num_patches**0.5)) * w.shape[-1]
+    if args and "norm_pix_loss" in args:
+        cfg["norm_pix_loss"] = bool(args["norm_pix_loss"])
+    return cfg
+
+
+def load_mae_state_dict(model: MaskedAutoencoderViT, sd: dict[str, torch.Tensor]) -> LoadReport:
+    """Load an official MAE state dict (full or encoder-only) into ``model``.
+
+    A full state dict must match key for key (``strict=True``). An encoder-only one must hold every encoder
+    key; the decoder stays as initialised. Anything else raises ``CheckpointError`` naming the keys.
+    """
+    own = model.state_dict()
+    sd = {k: v for k, v in sd.items()}
+    skipped = [k for k in list(sd) if re.match(r"^(head|fc_norm)\.", k)]  # a classifier's head, if any
+    for k in skipped:
+        sd.pop(k)
+    unexpected = set(sd) - set(own)
+    if unexpected:
+        raise CheckpointError(f"unexpected keys in the checkpoint: {_brief(unexpected)}; "
+                              "is it an MAE checkpoint of this architecture?")
+    missing = set(own) - set(sd)
+    encoder_missing = {k for k in missing if not k.startswith(DECODER_PREFIXES)}
+    if encoder_missing:
+        raise CheckpointError(f"missing keys: {_brief(encoder_missing)}; the checkpoint does not fit this model")
+    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if sd[k].shape != own[k].shape]
+    if bad:
+        raise CheckpointError(f"shape mismatch (checkpoint vs model): {'; '.join(bad[:6])}; "
+                              "build the model with the checkpoint's size")
+    decoder_only_missing = bool(missing)
+    model.load_state_dict(sd, strict=not decoder_only_missing)
+    return LoadReport(loaded=sorted(sd), decoder_initialised=decoder_only_missing, skipped=skipped)
+
+
+def load_official_mae(path: str | os.PathLike, model: MaskedAutoencoderViT | None = None,
+                      **overrides) -> tuple[MaskedAutoencoderViT, LoadReport]:
+    """Read an official fb/mae ``.pth`` and load it; build the model from the checkpoint when none is given.
+
+    Returns (model, report); ``report.decoder_initialised`` tells whether the file was encoder-only.
+    """
+    ckpt = read_checkpoint(path)
+    sd = state_dict_of(ckpt)
+    args = _args_dict(ckpt)
+    if model is None:
+        model = MaskedAutoencoderViT(**{**infer_mae_config(sd, args), **overrides})
+    report = load_mae_state_dict(model, sd)
+    report.args = args
+    return model, report
+
+
+def download_official(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """Download an official checkpoint by file name (see ``OFFICIAL_URLS``) into a cache; needs a network."""
+    if name not in OFFICIAL_URLS:
+        raise ValueError(f"unknown official checkpoint {name!r}; choose one of {_brief(OFFICIAL_URLS, 20)}")
+    cache_dir = os.fspath(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints"))
+    os.makedirs(cache_dir, exist_ok=True)
+    dst = os.path.join(cache_dir, name)
+    if not os.path.exists(dst):
+        torch.hub.download_url_to_file(OFFICIAL_URLS[name], dst, progress=True)  # writes atomically
+    return dst
