@@ -1,0 +1,28 @@
+"""Analysis toolkit for Sec. 4 of the paper: attention maps, attention distance, Eq. 7 / Eq. 8, figures.
+
+- ``attention``: attention probabilities of every encoder/decoder block via hooks that leave outputs untouched
+  (``AttentionRecorder``, ``encoder_attention``, ``decoder_attention``, ``masked_query_rows``,
+  ``query_attention_maps``).
+- ``distance``: attention distance (Figs. 5, 6, A.1): ``attention_distance``, ``attention_distance_curves``.
+- ``similarity``: Eq. 7 S^attn (Fig. 2) and Eq. 8 S^sim (Fig. 3), direct and streaming.
+- ``viz``: the figures (reconstructions, Fig. 4 / B.1 attention maps, Fig. 5 / 6 / A.1 curves) in one style.
+
+Loaders for reference and official checkpoints are in ``lcmae_core.reference_models``.
+"""
+
+from .attention import (AttentionMaps, AttentionRecorder, attention_probs, decoder_attention, decoder_blocks,
+                        encoder_attention, encoder_blocks, masked_positions, masked_query_rows, query_attention_maps)
+from .distance import (attention_distance, attention_distance_curves, attention_distance_per_query,
+                       patch_attention, patch_distance_matrix)
+from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
+                         attention_similarity_curve, decoder_layer_features, feature_affinity, final_patch_features,
+                         semantic_similarity_curve)
+
+__all__ = [
+    "AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_attention", "decoder_blocks",
+    "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",
+    "attention_distance", "attention_distance_curves", "attention_distance_per_query", "patch_attention",
+    "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
+    "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
+    "semantic_similarity_curve",
+]

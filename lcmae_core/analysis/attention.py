@@ -1,0 +1,291 @@
+"""Attention probabilities of every encoder and decoder block, for Figs. 2, 4, 5, 6, A.1 and B.1.
+
+timm's ``Attention`` calls the fused ``scaled_dot_product_attention``, which never materialises the
+probabilities. We do not change that path. Instead a *forward pre-hook* on each block's ``attn`` module reads the
+module's input x (B, N, C) (the block's ``norm1`` output) and recomputes, from the module's own ``qkv``,
+``q_norm``, ``k_norm`` and ``scale``::
+
+    q, k = qkv(x) split into heads            # (B, H, N, d) each
+    A = softmax(q_norm(q) * scale @ k_norm(k)^T)   # (B, H, N, N), rows sum to 1
+
+the probabilities the non-fused timm path computes (attention dropout is not applied: analysis runs in eval mode).
+The hook returns nothing, so the model's outputs are bitwise identical with and without recording (tested). Hooks
+are removed when the ``AttentionRecorder`` context exits. Recorded maps are detached (computed under no_grad).
+
+The same code serves this project's ``MaskedAutoencoderViT`` / ``LCMAE`` / ``BlockAutoencoderViT`` (encoder
+``blocks`` and decoder ``decoder_blocks``, timm ``Block``s) and timm ``VisionTransformer`` (DINO, DeiT).
+
+Token layout. Every map is over a sequence of ``num_prefix_tokens`` prefix tokens (the CLS token) followed by
+patch tokens. ``AttentionMaps.positions`` (B, K) gives the grid index (row-major, ``row * grid_w + col``) of each
+patch token in sequence order: ``arange(L)`` for the decoder and for an unmasked encoder, the visible positions
+for a masked MAE encoder. Masks are (B, L) with **1 = masked, 0 = visible**, as in ``lcmae_core.masking``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn as nn
+
+from ..masking import mask_ratio_of, noise_for_mask
+
+Reduce = Callable[[int, torch.Tensor], Any]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the recomputation and the recorder
+def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Recompute a timm ``Attention`` module's probabilities from its input.
+
+    attn: a timm ``Attention`` (``qkv``, ``q_norm``, ``k_norm``, ``num_heads``, ``head_dim``, ``scale``).
+    x: (B, N, C), the module's input. Returns A: (B, H, N, N), softmax over the last dimension (keys).
+    """
+    B, N, _ = x.shape
+    H = attn.num_heads
+    d = getattr(attn, "head_dim", None) or attn.qkv.out_features // (3 * H)
+    qkv = attn.qkv(x).reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d)
+    q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # (B, H, N, d) each
+    logits = (q * attn.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
+    return logits.softmax(dim=-1)
+
+
+def check_attention_block(block: nn.Module, where: str = "block") -> nn.Module:
+    """The block's ``attn`` module, after checking it is a timm-style attention with a fused ``qkv`` Linear."""
+    attn = getattr(block, "attn", None)
+    if attn is None or not isinstance(getattr(attn, "qkv", None), nn.Linear) or not hasattr(attn, "num_heads"):
+        raise ValueError(f"{where} has no timm-style attention (block.attn with a qkv Linear and num_heads); "
+                         "attention maps can be recorded only for timm Block/Attention transformers")
+    return attn
+
+
+class AttentionRecorder:
+    """Context manager that records the attention probabilities of a list of transformer blocks.
+
+    >>> with AttentionRecorder(model.decoder_blocks) as rec:
+    ...     model.forward_decoder(latent, ids_restore)
+    >>> rec.maps  # list, one (B, H, N, N) tensor per block, in block order
+
+    reduce: optional ``fn(layer_index, A) -> anything``; when given, ``maps[l]`` holds ``fn(l, A)`` instead of A, so a
+    streaming analysis keeps only what it needs (one layer's A is alive at a time). Each forward overwrites
+    ``maps``; read or reduce them before the next batch.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], reduce: Reduce | None = None):
+        self.blocks = list(blocks)
+        if not self.blocks:
+            raise ValueError("no blocks to record; pass e.g. model.blocks or model.decoder_blocks")
+        self.attns = [check_attention_block(b, f"block {i}") for i, b in enumerate(self.blocks)]
+        self.reduce = reduce
+        self.maps: list[Any] = [None] * len(self.blocks)
+        self._handles: list = []
+
+    def _hook(self, index: int):
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            x = args[0] if args else kwargs["x"]
+            if kwargs.get("attn_mask") is not None or (len(args) > 1 and args[1] is not None):
+                raise ValueError("attention with an attn_mask is not supported by the recorder; "
+                                 "run the model without attn_mask for analysis")
+            with torch.no_grad():
+                a = attention_probs(module, x.detach())  # (B, H, N, N)
+                self.maps[index] = self.reduce(index, a) if self.reduce is not None else a
+            return None  # never change the forward pass
+
+        return hook
+
+    def clear(self) -> None:
+        self.maps = [None] * len(self.blocks)
+
+    def __enter__(self) -> "AttentionRecorder":
+        if self._handles:
+            raise RuntimeError("this AttentionRecorder is already active; use a new one")
+        self.clear()
+        for i, attn in enumerate(self.attns):
+            self._handles.append(attn.register_forward_pre_hook(self._hook(i), with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# which blocks a model has
+def is_mae(model: nn.Module) -> bool:
+    """True for this project's ``MaskedAutoencoderViT`` family (MAE, LC-MAE, block AE): it has ``forward_encoder``
+    and ``decoder_embed``."""
+    return hasattr(model, "forward_encoder") and hasattr(model, "decoder_embed")
+
+
+def encoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The encoder's transformer blocks: ``model.blocks`` (MAE family and timm ``VisionTransformer``)."""
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        raise ValueError(f"{type(model).__name__} has no .blocks; pass a MaskedAutoencoderViT or a timm "
+                         "VisionTransformer")
+    return blocks
+
+
+def decoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The decoder's transformer blocks, ``model.decoder_blocks``; only the transformer decoder has attention."""
+    blocks = getattr(model, "decoder_blocks", None)
+    if blocks is None:
+        kind = getattr(model, "decoder_type", None)
+        raise ValueError(f"{type(model).__name__} has no transformer decoder (decoder={kind!r}); attention maps "
+                         "exist only for decoder='transformer'")
+    return blocks
+
+
+def num_prefix_tokens(model: nn.Module) -> int:
+    """Prefix tokens before the patch tokens: 1 (CLS) for the MAE family, ``model.num_prefix_tokens`` for timm."""
+    return 1 if is_mae(model) else int(getattr(model, "num_prefix_tokens", 1))
+
+
+def patch_size_of(model: nn.Module) -> int:
+    p = model.patch_embed.patch_size
+    return int(p[0] if isinstance(p, (tuple, list)) else p)
+
+
+def grid_size_of(model: nn.Module) -> tuple[int, int]:
+    return tuple(int(g) for g in model.patch_embed.grid_size)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# masks
+def expand_mask(mask: torch.Tensor, batch: int, num_patches: int) -> torch.Tensor:
+    """A mask given as (L,), (1, L) or (B, L) -> (B, L) float, 1 = masked. (L,)/(1, L): one mask for every image."""
+    mask = torch.as_tensor(mask)
+    if mask.dim() == 1:
+        mask = mask.unsqueeze(0)
+    if mask.dim() != 2 or mask.shape[1] != num_patches or mask.shape[0] not in (1, batch):
+        raise ValueError(f"mask must be (L,), (1, L) or (B, L) with L={num_patches}, B={batch}; got "
+                         f"{tuple(mask.shape)}")
+    mask = mask.float().expand(batch, num_patches)
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("mask must be binary, 1 = masked and 0 = visible")
+    return mask
+
+
+def _masked_forward_args(mask: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """(mask_ratio, noise) that make ``forward_encoder`` reproduce ``mask`` (B, L), visible tokens in image order."""
+    return mask_ratio_of(mask), noise_for_mask(mask)
+
+
+class AttentionMaps(NamedTuple):
+    """maps: one (B, H, N, N) tensor per block (or whatever ``reduce`` returned), N = prefix + K tokens.
+    positions: (B, K) grid index of each patch token in sequence order. mask: (B, L), 1 = masked, or None.
+    output: the forward's result (encoder latent (B, 1 + K, D) / decoder pred (B, L, P) / timm features)."""
+
+    maps: list
+    positions: torch.Tensor
+    num_prefix_tokens: int
+    mask: torch.Tensor | None
+    output: torch.Tensor
+
+
+@torch.no_grad()
+def encoder_attention(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor | None = None,
+                      reduce: Reduce | None = None) -> AttentionMaps:
+    """Attention of every encoder block (Figs. 5, 6, A.1).
+
+    imgs: (B, C, H, W). For an MAE-family model, ``mask=None`` means **mask ratio 0: every token visible, in image
+    order** (how the paper's encoder attention distance is measured); a mask (L,) or (B, L) runs the masked encoder
+    on the visible tokens only. For a timm ``VisionTransformer`` the mask must be None.
+    Returns ``AttentionMaps`` with maps (B, H, 1 + K, 1 + K) per block.
+    """
+    B = imgs.shape[0]
+    if is_mae(model):
+        L = model.num_patches
+        m = expand_mask(mask, B, L).to(imgs.device) if mask is not None else torch.zeros(B, L, device=imgs.device)
+        ratio, noise = _masked_forward_args(m)
+        with AttentionRecorder(encoder_blocks(model), reduce) as rec:
+            latent, mask_out, ids_restore = model.forward_encoder(imgs, ratio, noise)
+        K = latent.shape[1] - 1
+        ids_keep = torch.argsort(ids_restore, dim=1)[:, :K]  # (B, K) grid positions of the encoder's tokens
+        return AttentionMaps(rec.maps, ids_keep, 1, mask_out if mask is not None else None, latent)
+    if mask is not None:
+        raise ValueError("a timm VisionTransformer encodes every token; call encoder_attention without a mask")
+    with AttentionRecorder(encoder_blocks(model), reduce) as rec:
+        feats = model.forward_features(imgs)
+    L = feats.shape[1] - num_prefix_tokens(model)
+    positions = torch.arange(L, device=imgs.device).expand(B, L)
+    return AttentionMaps(rec.maps, positions, num_prefix_tokens(model), None, feats)
+
+
+@torch.no_grad()
+def decoder_attention(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor,
+                      reduce: Reduce | None = None) -> AttentionMaps:
+    """Attention of every decoder block over the full sequence [CLS, all L positions in image order] (Figs. 2, 4).
+
+    imgs: (B, C, H, W); mask: (L,), (1, L) or (B, L), 1 = masked (mask tokens), the same count in every row. A
+    (L,)/(1, L) mask is shared by all images, as Eq. 7 needs (``lcmae_core.masking.shared_noise`` makes one).
+    Returns ``AttentionMaps`` with maps (B, H, 1 + L, 1 + L) per decoder block and ``output`` = pred (B, L, P).
+    """
+    blocks = decoder_blocks(model)
+    B, L = imgs.shape[0], model.num_patches
+    m = expand_mask(mask, B, L).to(imgs.device)
+    ratio, noise = _masked_forward_args(m)
+    latent, mask_out, ids_restore = model.forward_encoder(imgs, ratio, noise)
+    with AttentionRecorder(blocks, reduce) as rec:
+        pred = model.forward_decoder(latent, ids_restore)
+    positions = torch.arange(L, device=imgs.device).expand(B, L)
+    return AttentionMaps(rec.maps, positions, 1, mask_out, pred)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# selecting rows
+def masked_positions(mask: torch.Tensor) -> torch.Tensor:
+    """mask (B, L), 1 = masked, the same count k in every row -> (B, k) masked grid positions, ascending."""
+    if mask.dim() != 2:
+        raise ValueError(f"mask must be (B, L), got {tuple(mask.shape)}")
+    counts = mask.bool().sum(1)
+    if bool((counts != counts[0]).any()):
+        raise ValueError("every image must have the same number of masked patches to stack the query rows")
+    B, k = mask.shape[0], int(counts[0])
+    return mask.bool().nonzero()[:, 1].reshape(B, k)  # nonzero is row-major: ascending within each row
+
+
+def masked_query_rows(attn: torch.Tensor, mask: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
+    """The decoder attention rows of the masked-query positions (the A_{l,i} of Eq. 7, all keys kept).
+
+    attn: (B, H, P + L, P + L) over [prefix, L grid positions in image order]; mask: (B, L) or (L,), 1 = masked.
+    Returns (B, H, k, P + L): row j is the query at the j-th masked position (ascending grid index).
+    """
+    B, H, N, _ = attn.shape
+    mask = expand_mask(mask, B, N - num_prefix_tokens).to(attn.device)
+    rows = masked_positions(mask) + num_prefix_tokens  # (B, k) sequence indices
+    idx = rows[:, None, :, None].expand(B, H, rows.shape[1], N)  # (B, H, k, N)
+    return torch.gather(attn, 2, idx)
+
+
+@torch.no_grad()
+def query_attention_maps(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor, queries: torch.Tensor,
+                         layers: Sequence[int] | None = None) -> torch.Tensor:
+    """Decoder attention of chosen queries, for Fig. 4 / B.1.
+
+    imgs: (B, C, H, W); mask: (L,) or (B, L), 1 = masked; queries: (Q, 2) rows of (image index, grid position).
+    layers: 0-based decoder block indices (default all). Returns (Q, len(layers), H, 1 + L): keys are [CLS, L grid
+    positions]; only the queried rows are kept while the model runs.
+    """
+    queries = torch.as_tensor(queries, dtype=torch.long).reshape(-1, 2).to(imgs.device)
+    nblocks = len(decoder_blocks(model))
+    layers = list(range(nblocks)) if layers is None else [int(l) for l in layers]
+    bad = [l for l in layers if not 0 <= l < nblocks]
+    if bad:
+        raise ValueError(f"decoder layers {bad} do not exist; the decoder has blocks 0..{nblocks - 1}")
+    if bool((queries[:, 0] >= imgs.shape[0]).any() | (queries[:, 1] >= model.num_patches).any()):
+        raise ValueError(f"queries must be (image index < {imgs.shape[0]}, grid position < {model.num_patches})")
+    wanted = set(layers)
+
+    def pick(index: int, a: torch.Tensor):  # a: (B, H, N, N) -> (Q, H, N)
+        return a[queries[:, 0], :, queries[:, 1] + 1, :] if index in wanted else None
+
+    maps = decoder_attention(model, imgs, mask, reduce=pick).maps
+    return torch.stack([maps[l] for l in layers], dim=1)  # (Q, layers, H, 1 + L)
+
+
+__all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "encoder_attention", "decoder_attention",
+           "masked_query_rows", "masked_positions", "query_attention_maps", "encoder_blocks", "decoder_blocks",
+           "num_prefix_tokens", "patch_size_of", "grid_size_of", "expand_mask", "is_mae"]

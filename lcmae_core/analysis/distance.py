@@ -1,0 +1,190 @@
+"""Attention distance (Dosovitskiy et al. [10]), for Figs. 5, 6 and A.1 (Sec. 4.2).
+
+"Attention distance is defined as the average distance between the query tokens and key tokens, multiplied by the
+attention weights." For one head::
+
+    d = mean over images b and queries q of  sum_k A'[b, q, k] * || c_q - c_k ||_2
+
+where A' is the attention restricted to patch tokens (prefix/CLS rows and columns dropped) with each row
+renormalised to sum to 1, and c is a patch centre in pixels (patch_size x its grid coordinates). The result is in
+pixels, one value per head; the figures plot it per layer.
+
+Streaming: ``attention_distance_curves`` reduces every layer's maps to per-head sums inside the recording hook, so
+only one layer's (B, H, N, N) maps are alive at a time and nothing is kept across batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ._batches import iter_image_batches
+from .attention import (decoder_attention, decoder_blocks, encoder_attention, encoder_blocks, expand_mask,
+                        grid_size_of, is_mae, num_prefix_tokens, patch_size_of)
+from ..masking import masking_from_noise
+
+
+def grid_of(num_tokens: int, grid_size: tuple[int, int] | int | None = None) -> tuple[int, int]:
+    """The (rows, cols) patch grid of ``num_tokens`` patch tokens: square unless ``grid_size`` is given (then
+    ``grid_size`` is returned as a pair)."""
+    if grid_size is not None:
+        g = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
+        return int(g[0]), int(g[1])
+    g = math.isqrt(num_tokens)
+    if g * g != num_tokens:
+        raise ValueError(f"{num_tokens} patch tokens do not form a square grid; check num_prefix_tokens or pass "
+                         "grid_size=(rows, cols)")
+    return g, g
+
+
+def patch_centres(positions: torch.Tensor, grid_w: int, patch_size: float) -> torch.Tensor:
+    """positions (..., K) row-major grid indices -> (..., K, 2) pixel coordinates (row, col) of the patch centres.
+
+    The half-patch offset is common to all patches and cancels in distances."""
+    rows = torch.div(positions, grid_w, rounding_mode="floor")
+    cols = positions - rows * grid_w
+    return torch.stack([rows, cols], dim=-1).to(torch.float32) * patch_size + patch_size / 2
+
+
+def patch_distance_matrix(grid_size: tuple[int, int] | int, patch_size: float,
+                          positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Euclidean pixel distances between patch centres.
+
+    positions None: (n, n) over the whole grid, n = rows * cols, row-major. positions (B, K): (B, K, K) between the
+    given grid indices (a masked encoder's visible tokens)."""
+    gh, gw = grid_of(0, grid_size)
+    if positions is None:
+        positions = torch.arange(gh * gw)
+    c = patch_centres(positions, gw, patch_size).double()  # (n, 2) or (B, K, 2)
+    return torch.cdist(c, c).float()  # (n, n) or (B, K, K)
+
+
+def patch_attention(attn: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
+    """attn (B, H, P + K, P + K) -> (B, H, K, K): prefix rows and columns dropped, each row renormalised to sum 1."""
+    if attn.dim() != 4 or attn.shape[-1] != attn.shape[-2]:
+        raise ValueError(f"attn must be (B, H, N, N), got {tuple(attn.shape)}")
+    if not 0 <= num_prefix_tokens < attn.shape[-1]:
+        raise ValueError(f"num_prefix_tokens={num_prefix_tokens} leaves no patch tokens of N={attn.shape[-1]}")
+    a = attn[:, :, num_prefix_tokens:, num_prefix_tokens:]  # (B, H, K, K)
+    return a / a.sum(-1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
+
+
+def attention_distance_per_query(attn: torch.Tensor, patch_size: float, num_prefix_tokens: int = 1,
+                                 grid_size: tuple[int, int] | int | None = None,
+                                 positions: torch.Tensor | None = None) -> torch.Tensor:
+    """The attention-weighted mean distance of each query: attn (B, H, P + K, P + K) -> (B, H, K) pixels.
+
+    positions: (B, K) grid index of each patch token (default: the K tokens are the full grid in row-major order,
+    square unless ``grid_size`` is given). With positions, ``grid_size`` (rows, cols) is required.
+    """
+    a = patch_attention(attn, num_prefix_tokens)  # (B, H, K, K)
+    B, H, K, _ = a.shape
+    if positions is None:
+        d = patch_distance_matrix(grid_of(K, grid_size), patch_size).to(a)  # (K, K)
+        return torch.einsum("bhqk,qk->bhq", a, d)
+    if grid_size is None:
+        raise ValueError("with positions, pass grid_size=(rows, cols) of the full patch grid")
+    if tuple(positions.shape) != (B, K):
+        raise ValueError(f"positions must be (B, K) = ({B}, {K}), got {tuple(positions.shape)}")
+    d = patch_distance_matrix(grid_size, patch_size, positions.to(a.device)).to(a)  # (B, K, K)
+    return torch.einsum("bhqk,bqk->bhq", a, d)
+
+
+def attention_distance(attn: torch.Tensor, patch_size: float, num_prefix_tokens: int = 1,
+                       grid_size: tuple[int, int] | int | None = None, positions: torch.Tensor | None = None,
+                       query_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean attention distance per head, in pixels (Figs. 5, 6, A.1): attn (B, H, N, N) -> (H,).
+
+    N = num_prefix_tokens + g*g. Prefix rows/columns are dropped and rows renormalised; the distance is averaged
+    over queries and images. query_mask (B, K), optional: average only over queries where it is 1 (e.g. the
+    decoder's masked positions).
+    """
+    s, n = _distance_sums(attn, patch_size, num_prefix_tokens, grid_size, positions, query_mask)
+    return (s / n).to(attn.dtype)
+
+
+def _distance_sums(attn, patch_size, num_prefix_tokens, grid_size, positions, query_mask):
+    """(sum over images and queries of the per-query distance (H,), number of queries summed)."""
+    d = attention_distance_per_query(attn, patch_size, num_prefix_tokens, grid_size, positions)  # (B, H, K)
+    if query_mask is None:
+        return d.sum((0, 2)).double(), d.shape[0] * d.shape[2]
+    w = query_mask.to(d)[:, None, :]  # (B, 1, K)
+    n = float(query_mask.sum())
+    if n == 0:
+        raise ValueError("query_mask selects no queries")
+    return (d * w).sum((0, 2)).double(), n
+
+
+QUERIES = ("all", "masked", "visible")
+
+
+@torch.no_grad()
+def attention_distance_curves(model: nn.Module, images, part: str = "encoder", mask: torch.Tensor | None = None,
+                              mask_ratio: float = 0.75, queries: str = "all", batch_size: int = 64, device=None,
+                              limit: int | None = None, seed: int = 0) -> torch.Tensor:
+    """Per-layer, per-head attention distance over a set of images, streamed: -> (layers, heads), pixels.
+
+    model: this project's MAE family (MAE, LC-MAE, block AE) or a timm ``VisionTransformer`` (DINO, DeiT).
+    images: a tensor (N, C, H, W) or an iterable of batches (a DataLoader of (images, labels) works).
+    part="encoder" (Figs. 5, 6, A.1): for an MAE, ``mask=None`` means **mask ratio 0, all tokens visible**, the
+    setting in which the paper compares MAE with DINO and DeiT; a mask (L,) runs the masked encoder and measures
+    distances between the visible tokens. A timm ViT always sees all tokens.
+    part="decoder": the full decoder sequence [CLS, L positions] with ``mask`` (L,) shared by every image, or, if
+    None, a fresh random mask per image at ``mask_ratio`` (seeded by ``seed``). ``queries`` picks which query rows
+    are averaged: "all" (default), "masked" (mask tokens) or "visible".
+    Only per-head sums are kept across batches; one layer's maps are alive at a time.
+    """
+    if part not in ("encoder", "decoder"):
+        raise ValueError(f"part must be 'encoder' or 'decoder', got {part!r}")
+    if queries not in QUERIES:
+        raise ValueError(f"queries must be one of {QUERIES}, got {queries!r}")
+    if part == "encoder" and queries != "all":
+        raise ValueError("queries='masked'/'visible' applies to the decoder; the encoder has only visible tokens")
+    model.eval()
+    if device is not None:
+        model.to(device)
+    dev = next(model.parameters()).device
+    p = patch_size_of(model)
+    grid = grid_size_of(model)
+    prefix = num_prefix_tokens(model)
+    nblocks = len(encoder_blocks(model) if part == "encoder" else decoder_blocks(model))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    sums = None
+    count = 0.0
+    for imgs in iter_image_batches(images, batch_size, dev, limit):
+        B = imgs.shape[0]
+        if part == "encoder":
+            positions = None
+            if is_mae(model) and mask is not None:
+                m = expand_mask(mask, B, model.num_patches).to(dev)
+                vis = (m == 0).nonzero()[:, 1].reshape(B, -1)  # (B, K) visible positions, ascending
+                positions = vis
+            qmask = None
+
+            def reduce(i, a, positions=positions):  # a: (B, H, N, N) -> ((H,), count)
+                return _distance_sums(a, p, prefix, grid, positions, None)
+
+            res = encoder_attention(model, imgs, mask, reduce=reduce)
+        else:
+            L = model.num_patches
+            m = (expand_mask(mask, B, L) if mask is not None else
+                 masking_from_noise(torch.rand(B, L, generator=gen), mask_ratio).mask).to(dev)
+            qmask = {"all": None, "masked": m, "visible": 1 - m}[queries]
+
+            def reduce(i, a, qmask=qmask):
+                return _distance_sums(a, p, 1, grid, None, qmask)
+
+            res = decoder_attention(model, imgs, m, reduce=reduce)
+        layer_sums = torch.stack([s for s, _ in res.maps])  # (layers, H)
+        sums = layer_sums if sums is None else sums + layer_sums
+        count += res.maps[0][1]
+    if sums is None:
+        raise ValueError("no images: the image source was empty")
+    assert sums.shape[0] == nblocks
+    return (sums / count).float()
+
+
+__all__ = ["attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
+           "patch_distance_matrix", "patch_centres", "grid_of"]

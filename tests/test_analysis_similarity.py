@@ -1,0 +1,87 @@
+"""Eq. 7 (S^attn) and Eq. 8 (S^sim): direct and streaming against a loop over pairs; self-similarity is 1."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lcmae_core.analysis import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
+                                 attention_similarity_curve, decoder_layer_features, feature_affinity,
+                                 semantic_similarity_curve)
+from lcmae_core.models import create_model
+
+
+def loop_eq7(maps):
+    I = maps.shape[0]
+    total = 0.0
+    for i, j in itertools.permutations(range(I), 2):
+        total += F.cosine_similarity(maps[i].flatten().double(), maps[j].flatten().double(), dim=0).item()
+    return total / (I * (I - 1))
+
+
+def test_identical_maps_give_one():
+    a = torch.rand(1, 4, 2, 9).expand(5, -1, -1, -1)
+    torch.testing.assert_close(attention_map_similarity(a), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_direct_and_streaming_match_the_pairwise_loop():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(11, 3, 2, 7, generator=g).softmax(-1)
+    want = loop_eq7(maps)
+    assert abs(attention_map_similarity(maps).item() - want) < 1e-10
+    meter = AttentionSimilarityMeter(1)
+    for chunk in maps.split(4):
+        meter.update(0, chunk)
+    assert abs(meter.value()[0].item() - want) < 1e-10
+    # orthogonal maps give 0
+    eye = torch.eye(4).reshape(4, 1, 1, 4)
+    assert attention_map_similarity(eye).item() == 0.0
+
+
+def test_eq7_curve_on_a_model():
+    torch.manual_seed(0)
+    model = create_model("mae", "test", decoder_depth=2).eval()
+    imgs = torch.randn(7, 3, 32, 32)
+    s = attention_similarity_curve(model, imgs, batch_size=3, seed=1)
+    assert s.shape == (2,) and bool(((s > 0) & (s <= 1 + 1e-9)).all())
+    torch.testing.assert_close(s, attention_similarity_curve(model, imgs, batch_size=7, seed=1))
+    # identical images give identical maps: S = 1
+    same = imgs[:1].expand(4, -1, -1, -1)
+    torch.testing.assert_close(attention_similarity_curve(model, same, seed=1),
+                               torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="identical mask"):
+        attention_similarity_curve(model, imgs, mask=torch.rand(7, 16).round())
+
+
+def test_affinity_and_binarisation():
+    f = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]])
+    w = feature_affinity(f)
+    torch.testing.assert_close(w, torch.tensor([[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]]))
+    wb = feature_affinity(torch.tensor([[[1.0, 0.0], [0.1, 1.0]]]), tau=0.2)
+    torch.testing.assert_close(wb, torch.tensor([[[1.0, 1e-5], [1e-5, 1.0]]]))
+    torch.testing.assert_close(affinity_similarity(w, w), torch.ones(1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same patch grid"):
+        affinity_similarity(w, w[:, :2, :2])
+
+
+def test_eq8_of_a_model_against_itself_is_one():
+    torch.manual_seed(0)
+    model = create_model("mae", "test", decoder_depth=2).eval()
+    imgs = torch.randn(5, 3, 32, 32)
+    mask = torch.zeros(16)
+    mask[:12] = 1
+
+    def last_decoder_layer(x):  # the reference: this model's own last decoder layer, same mask
+        return decoder_layer_features(model, x, mask)[-1]
+
+    for tau in (None, 0.2):
+        s = semantic_similarity_curve(model, last_decoder_layer, imgs, mask=mask, tau=tau, batch_size=2)
+        assert s.shape == (2,)
+        assert abs(s[-1].item() - 1.0) < 1e-6
+        assert s[0].item() < 1.0 - 1e-4
+    # a model as reference: its encoder's final features
+    s = semantic_similarity_curve(model, model, imgs, mask=mask)
+    assert s.shape == (2,) and bool((s.abs() <= 1 + 1e-9).all())
+    gauss = create_model("mae", "test", decoder="gaussian").eval()
+    assert semantic_similarity_curve(gauss, model, imgs, mask=mask).shape == (1,)
