@@ -8,9 +8,15 @@ STAMP  := $(VENV)/.lcmae-installed
 export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: venv test book clean
+.PHONY: venv browser test book clean
 
 venv: $(STAMP)
+
+# headless Chromium, for the test that opens the built book (Debian's package; needs root or sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +26,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-test: venv
+test: venv browser
 	$(PY) -m pytest -q
 
 book: venv
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
+	$(PY) -m lcmae_core.book --scale cpu
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,0 +1,190 @@
+"""Run the book's notebooks with papermill: in this process, or one SLURM job per notebook through submitit.
+
+``python -m lcmae_core.batch --scale gpu --data-root DIR [--only NAME ...] [--launcher slurm ...]`` executes
+every notebook of ``notebooks/`` into an output folder (``book/executed`` by default), which the book build
+then renders without executing anything again. Alongside the notebooks it writes ``run_status.json`` and
+``run_status.md``: each notebook's scale, wall time, hardware and outcome. Any failure gives a non-zero exit.
+
+The results summary (``results_summary.ipynb``) always runs last, since it reads what the others recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .results import atomic_write_json, atomic_write_text, hardware_info
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+DEFAULT_OUT = REPO / "book" / "executed"
+SCALES = ("smoke", "cpu", "gpu", "paper")
+LAST = ("results_summary",)  # run after every other notebook
+
+HARDWARE_NEEDED = {
+    "smoke": "any CPU; seconds",
+    "cpu": "a laptop CPU (2 cores are enough); minutes",
+    "gpu": "one CUDA GPU (an A100 or H100 class card); hours",
+    "paper": "a multi-GPU cluster (e.g. 8 nodes x 8 GPUs through torchrun or SLURM), ImageNet-1K; days",
+}
+
+
+class BatchError(RuntimeError):
+    pass
+
+
+def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
+    """Notebook names (without .ipynb) in run order: alphabetical, with the results summary last."""
+    names = sorted(p.stem for p in Path(notebook_dir).glob("*.ipynb") if not p.name.startswith("."))
+    return [n for n in names if n not in LAST] + [n for n in LAST if n in names]
+
+
+def select(names: list[str], only: list[str] | None) -> list[str]:
+    if not only:
+        return names
+    unknown = [o for o in only if o not in names]
+    if unknown:
+        raise BatchError(f"unknown notebook(s) {', '.join(unknown)}; choose from {', '.join(names)}")
+    return [n for n in names if n in only]
+
+
+def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_dir: str = str(NOTEBOOK_DIR),
+                progress: bool = True, timeout: int | None = None) -> dict:
+    """Execute one notebook with papermill; returns its status record. Never raises for a notebook error."""
+    import papermill as pm
+
+    src = Path(notebook_dir) / f"{name}.ipynb"
+    dst = Path(out_dir) / f"{name}.ipynb"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp.ipynb")
+    t0 = time.time()
+    status = {"notebook": name, "scale": scale, "hardware": hardware_info(), "ok": True, "error": None}
+    try:
+        pm.execute_notebook(str(src), str(tmp), parameters={"scale": scale, **parameters},
+                            cwd=str(REPO), progress_bar=progress, kernel_name="python3",
+                            execution_timeout=timeout, log_output=False)
+    except Exception as e:  # papermill.PapermillExecutionError and friends
+        status.update(ok=False, error=f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+    finally:
+        if tmp.exists():
+            os.replace(tmp, dst)  # the executed notebook, with the error cell when it failed
+    status["wall_s"] = round(time.time() - t0, 2)
+    return status
+
+
+def write_status(out_dir: Path, records: list[dict]) -> None:
+    """run_status.json (machine-readable) and run_status.md (the book's run-status page)."""
+    old = {}
+    f = out_dir / "run_status.json"
+    if f.exists():
+        old = {r["notebook"]: r for r in json.loads(f.read_text())}
+    old.update({r["notebook"]: r for r in records})
+    rows = [old[k] for k in sorted(old)]
+    atomic_write_json(f, rows)
+    lines = ["# Run status", "",
+             "Each notebook of this build: the scale it ran at, its wall time, the hardware, and the outcome. "
+             "This page is written by the batch runner (`python -m lcmae_core.batch`).", "",
+             "| notebook | scale | wall time (s) | hardware | outcome |", "|---|---|---|---|---|"]
+    for r in rows:
+        hw = r["hardware"]
+        where = hw.get("gpu") or f"{hw.get('cores')} CPU cores ({hw.get('cpu')})"
+        outcome = "ok" if r["ok"] else f"failed: {r['error']}"
+        lines.append(f"| {r['notebook']} | {r['scale']} | {r['wall_s']:.1f} | {where}, torch {hw.get('torch')} "
+                     f"| {outcome} |")
+    atomic_write_text(out_dir / "run_status.md", "\n".join(lines) + "\n")
+
+
+def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[str] | None = None,
+              data_root: str | None = None, run_root: str | None = None, device: str = "auto",
+              launcher: str = "local", notebook_dir: str | os.PathLike = NOTEBOOK_DIR, progress: bool = True,
+              slurm: dict | None = None, timeout: int | None = None) -> list[dict]:
+    """Execute the notebooks; returns their status records (the caller decides the exit code)."""
+    if scale not in SCALES:
+        raise BatchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    names = select(list_notebooks(Path(notebook_dir)), only)
+    if not names:
+        raise BatchError(f"no notebooks found in {notebook_dir}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_root = str(Path(run_root or os.environ.get("LCMAE_RUN_ROOT") or REPO / "runs").resolve())
+    params = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
+    if launcher == "slurm":
+        records = _run_slurm(names, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
+    else:
+        records = []
+        for i, name in enumerate(names):
+            print(f"[{i + 1}/{len(names)}] {name} at scale {scale}", flush=True)
+            rec = execute_one(name, scale, str(out_dir), params, str(notebook_dir), progress, timeout)
+            print(f"    {'ok' if rec['ok'] else 'FAILED'} in {rec['wall_s']:.1f} s"
+                  + ("" if rec["ok"] else f": {rec['error']}"), flush=True)
+            records.append(rec)
+    write_status(out_dir, records)
+    return records
+
+
+def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
+    """One SLURM job per notebook through submitit; the results summary waits for the others."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(out_dir / "slurm" / "%j"), cluster=slurm.get("cluster"))
+    executor.update_parameters(
+        name="lcmae-book", timeout_min=int(slurm.get("time_min", 24 * 60)), nodes=int(slurm.get("nodes", 1)),
+        gpus_per_node=int(slurm.get("gpus_per_node", 1)), tasks_per_node=1,
+        cpus_per_task=int(slurm.get("cpus_per_task", 10)),
+        **({"slurm_partition": slurm["partition"]} if slurm.get("partition") else {}),
+    )
+    first = [n for n in names if n not in LAST]
+    jobs = [executor.submit(execute_one, n, scale, str(out_dir), params, notebook_dir, False, timeout) for n in first]
+    for n, j in zip(first, jobs):
+        print(f"submitted {n} as job {j.job_id}", flush=True)
+    records = [j.result() for j in jobs]
+    for n in [n for n in names if n in LAST]:
+        records.append(executor.submit(execute_one, n, scale, str(out_dir), params, notebook_dir, False,
+                                       timeout).result())
+    return records
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lcmae_core.batch", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale every notebook runs at (default cpu)")
+    p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
+    p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the executed notebooks (default book/executed)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these notebooks")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--launcher", default="local", choices=("local", "torchrun", "slurm"),
+                   help="local: in this process; torchrun: notebooks launch multi-GPU training; "
+                        "slurm: one job per notebook through submitit")
+    p.add_argument("--partition", default=None, help="SLURM partition (with --launcher slurm)")
+    p.add_argument("--nodes", type=int, default=1, help="SLURM nodes per job")
+    p.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per node")
+    p.add_argument("--time-min", type=int, default=24 * 60, help="SLURM time limit per job, minutes")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
+                            args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,
+                                                      gpus_per_node=args.gpus_per_node, time_min=args.time_min),
+                            timeout=args.timeout)
+    except BatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = [r["notebook"] for r in records if not r["ok"]]
+    if failed:
+        print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}; see {args.out}", file=sys.stderr)
+        return 1
+    print(f"all {len(records)} notebooks ran at scale {args.scale}; executed copies in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Building the book, and the small helpers its notebooks share.
+
+``python -m lcmae_core.book [--scale cpu] [--no-execute]``:
+1. installs MathJax, RequireJS and the Jupyter widget manager from the npm registry into ``.cache/npm`` (once)
+   and copies them into ``book/_static/vendor``, so that the built book renders with no network: equations
+   are typeset and widgets appear with their frozen state;
+2. executes every notebook at the scale with papermill (``lcmae_core.batch``) into ``book/executed``;
+3. builds the HTML book with ``jupyter-book build . -W -n --keep-going``.
+A failing notebook or a warning fails the build with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .batch import DEFAULT_OUT, HARDWARE_NEEDED, REPO, SCALES, list_notebooks, run_batch
+
+NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
+VENDOR = REPO / "book" / "_static" / "vendor"
+NPM_CACHE = REPO / ".cache" / "npm"
+
+
+class BookError(RuntimeError):
+    pass
+
+
+def vendor_assets(vendor: Path = VENDOR, cache: Path = NPM_CACHE) -> Path:
+    """Install the browser assets once and copy them into the book's static folder."""
+    marker = vendor / ".complete"
+    if marker.exists():
+        return vendor
+    modules = cache / "node_modules"
+    if not (modules / "mathjax" / "es5" / "tex-chtml.js").exists():
+        if shutil.which("npm") is None:
+            raise BookError("npm is needed once to fetch MathJax and the widget manager; install Node.js and npm")
+        print("installing MathJax, RequireJS and the widget manager from the npm registry ...", flush=True)
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(cache),
+                        *NPM_PACKAGES], check=True)
+    tmp = vendor.with_name(vendor.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(modules / "mathjax" / "es5", tmp / "mathjax", ignore=shutil.ignore_patterns("sre", "*.map"))
+    shutil.copytree(modules / "@jupyter-widgets" / "html-manager" / "dist", tmp / "widgets",
+                    ignore=shutil.ignore_patterns("*.map", "embed.js*", "libembed-amd.js"))
+    shutil.copy2(modules / "requirejs" / "require.js", tmp / "require.js")
+    shutil.rmtree(vendor, ignore_errors=True)
+    os.replace(tmp, vendor)
+    marker.touch()
+    return vendor
+
+
+def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
+    """jupyter-book build, failing on any warning or notebook error."""
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "-W", "-n", "--keep-going",
+           *builder_args]
+    return subprocess.run(cmd).returncode
+
+
+# ------------------------------------------------------------------------------------------------------
+# helpers for the notebooks
+
+
+def scale_admonition(scale: str):
+    """A MyST admonition, shown at the top of a page, saying what hardware its scale needs."""
+    from IPython.display import Markdown
+
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    kind = "important" if scale in ("gpu", "paper") else "note"
+    return Markdown(f":::{{{kind}}} Scale: {scale}\nThis page ran at the **{scale}** scale, which needs "
+                    f"{HARDWARE_NEEDED[scale]}.\n:::")
+
+
+def glue_metrics(prefix: str, metrics: dict, display: bool = False) -> None:
+    """Glue every scalar of a (nested) metrics dict as ``prefix.key.subkey`` for use in the prose."""
+    from myst_nb import glue
+
+    for key, value in _flatten(metrics, prefix).items():
+        if isinstance(value, (int, float, str, bool)):
+            glue(key, round(value, 4) if isinstance(value, float) else value, display=display)
+
+
+def _flatten(d: dict, prefix: str) -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lcmae_core.book", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale to execute the notebooks at")
+    p.add_argument("--no-execute", action="store_true",
+                   help="render what book/executed holds (e.g. from a batch on a cluster) without running it")
+    p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
+    p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
+    args = p.parse_args(argv)
+    try:
+        vendor_assets()
+    except (BookError, subprocess.CalledProcessError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not args.no_execute and list_notebooks():
+        records = run_batch(args.scale, DEFAULT_OUT, data_root=args.data_root, run_root=args.run_root)
+        failed = [r["notebook"] for r in records if not r["ok"]]
+        if failed:
+            print(f"error: notebook(s) failed: {', '.join(failed)}; the executed copies in {DEFAULT_OUT} "
+                  "show the error", file=sys.stderr)
+            return 1
+    return build_html()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Results and claims: what each notebook of the book measured, and its verdict on the paper's claims.
+
+Every notebook ends by calling ``record(...)``, which writes two files atomically into
+``<results_root>/<scale>/<notebook>/``:
+
+- ``metrics.json``: {"notebook", "scale", "hardware", "metrics", "paper", "written_at"}
+- ``claims.json``:  {"notebook", "scale", "claims": [{"id", "text", "verdict", "evidence"}, ...]}
+
+The results page of the book reads them all back with ``load_all``. A verdict is one of ``HOLDS``,
+``FAILS`` or ``UNTESTABLE``; ``verdict(condition)`` turns a measured condition into one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HOLDS = "holds"
+FAILS = "does not hold"
+UNTESTABLE = "not testable at this scale"
+VERDICTS = (HOLDS, FAILS, UNTESTABLE)
+
+METRICS_KEYS = ("notebook", "scale", "hardware", "metrics", "paper", "written_at")
+CLAIMS_KEYS = ("notebook", "scale", "claims")
+CLAIM_KEYS = ("id", "text", "verdict", "evidence")
+
+
+@dataclass
+class Claim:
+    """One claim of the paper, in the paper's words, with what this run found."""
+
+    id: str
+    text: str
+    verdict: str
+    evidence: str
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def verdict(condition: bool | None) -> str:
+    """True -> holds, False -> does not hold, None -> not testable at this scale."""
+    if condition is None:
+        return UNTESTABLE
+    return HOLDS if bool(condition) else FAILS
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file so that readers see either the old file or the whole new one, never a half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(x):
+    if hasattr(x, "item"):  # torch / numpy scalars
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def hardware_info() -> dict:
+    """The machine a result was computed on: CPU, cores, GPU (if any), torch version."""
+    info = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "python": platform.python_version()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpus"] = torch.cuda.device_count()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+
+
+def results_root(run_root: str | os.PathLike | None = None) -> Path:
+    """Where results live: ``$LCMAE_RESULTS_ROOT``, else ``<run_root>/results``, else ``./runs/results``."""
+    env = os.environ.get("LCMAE_RESULTS_ROOT")
+    if env:
+        return Path(env)
+    base = run_root or os.environ.get("LCMAE_RUN_ROOT") or "runs"
+    return Path(base) / "results"
+
+
+def record(notebook: str, scale: str, metrics: dict, claims: list[Claim], paper: dict | None = None,
+           run_root: str | os.PathLike | None = None, extra: dict | None = None) -> Path:
+    """Write a notebook's metrics.json and claims.json; returns their folder."""
+    folder = results_root(run_root) / scale / notebook
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(folder / "metrics.json", {
+        "notebook": notebook, "scale": scale, "hardware": hardware_info(), "metrics": metrics,
+        "paper": paper or {}, "written_at": now, **(extra or {}),
+    })
+    atomic_write_json(folder / "claims.json", {
+        "notebook": notebook, "scale": scale, "claims": [asdict(c) for c in claims],
+    })
+    return folder
+
+
+def load_all(scale: str, run_root: str | os.PathLike | None = None) -> dict[str, dict]:
+    """{notebook: {"metrics": ..., "claims": ...}} for every notebook that recorded results at this scale."""
+    base = results_root(run_root) / scale
+    out: dict[str, dict] = {}
+    if not base.is_dir():
+        return out
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        m, c = folder / "metrics.json", folder / "claims.json"
+        if m.is_file() and c.is_file():
+            out[folder.name] = {"metrics": json.loads(m.read_text()), "claims": json.loads(c.read_text())}
+    return out
