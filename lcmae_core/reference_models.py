@@ -1,0 +1,331 @@
+"""Loaders for the models the analyses compare (Sec. 4, Figs. 3, 5, 6, A.1): official MAE, DINO, DeiT, our runs.
+
+Every file is read with ``torch.load(weights_only=True)`` (``.safetensors`` with safetensors); nothing is
+unpickled beyond tensors, containers and, for fb/mae files, ``argparse.Namespace``. A key that is missing,
+unexpected or of the wrong shape raises ``CheckpointError`` naming it.
+
+- **Official MAE** (facebookresearch/mae): ``mae_pretrain_vit_{base,large,huge}.pth`` (encoder only),
+  ``..._full.pth`` and ``mae_visualize_vit_{base,large}.pth``: ``load_mae`` (wraps
+  ``lcmae_core.pretrained.load_official_mae``). ``mae_encoder_as_vit`` puts an MAE encoder into a timm
+  ``VisionTransformer`` so that it is analysed by the same code as DINO and DeiT.
+- **DINO ViT-B/16** (``vit_base_patch16_224.dino``) and **DeiT-B** (``deit_base_patch16_224``): ``load_dino`` /
+  ``load_deit`` take a timm name (needs a network), a URL (downloaded to a cache dir), or a local file in either
+  format: timm's state dict, or the hub/official one (``dino_vitbase16_pretrain.pth``: keys ``cls_token``,
+  ``pos_embed``, ``patch_embed.proj.weight``, ``blocks.0.attn.qkv.weight``, ..., ``norm.weight``, no head), possibly
+  inside a full DINO training checkpoint (``{"teacher": {"backbone.blocks...", "head.mlp...": ...}}``, with
+  ``module.`` prefixes under DDP). The teacher is preferred; the DINO projection head is dropped.
+- **This project's runs**: ``load_run`` reads ``{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae",
+  "model": {constructor kwargs}}}``, the format the training engine writes, and nothing else.
+
+Which reference at which scale (Eq. 8, Fig. 3; Fig. 5): at paper scale DINO ViT-B/16 and DeiT-B from here; at
+cpu/gpu scale there is no DINO of the right patch grid, so the reference is a model trained by this project (its
+finetuned ViT or its MAE encoder, loaded with ``load_run``); ``lcmae_core.analysis.semantic_similarity_curve``
+takes either.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import torch
+import torch.nn as nn
+
+from .models import FAMILIES, MaskedAutoencoderViT
+from .pretrained import (OFFICIAL_URLS, CheckpointError, LoadReport, download_official, infer_mae_config,
+                         load_official_mae, read_checkpoint)
+
+# timm names of the paper's reference models
+DINO_TIMM = "vit_base_patch16_224.dino"
+DEIT_TIMM = "deit_base_patch16_224"
+# the official releases (hub format), for users with a network
+REFERENCE_URLS = {
+    "dino_vitbase16_pretrain.pth":
+        "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+    "dino_vitbase16_full_checkpoint.pth":
+        "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain_full_checkpoint.pth",
+    "deit_base_patch16_224-b5f2ef4d.pth": "https://dl.fbaipublicfiles.com/deit/deit_base_patch16_224-b5f2ef4d.pth",
+}
+# DINO's projection head (DINOHead) inside a full training checkpoint
+_DINO_HEAD = re.compile(r"^head\.(mlp|last_layer|bn|norm)")
+_WRAPPERS = ("module.", "backbone.", "_orig_mod.")  # DDP, DINO's MultiCropWrapper, torch.compile
+
+
+def _brief(keys, n: int = 8) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sources: files, URLs, caches
+def default_cache_dir() -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def download(url: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """Download ``url`` into ``cache_dir`` (default: torch hub's checkpoint dir) once; returns the local path."""
+    cache_dir = os.fspath(cache_dir or default_cache_dir())
+    os.makedirs(cache_dir, exist_ok=True)
+    dst = os.path.join(cache_dir, os.path.basename(url.split("?")[0]))
+    if not os.path.exists(dst):
+        try:
+            torch.hub.download_url_to_file(url, dst, progress=True)  # writes atomically
+        except Exception as e:  # no network, 404, ...
+            raise RuntimeError(f"cannot download {url}: {e}; without a network, pass a local file instead") from e
+    return dst
+
+
+def _is_url(source) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def read_weights(path: str | os.PathLike) -> dict:
+    """A checkpoint as a dict: ``.safetensors`` with safetensors, anything else with ``weights_only=True``."""
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no checkpoint at {path}; pass the path of a .safetensors file")
+        from safetensors.torch import load_file
+        return load_file(path)
+    return read_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ViT state dicts (timm, DINO hub, DeiT)
+def vit_state_dict(ckpt: Mapping, prefer: str = "teacher") -> dict[str, torch.Tensor]:
+    """The backbone weights of a ViT checkpoint in timm or hub format, keys as timm names them.
+
+    Unwraps ``teacher``/``student`` (``prefer`` first), ``model``, ``state_dict``, ``model_state``; strips the
+    ``module.``/``backbone.``/``_orig_mod.`` prefixes; drops DINO's projection head (``head.mlp.*``,
+    ``head.last_layer.*``). A classifier head (``head.weight``/``head.bias``) is kept.
+    """
+    if not isinstance(ckpt, Mapping):
+        raise CheckpointError(f"a checkpoint must be a dict; got {type(ckpt).__name__}")
+    other = "student" if prefer == "teacher" else "teacher"
+    for key in (prefer, other, "model", "state_dict", "model_state", "model_ema"):
+        if isinstance(ckpt.get(key), Mapping):
+            ckpt = ckpt[key]
+            break
+    sd = {}
+    for k, v in ckpt.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        changed = True
+        while changed:
+            changed = False
+            for w in _WRAPPERS:
+                if k.startswith(w):
+                    k, changed = k[len(w):], True
+        if _DINO_HEAD.match(k):
+            continue
+        sd[k] = v
+    if not sd:
+        raise CheckpointError(f"no weights found in the checkpoint; its keys are {_brief(ckpt)}")
+    return sd
+
+
+def vit_kwargs_from_state_dict(sd: Mapping[str, torch.Tensor], num_heads: int | None = None) -> dict:
+    """timm ``VisionTransformer`` arguments from a ViT state dict's shapes (square grid, one CLS token).
+
+    The head count is not in the shapes: ``num_heads`` when given, else head width 64 (ViT-B/L, DINO, DeiT-B)."""
+    needed = [k for k in ("patch_embed.proj.weight", "pos_embed", "blocks.0.mlp.fc1.weight") if k not in sd]
+    if needed:
+        raise CheckpointError(f"missing keys: {', '.join(needed)}; is it a ViT checkpoint?")
+    w = sd["patch_embed.proj.weight"]  # (D, C, p, p)
+    D, C, p = w.shape[0], w.shape[1], w.shape[-1]
+    prefix = 1 if "cls_token" in sd else 0
+    n = sd["pos_embed"].shape[1] - prefix
+    g = int(round(n ** 0.5))
+    if g * g != n:
+        raise CheckpointError(f"pos_embed has {n} patch positions, not a square grid; build the model yourself")
+    depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    kw = dict(img_size=g * p, patch_size=p, in_chans=C, embed_dim=D, depth=depth,
+              num_heads=num_heads or max(1, D // 64), mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] / D,
+              qkv_bias="blocks.0.attn.qkv.bias" in sd, class_token=bool(prefix),
+              global_pool="token" if prefix else "avg",
+              num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0)
+    return kw
+
+
+def load_vit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> LoadReport:
+    """Load a ViT state dict into a timm ``VisionTransformer``, strictly; errors name the keys.
+
+    A classifier head in the file that the model lacks (``num_classes=0``) is skipped and reported."""
+    own = model.state_dict()
+    sd = dict(sd)
+    skipped = []
+    if not any(k.startswith("head.") for k in own):
+        skipped = [k for k in sd if k.startswith("head.")]
+        for k in skipped:
+            sd.pop(k)
+    unexpected, missing = set(sd) - set(own), set(own) - set(sd)
+    if unexpected or missing:
+        parts = ([f"unexpected keys: {_brief(unexpected)}"] if unexpected else []) + \
+                ([f"missing keys: {_brief(missing)}"] if missing else [])
+        raise CheckpointError(f"{'; '.join(parts)}; the checkpoint does not fit this ViT (check the architecture "
+                              "or the file format)")
+    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if sd[k].shape != own[k].shape]
+    if bad:
+        raise CheckpointError(f"shape mismatch (checkpoint vs model): {'; '.join(bad[:6])}; build the model with "
+                              "the checkpoint's size")
+    model.load_state_dict(sd, strict=True)
+    return LoadReport(loaded=sorted(sd), skipped=skipped)
+
+
+def load_timm_vit(source: str | os.PathLike, arch: str | None = None, cache_dir: str | os.PathLike | None = None,
+                  num_heads: int | None = None, **kwargs) -> nn.Module:
+    """A timm ``VisionTransformer`` from a timm name, a URL, or a local file (timm or hub format), in eval mode.
+
+    source: an existing file -> read it (weights_only=True) and build ``arch`` (timm name, pretrained=False) or,
+    with arch None, a ViT of the file's shapes (``num_heads`` default: head width 64); a URL -> downloaded into
+    ``cache_dir``, then as a file; otherwise a timm model name, created with ``pretrained=True`` (needs a network).
+    kwargs go to ``timm.create_model``. ``model.load_report`` tells what was loaded and skipped.
+    """
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
+    if _is_url(source):
+        source = download(source, cache_dir)
+    if os.path.isfile(os.fspath(source)):
+        sd = vit_state_dict(read_weights(source))
+        if arch is None:
+            model = VisionTransformer(**{**vit_kwargs_from_state_dict(sd, num_heads), **kwargs})
+        else:
+            kwargs.setdefault("num_classes", sd["head.weight"].shape[0] if "head.weight" in sd else 0)
+            if num_heads is not None:
+                kwargs["num_heads"] = num_heads
+            model = timm.create_model(arch, pretrained=False, **kwargs)
+        model.load_report = load_vit_state_dict(model, sd)
+        return model.eval()
+    if os.sep in os.fspath(source) or os.fspath(source).endswith((".pth", ".pt", ".safetensors")):
+        raise FileNotFoundError(f"no checkpoint at {source}; pass an existing file, a URL or a timm model name")
+    if num_heads is not None:
+        kwargs["num_heads"] = num_heads
+    try:
+        model = timm.create_model(os.fspath(source), pretrained=True, cache_dir=cache_dir, **kwargs)
+    except Exception as e:
+        raise RuntimeError(f"cannot create timm model {source!r} with pretrained weights ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}); without a network, pass a local "
+                           "checkpoint file") from e
+    model.load_report = LoadReport(loaded=sorted(model.state_dict()))
+    return model.eval()
+
+
+def load_dino(source: str | os.PathLike = DINO_TIMM, cache_dir: str | os.PathLike | None = None,
+              **kwargs) -> nn.Module:
+    """DINO ViT-B/16, the reference of Eq. 8 / Fig. 3 and a curve of Fig. 5, as a timm ViT without a head.
+
+    source: ``"vit_base_patch16_224.dino"`` (timm, needs a network), a URL, or a local file in timm or hub format
+    (``dino_vitbase16_pretrain.pth``, or a full training checkpoint, whose teacher backbone is used)."""
+    if os.path.isfile(os.fspath(source)) or _is_url(source):
+        kwargs.setdefault("arch", "vit_base_patch16_224")
+        kwargs.setdefault("num_classes", 0)
+    return load_timm_vit(source, cache_dir=cache_dir, **kwargs)
+
+
+def load_deit(source: str | os.PathLike = DEIT_TIMM, cache_dir: str | os.PathLike | None = None,
+              **kwargs) -> nn.Module:
+    """DeiT-B (supervised, ``deit_base_patch16_224``), a curve of Fig. 5, as a timm ViT (with its classifier head
+    when the file has one). source: a timm name (needs a network), a URL, or a local file (timm or official DeiT
+    ``{"model": ...}`` format)."""
+    if os.path.isfile(os.fspath(source)) or _is_url(source):
+        kwargs.setdefault("arch", "deit_base_patch16_224")
+    return load_timm_vit(source, cache_dir=cache_dir, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# official MAE
+def load_mae(source: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+             **overrides) -> tuple[MaskedAutoencoderViT, LoadReport]:
+    """An official fb/mae checkpoint as a ``MaskedAutoencoderViT`` (eval mode) and its load report.
+
+    source: a file name of ``lcmae_core.pretrained.OFFICIAL_URLS`` (``mae_pretrain_vit_base.pth``,
+    ``mae_pretrain_vit_base_full.pth``, ``mae_visualize_vit_base.pth``, large, huge: downloaded to ``cache_dir``
+    unless a file of that name exists), a URL, or a local path. ``report.decoder_initialised`` is True for the
+    encoder-only files, whose decoder is random: use them for encoder analyses only."""
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        if _is_url(path):
+            path = download(path, cache_dir)
+        elif path in OFFICIAL_URLS:
+            path = download_official(path, cache_dir)
+        else:
+            raise FileNotFoundError(f"no checkpoint at {path}; pass a file, a URL, or one of "
+                                    f"{_brief(OFFICIAL_URLS, 12)}")
+    model, report = load_official_mae(path, **overrides)
+    return model.eval(), report
+
+
+def mae_encoder_as_vit(source: MaskedAutoencoderViT | str | os.PathLike,
+                       cache_dir: str | os.PathLike | None = None) -> nn.Module:
+    """An MAE encoder (a model, or any ``load_mae`` source) as a timm ``VisionTransformer`` without a head.
+
+    The encoder keys (``cls_token``, ``pos_embed``, ``patch_embed.*``, ``blocks.*``, ``norm.*``) are the same in
+    both; ``vit.forward_features(imgs)`` equals the MAE's ``forward_encoder`` at mask ratio 0 with the tokens in
+    image order. Lets encoder analyses (Fig. 5) treat MAE, DINO and DeiT alike."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    mae = source if isinstance(source, MaskedAutoencoderViT) else load_mae(source, cache_dir)[0]
+    enc = {k: v for k, v in mae.state_dict().items()
+           if k in ("cls_token", "pos_embed") or k.startswith(("patch_embed.", "blocks.", "norm."))}
+    kw = vit_kwargs_from_state_dict(enc, num_heads=mae.blocks[0].attn.num_heads)
+    vit = VisionTransformer(**kw)  # timm's LayerNorm; the eps is copied from the MAE below
+    for m_vit, m_mae in ((vit.norm, mae.norm), *((b.norm1, a.norm1) for b, a in zip(vit.blocks, mae.blocks)),
+                         *((b.norm2, a.norm2) for b, a in zip(vit.blocks, mae.blocks))):
+        m_vit.eps = m_mae.eps
+    vit.load_report = load_vit_state_dict(vit, enc)
+    return vit.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# this project's runs
+RUN_FORMAT = ('{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae", "model": {constructor kwargs}}} '
+              "(the training engine's checkpoint.pt)")
+
+
+def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, dict]:
+    """A model trained by this project from its checkpoint file, in eval mode, and the checkpoint's config.
+
+    The file must be ``RUN_FORMAT``: the model is rebuilt as ``FAMILIES[family](**config["model"])`` and its
+    weights loaded with ``strict`` (errors name missing/unexpected keys and shape mismatches)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no run checkpoint at {path}; pass the run's checkpoint.pt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {path} safely (weights_only=True): {str(e).splitlines()[0]}") from e
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or not isinstance(ckpt.get("config"),
+                                                                                                 dict):
+        got = _brief(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a run checkpoint (got {got}); expected {RUN_FORMAT}")
+    config = ckpt["config"]
+    family, kwargs = config.get("family"), config.get("model")
+    if family not in FAMILIES:
+        raise CheckpointError(f"config['family'] is {family!r}; expected one of {', '.join(FAMILIES)} ({RUN_FORMAT})")
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"config['model'] must be a dict of constructor kwargs, got {type(kwargs).__name__} "
+                              f"({RUN_FORMAT})")
+    try:
+        model = FAMILIES[family](**kwargs)
+    except TypeError as e:
+        raise CheckpointError(f"config['model'] does not fit {FAMILIES[family].__name__}: {e}") from e
+    sd = ckpt["model"]
+    own = model.state_dict()
+    unexpected, missing = set(sd) - set(own), set(own) - set(sd)
+    if strict and (unexpected or missing):
+        parts = ([f"unexpected keys: {_brief(unexpected)}"] if unexpected else []) + \
+                ([f"missing keys: {_brief(missing)}"] if missing else [])
+        raise CheckpointError(f"{'; '.join(parts)}; the weights do not fit the {family} model of the config")
+    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in set(sd) & set(own)
+           if sd[k].shape != own[k].shape]
+    if bad:
+        raise CheckpointError(f"shape mismatch (checkpoint vs config's model): {'; '.join(bad[:6])}")
+    model.load_state_dict(sd, strict=strict)
+    return model.eval(), config
+
+
+__all__ = ["DINO_TIMM", "DEIT_TIMM", "REFERENCE_URLS", "RUN_FORMAT", "download", "read_weights", "vit_state_dict",
+           "vit_kwargs_from_state_dict", "load_vit_state_dict", "load_timm_vit", "load_dino", "load_deit",
+           "load_mae", "mae_encoder_as_vit", "load_run", "CheckpointError"]

@@ -1,0 +1,138 @@
+"""Loaders of lcmae_core.reference_models: every format round-trips a file made here; bad files name the keys."""
+
+import pytest
+import timm
+import torch
+
+from lcmae_core.analysis import encoder_attention
+from lcmae_core.models import create_model
+from lcmae_core.pretrained import CheckpointError
+from lcmae_core.reference_models import (load_deit, load_dino, load_mae, load_run, load_timm_vit,
+                                         mae_encoder_as_vit, vit_state_dict)
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2)
+
+
+def tiny_vit(num_classes=0, seed=0):
+    torch.manual_seed(seed)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes, **TINY).eval()
+
+
+def same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_dino_hub_format_round_trip(tmp_path):
+    ref = tiny_vit()
+    path = tmp_path / "dino_hub.pth"
+    torch.save(ref.state_dict(), path)  # hub format: cls_token, pos_embed, blocks.*, norm.*, no head
+    got = load_dino(path, arch="vit_tiny_patch16_224", **TINY)
+    assert same_weights(ref, got)
+    # shapes alone also suffice (head width 32 here, so give the head count)
+    assert same_weights(ref, load_dino(path, arch=None, num_heads=2))
+
+
+def test_dino_full_training_checkpoint_uses_the_teacher(tmp_path):
+    teacher, student = tiny_vit(seed=1), tiny_vit(seed=2)
+    wrap = lambda m, pre: {**{pre + k: v for k, v in m.state_dict().items()},  # noqa: E731
+                           pre.replace("backbone.", "") + "head.mlp.0.weight": torch.zeros(8, 64),
+                           pre.replace("backbone.", "") + "head.last_layer.weight_g": torch.ones(1, 8)}
+    ckpt = {"teacher": wrap(teacher, "backbone."), "student": wrap(student, "module.backbone."), "epoch": 3}
+    torch.save(ckpt, tmp_path / "full.pth")
+    got = load_dino(tmp_path / "full.pth", arch="vit_tiny_patch16_224", **TINY)
+    assert same_weights(teacher, got)
+    assert "blocks.0.attn.qkv.weight" in vit_state_dict(ckpt) and not any(
+        k.startswith("head.") for k in vit_state_dict(ckpt))
+
+
+def test_timm_format_and_safetensors_round_trip(tmp_path):
+    ref = tiny_vit(num_classes=10)
+    torch.save({"model": ref.state_dict()}, tmp_path / "deit.pth")  # the official DeiT layout
+    got = load_deit(tmp_path / "deit.pth", arch="vit_tiny_patch16_224", **TINY)
+    assert same_weights(ref, got) and got.num_classes == 10
+    from safetensors.torch import save_file
+    save_file(ref.state_dict(), str(tmp_path / "model.safetensors"))
+    assert same_weights(ref, load_timm_vit(tmp_path / "model.safetensors", num_heads=2))
+
+
+def test_bad_vit_files_name_the_keys(tmp_path):
+    sd = tiny_vit().state_dict()
+    sd.pop("norm.weight")
+    sd["blocks.0.extra.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"unexpected keys: blocks\.0\.extra\.weight.*missing keys: norm\.weight"):
+        load_dino(tmp_path / "bad.pth", arch="vit_tiny_patch16_224", **TINY)
+    torch.save(tiny_vit().state_dict(), tmp_path / "tiny.pth")
+    with pytest.raises(CheckpointError, match="shape mismatch.*pos_embed"):
+        load_dino(tmp_path / "tiny.pth", arch="vit_tiny_patch16_224", img_size=64, patch_size=8, embed_dim=64,
+                  depth=2, num_heads=2)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_dino(tmp_path / "absent.pth")
+
+
+def test_timm_name_without_network_fails_clearly(monkeypatch):
+    def offline(*args, **kwargs):  # what timm raises when the hub cannot be reached
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load this file")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(RuntimeError, match="without a network, pass a local checkpoint file"):
+        load_timm_vit("vit_tiny_patch16_224.augreg_in21k", img_size=32)
+
+
+def test_official_mae_files_and_encoder_as_vit(tmp_path):
+    torch.manual_seed(0)
+    mae = create_model("mae", "test").eval()
+    sd = mae.state_dict()
+    torch.save({"model": sd}, tmp_path / "mae_full.pth")
+    enc = {k: v for k, v in sd.items() if not k.startswith(("decoder_", "mask_token"))}
+    torch.save({"model": enc}, tmp_path / "mae_enc.pth")
+    full, rep = load_mae(tmp_path / "mae_full.pth", num_heads=2, decoder_num_heads=2, mlp_ratio=2.0)
+    assert same_weights(mae, full) and not rep.decoder_initialised
+    encm, rep = load_mae(tmp_path / "mae_enc.pth", num_heads=2, decoder_num_heads=2)
+    assert rep.decoder_initialised and torch.equal(encm.blocks[1].mlp.fc2.weight, mae.blocks[1].mlp.fc2.weight)
+    # the encoder in a timm ViT computes the same features as the MAE at mask ratio 0 (tokens in image order)
+    vit = mae_encoder_as_vit(mae)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(vit.forward_features(x), encoder_attention(mae, x).output, rtol=1e-5, atol=1e-5)
+    assert vit.blocks[0].attn.num_heads == 2 and vit.num_classes == 0
+    with pytest.raises(FileNotFoundError, match="OFFICIAL|mae_pretrain_vit_base.pth"):
+        load_mae(tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("family,kw", [("mae", {}), ("lcmae", {"proj_dim": 16, "setting": "e"}),
+                                       ("ae", {"block_size": 24})])
+def test_run_checkpoint_round_trip(tmp_path, family, kw):
+    from lcmae_core.models import SIZES
+    kwargs = {**SIZES["test"], **kw}
+    torch.manual_seed(0)
+    model = create_model(family, "test", **kw)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": model.state_dict(), "config": {"family": family, "model": kwargs}, "epoch": 1}, path)
+    got, config = load_run(path)
+    assert type(got) is type(model) and same_weights(model, got) and config["family"] == family
+
+
+def test_bad_run_checkpoints_fail_clearly(tmp_path):
+    from lcmae_core.models import SIZES
+    model = create_model("mae", "test")
+    sd = model.state_dict()
+    cfg = {"family": "mae", "model": dict(SIZES["test"])}
+    cases = {
+        "no_config.pt": ({"model": sd}, "not a run checkpoint"),
+        "family.pt": ({"model": sd, "config": {**cfg, "family": "vit"}}, "config\\['family'\\] is 'vit'"),
+        "kwargs.pt": ({"model": sd, "config": {**cfg, "model": {**cfg["model"], "depthh": 3}}}, "depthh"),
+        "keys.pt": ({"model": {**{k: v for k, v in sd.items() if k != "norm.bias"}, "foo": torch.zeros(1)},
+                     "config": cfg}, r"unexpected keys: foo; missing keys: norm\.bias"),
+        "shape.pt": ({"model": sd, "config": {**cfg, "model": {**cfg["model"], "embed_dim": 64}}},
+                     "shape mismatch"),
+    }
+    for name, (obj, msg) in cases.items():
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(CheckpointError, match=msg):
+            load_run(tmp_path / name)
+    # anything beyond tensors and containers is refused (weights_only=True), even an argparse.Namespace
+    import argparse
+    torch.save({"model": sd, "config": cfg, "args": argparse.Namespace(a=1)}, tmp_path / "ns.pt")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_run(tmp_path / "ns.pt")
