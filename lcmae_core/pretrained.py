@@ -74,6 +74,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint: under "model" (fb/mae), "state_dict", "teacher", or the dict itself."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"a checkpoint must be a dict of weights or hold one under 'model'; "
+                              f"got {type(ckpt).__name__}")
     for key in ("model", "state_dict", "model_state"):
         if isinstance(ckpt.get(key), dict):
             return ckpt[key]
@@ -89,15 +92,33 @@ def _args_dict(ckpt: dict) -> dict | None:
     return args if isinstance(args, dict) else None
 
 
+def _named_size_with_shapes(cfg: dict) -> dict:
+    """The first entry of SIZES whose widths and depths are those inferred in ``cfg`` (decoder ones only when
+    ``cfg`` has them); {} when none is."""
+    keys = [k for k in ("patch_size", "embed_dim", "depth", "mlp_ratio", "decoder_embed_dim", "decoder_depth")
+            if k in cfg]
+    for size in SIZES.values():
+        full = {"mlp_ratio": 4.0, **size}
+        if all(float(full[k]) == float(cfg[k]) for k in keys):
+            return dict(size)
+    return {}
+
+
 def infer_mae_config(sd: dict[str, torch.Tensor], args: dict | None = None) -> dict:
     """Constructor arguments of ``MaskedAutoencoderViT`` for an official state dict.
 
-    The size comes from ``args.model`` when the checkpoint names an official factory; otherwise from the
-    shapes, with the official head counts (head width 64, except ViT-H's 16 heads of 80).
+    The size comes from ``args.model`` when the checkpoint names an official factory (or one of ours,
+    ``mae_vit_<size>``); otherwise from the shapes, with the head counts of the named size in ``SIZES`` that has
+    those shapes, or else the official rule (head width 64, except ViT-H's 16 heads of 80).
     """
+    needed = [k for k in ("patch_embed.proj.weight", "pos_embed") if k not in sd]
+    if needed:
+        raise CheckpointError(f"missing keys: {', '.join(needed)}; is it an MAE checkpoint?")
     name = (args or {}).get("model")
     if name in OFFICIAL_NAMES:
         cfg = dict(SIZES[OFFICIAL_NAMES[name]])
+    elif isinstance(name, str) and name.startswith("mae_vit_") and name[len("mae_vit_"):] in SIZES:
+        cfg = dict(SIZES[name[len("mae_vit_"):]])  # one of our own factories
     else:
         w = sd["patch_embed.proj.weight"]  # (D, C, p, p)
         D, depth = w.shape[0], len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
@@ -110,6 +131,8 @@ def infer_mae_config(sd: dict[str, torch.Tensor], args: dict | None = None) -> d
                        decoder_num_heads=16 if Dd == 512 else max(1, Dd // 32))
         if "blocks.0.mlp.fc1.weight" in sd:
             cfg["mlp_ratio"] = sd["blocks.0.mlp.fc1.weight"].shape[0] / D
+        # shapes cannot tell the head counts: when they are those of a named size, take that size's
+        cfg.update(_named_size_with_shapes(cfg))
     w = sd["patch_embed.proj.weight"]
     cfg["in_chans"] = w.shape[1]
     num_patches = sd["pos_embed"].shape[1] - 1
@@ -142,6 +165,10 @@ def load_mae_state_dict(model: MaskedAutoencoderViT, sd: dict[str, torch.Tensor]
     if bad:
         raise CheckpointError(f"shape mismatch (checkpoint vs model): {'; '.join(bad[:6])}; "
                               "build the model with the checkpoint's size")
+    decoder_missing = missing - encoder_missing
+    if decoder_missing and any(k.startswith(DECODER_PREFIXES) for k in sd):
+        raise CheckpointError(f"missing decoder keys: {_brief(decoder_missing)}; a checkpoint must hold the "
+                              "whole decoder (full) or none of it (encoder-only)")
     decoder_only_missing = bool(missing)
     model.load_state_dict(sd, strict=not decoder_only_missing)
     return LoadReport(loaded=sorted(sd), decoder_initialised=decoder_only_missing, skipped=skipped)
