@@ -17,6 +17,8 @@ from .distance import (attention_distance, attention_distance_curves, attention_
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
                          attention_similarity_curve, decoder_layer_features, feature_affinity, final_patch_features,
                          semantic_similarity_curve)
+from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
+                  reconstruction_figure, style)
 
 __all__ = [
     "AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_attention", "decoder_blocks",
@@ -24,5 +26,6 @@ __all__ = [
     "attention_distance", "attention_distance_curves", "attention_distance_per_query", "patch_attention",
     "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
     "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
-    "semantic_similarity_curve",
+    "semantic_similarity_curve", "STYLE", "style", "reconstruct", "reconstruction_figure", "attention_maps_figure",
+    "attention_distance_figure", "layer_curve_figure",
 ]

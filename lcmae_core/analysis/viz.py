@@ -1,0 +1,284 @@
+"""The book's analysis figures, in one style (``STYLE``, applied with ``style()``).
+
+- ``reconstruction_figure``: masked image, reconstruction with the visible patches pasted back, original (the
+  official MAE visualisation; norm-pix predictions are denormalised with each target patch's mean and variance).
+- ``attention_maps_figure``: Fig. 4 / B.1, decoder attention of chosen mask-token queries across layers: rows =
+  queries; columns = input, masked image, one map per layer; the query marked by a red circle and the [CLS] weight
+  shown as a small block at the top-left of each map.
+- ``attention_distance_figure``: Figs. 5, 6, A.1, attention distance per layer: each head a dot, the mean a line.
+- ``layer_curve_figure``: Figs. 2, 3, one value per decoder layer (S^attn, S^sim) for one or more models.
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot (no global state, nothing shown);
+notebooks display or ``glue`` it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Rectangle
+
+from ..masking import mask_ratio_of, masking_from_noise, noise_for_mask
+from .attention import expand_mask, grid_size_of, patch_size_of, query_attention_maps
+
+# one style for every figure of the book
+STYLE: dict = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 1.5,
+    "lines.markersize": 4,
+    "image.cmap": "viridis",
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+}
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+ATTENTION_CMAP = "viridis"
+QUERY_COLOR = "red"
+PANEL_INCHES = 1.4  # side of one image panel
+
+
+@contextlib.contextmanager
+def style(**overrides):
+    """Context in which figures take the book's style (``STYLE``, plus any rcParams overrides)."""
+    with matplotlib.rc_context({**STYLE, **overrides}):
+        yield
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# images
+def to_display(imgs: torch.Tensor, mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None) -> np.ndarray:
+    """imgs (B, C, H, W), normalised with per-channel ``mean``/``std`` (None: already in [0, 1]) ->
+    (B, H, W, C) float array in [0, 1] for ``imshow``."""
+    x = imgs.detach().float().cpu()
+    if mean is not None or std is not None:
+        C = x.shape[1]
+        m = torch.as_tensor(mean if mean is not None else [0.0] * C, dtype=torch.float32).reshape(1, -1, 1, 1)
+        s = torch.as_tensor(std if std is not None else [1.0] * C, dtype=torch.float32).reshape(1, -1, 1, 1)
+        x = x * s + m
+    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def _show(ax, img: np.ndarray) -> None:
+    """Show one (H, W, C) image, grey when C == 1, without ticks or grid."""
+    if img.shape[-1] == 1:
+        ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(img)
+    _bare(ax)
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for s in ax.spines.values():
+        s.set_visible(False)
+
+
+@torch.no_grad()
+def reconstruct(model, imgs: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The panels of the MAE visualisation, each (B, C, H, W) in the input's normalisation.
+
+    mask: (L,) or (B, L), 1 = masked. Returns {"original", "masked" (masked patches zeroed), "reconstruction" (the
+    prediction everywhere), "pasted" (the prediction at masked patches, the input at visible ones)}. With norm-pix
+    the prediction is in per-patch normalised units: it is mapped back with the mean and variance of each target
+    patch, ``pred * sqrt(var + 1e-6) + mean``, as the official visualisation does for norm-pix models. A block
+    autoencoder's b x b predictions are cut to their centre patch.
+    """
+    model.eval()
+    B, L = imgs.shape[0], model.num_patches
+    m = expand_mask(mask, B, L).to(imgs.device)  # (B, L)
+    latent, m_out, ids_restore = model.forward_encoder(imgs, mask_ratio_of(m), noise_for_mask(m))
+    pred = model.forward_decoder(latent, ids_restore)  # (B, L, P)
+    if hasattr(model, "center_patches"):
+        pred = model.center_patches(pred)  # (B, L, p*p*C)
+    if model.norm_pix_loss:
+        target = model.patchify(imgs)  # (B, L, p*p*C)
+        mu, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        pred = pred * (var + 1.0e-6) ** 0.5 + mu
+    recon = model.unpatchify(pred)  # (B, C, H, W)
+    P = pred.shape[-1]
+    m_img = model.unpatchify(m_out.unsqueeze(-1).expand(B, L, P))  # (B, C, H, W), 1 = masked
+    return {"original": imgs, "masked": imgs * (1 - m_img), "reconstruction": recon,
+            "pasted": imgs * (1 - m_img) + recon * m_img}
+
+
+def _default_mask(model, batch: int, mask, mask_ratio: float, seed: int) -> torch.Tensor:
+    if mask is not None:
+        return expand_mask(mask, batch, model.num_patches)
+    g = torch.Generator().manual_seed(seed)
+    return masking_from_noise(torch.rand(batch, model.num_patches, generator=g), mask_ratio).mask
+
+
+def reconstruction_figure(model, imgs: torch.Tensor, mask: torch.Tensor | None = None, mask_ratio: float = 0.75,
+                          seed: int = 0, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                          show_prediction: bool = False) -> Figure:
+    """Rows = images; columns = masked image, reconstruction + visible patches, original (+ the raw prediction
+    everywhere when ``show_prediction``). mask (L,) or (B, L), or None: a random one per image at ``mask_ratio``
+    (``seed``). mean/std: the normalisation of ``imgs`` to undo for display."""
+    dev = next(model.parameters()).device
+    imgs = imgs.to(dev)
+    m = _default_mask(model, imgs.shape[0], mask, mask_ratio, seed).to(dev)
+    panels = reconstruct(model, imgs, m)
+    cols = [("masked", "masked"), ("pasted", "reconstruction + visible"), ("original", "original")]
+    if show_prediction:
+        cols.insert(2, ("reconstruction", "prediction"))
+    shown = {k: to_display(panels[k], mean, std) for k, _ in cols}
+    B = imgs.shape[0]
+    with style():
+        fig = Figure(figsize=(PANEL_INCHES * len(cols), PANEL_INCHES * B), layout="constrained")
+        axes = fig.subplots(B, len(cols), squeeze=False)
+        for b in range(B):
+            for c, (key, title) in enumerate(cols):
+                _show(axes[b, c], shown[key][b])
+                if b == 0:
+                    axes[b, c].set_title(title)
+        fig.suptitle(f"mask ratio {float(m[0].mean()):.2f}")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fig. 4 / B.1
+def attention_maps_figure(model, imgs: torch.Tensor, mask: torch.Tensor, queries, layers: Sequence[int] | None = None,
+                          head: int | str = "mean", mean: Sequence[float] | None = None,
+                          std: Sequence[float] | None = None) -> Figure:
+    """Fig. 4 / B.1: decoder attention maps of mask-token queries across layers.
+
+    imgs (B, C, H, W); mask (L,) or (B, L), 1 = masked; queries (Q, 2) rows of (image index, grid position), each
+    a masked position; layers: 0-based decoder blocks (default all; the paper shows 1, 2, 3, 5, 8 of 8, i.e.
+    ``[0, 1, 2, 4, 7]``). head: "mean" over heads, or a head index. Rows = queries; columns = input, masked image,
+    one map per layer (titled 1-based). Each map shows the query's attention over the patch grid, coloured from 0
+    to the map's maximum, with the [CLS] weight as a block at the top-left (same colour scale) and the query
+    circled in red.
+    """
+    dev = next(model.parameters()).device
+    imgs = imgs.to(dev)
+    B = imgs.shape[0]
+    m = expand_mask(mask, B, model.num_patches).to(dev)
+    q = torch.as_tensor(queries, dtype=torch.long).reshape(-1, 2)
+    visible = [tuple(r) for r in q.tolist() if r[0] < B and r[1] < m.shape[1] and m[r[0], r[1]] == 0]
+    if visible:
+        raise ValueError(f"queries {visible} are visible positions; Fig. 4 queries must be masked (mask == 1)")
+    layers = list(range(len(model.decoder_blocks))) if layers is None else list(layers)
+    maps = query_attention_maps(model, imgs, m, q, layers)  # (Q, layers, H, 1 + L)
+    if head == "mean":
+        maps = maps.mean(2)  # (Q, layers, 1 + L)
+    elif isinstance(head, int) and 0 <= head < maps.shape[2]:
+        maps = maps[:, :, head]
+    else:
+        raise ValueError(f"head must be 'mean' or an index in [0, {maps.shape[2]}), got {head!r}")
+    maps = maps.cpu()
+    p, (gh, gw) = patch_size_of(model), grid_size_of(model)
+    H, W = gh * p, gw * p
+    panels = reconstruct(model, imgs, m)
+    original, masked = to_display(panels["original"], mean, std), to_display(panels["masked"], mean, std)
+    Q, ncol = q.shape[0], 2 + len(layers)
+    cmap = matplotlib.colormaps[ATTENTION_CMAP]
+    with style():
+        fig = Figure(figsize=(PANEL_INCHES * ncol, PANEL_INCHES * Q), layout="constrained")
+        axes = fig.subplots(Q, ncol, squeeze=False)
+        for r, (b, pos) in enumerate(q.tolist()):
+            cy, cx = (pos // gw + 0.5) * p, (pos % gw + 0.5) * p  # the query's centre, pixels
+            _show(axes[r, 0], original[b])
+            _show(axes[r, 1], masked[b])
+            axes[r, 1].add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
+            for c, l in enumerate(layers):
+                ax = axes[r, 2 + c]
+                a = maps[r, c]  # (1 + L,): [CLS, grid]
+                grid = a[1:].reshape(gh, gw).numpy()
+                vmax = max(float(a.max()), 1e-12)
+                ax.imshow(grid, cmap=cmap, vmin=0, vmax=vmax, extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+                          interpolation="nearest")
+                side = max(p, W // 8)  # the [CLS] block at the top-left
+                ax.add_patch(Rectangle((-0.5, -0.5), side, side, facecolor=cmap(float(a[0]) / vmax),
+                                       edgecolor="white", lw=1.0))
+                ax.add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
+                _bare(ax)
+                if r == 0:
+                    ax.set_title(f"layer {l + 1}")
+            if r == 0:
+                axes[r, 0].set_title("input")
+                axes[r, 1].set_title("masked")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Figs. 5, 6, A.1 and Figs. 2, 3
+def _as_array(v) -> np.ndarray:
+    return v.detach().float().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+
+
+def attention_distance_figure(curves: Mapping[str, torch.Tensor], overlay: bool = False, title: str | None = None,
+                              ylabel: str = "attention distance (pixels)", panel_width: float = 2.4) -> Figure:
+    """Figs. 5, 6, A.1: attention distance per layer for several models.
+
+    curves: name -> (layers, heads) from ``attention_distance_curves``. Each head is a dot, the mean over heads a
+    line. overlay=False: one axes per model, side by side with a shared y axis (Fig. 5 / A.1 style);
+    overlay=True: all models on one axes (Fig. 6, mask ratios), one colour each. Layers are numbered from 1.
+    """
+    if not curves:
+        raise ValueError("no curves to plot; pass {name: (layers, heads) tensor}")
+    arrays = {k: _as_array(v) for k, v in curves.items()}
+    bad = [k for k, v in arrays.items() if v.ndim != 2]
+    if bad:
+        raise ValueError(f"curves {bad} are not (layers, heads); use attention_distance_curves")
+    n = 1 if overlay else len(arrays)
+    with style():
+        fig = Figure(figsize=(panel_width * n + 0.6, 2.6), layout="constrained")
+        axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
+        for i, (name, d) in enumerate(arrays.items()):
+            ax = axes[0 if overlay else i]
+            color = COLORS[i % len(COLORS)]
+            layers = np.arange(1, d.shape[0] + 1)
+            ax.scatter(np.repeat(layers, d.shape[1]), d.reshape(-1), s=8, alpha=0.45, color=color, linewidths=0)
+            ax.plot(layers, d.mean(1), color=color, marker="o", label=name)
+            ax.set_xlabel("layer")
+            ax.set_xticks(layers if len(layers) <= 12 else layers[::2])
+            if not overlay:
+                ax.set_title(name)
+        axes[0].set_ylabel(ylabel)
+        if overlay:
+            axes[0].legend(frameon=False)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def layer_curve_figure(curves: Mapping[str, torch.Tensor], ylabel: str, title: str | None = None) -> Figure:
+    """Figs. 2, 3: one value per decoder layer (S^attn of Eq. 7, S^sim of Eq. 8), one line per model, one axes."""
+    if not curves:
+        raise ValueError("no curves to plot; pass {name: (layers,) tensor}")
+    with style():
+        fig = Figure(figsize=(3.4, 2.6), layout="constrained")
+        ax = fig.subplots()
+        for i, (name, v) in enumerate(curves.items()):
+            v = _as_array(v).reshape(-1)
+            layers = np.arange(1, v.shape[0] + 1)
+            ax.plot(layers, v, color=COLORS[i % len(COLORS)], marker="o", label=name)
+            ax.set_xticks(layers)
+        ax.set_xlabel("decoder layer")
+        ax.set_ylabel(ylabel)
+        if len(curves) > 1:
+            ax.legend(frameon=False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+__all__ = ["STYLE", "COLORS", "style", "to_display", "reconstruct", "reconstruction_figure",
+           "attention_maps_figure", "attention_distance_figure", "layer_curve_figure"]
