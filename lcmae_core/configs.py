@@ -1,0 +1,504 @@
+"""Typed run configs, one place for every recipe, with presets per scale.
+
+A run is one of five families: the pretraining families ``mae``, ``lcmae``, ``ae`` (``PretrainConfig``) and
+the evaluation families ``finetune`` (``FinetuneConfig``) and ``linprobe`` (``LinprobeConfig``). Each holds a
+``ModelConfig`` (the constructor arguments), a ``DataConfig`` and an ``OptimConfig``.
+
+``preset(family, scale)`` gives the recipe at a scale:
+
+- ``smoke``: seconds; a 4x4-token ViT of width 32 on a few hundred MNIST digits, one epoch.
+- ``cpu``: the book's default; a 7x7-token ViT (patch 4 on 28 px MNIST-5k), width 64, depth 4, sized so that
+  every training run behind the book fits in about 20 minutes on two CPU cores. The learning rates are higher
+  than the paper's (short schedules on small models need them); the structure of each recipe is kept.
+- ``gpu``: CIFAR-10 at 32 px with ViT-T/4 (one GPU, hours).
+- ``paper``: Section 5 of the paper, with facebookresearch/mae's defaults where the paper is silent:
+  ImageNet-1K, ViT-B/16, batch 1024, 100 epochs, 20 warmup epochs, base lr 1.5e-4 (MAE) / 6e-4 (LC-MAE), mask
+  0.75, norm-pix loss, decoder depth 2 for LC-MAE (Table 1) and fb/mae's 8-block decoder for MAE; finetuning
+  100 epochs, batch 1024, base lr 1e-3, 5 warmup epochs, layer decay 0.75, drop path 0.1, mixup 0.8, cutmix 1.0,
+  label smoothing 0.1, RandAugment m9, random erasing 0.25; linear probing with LARS, base lr 0.1, batch 16384,
+  90 epochs, 10 warmup epochs, no weight decay.
+
+Batch sizes are **global** (the paper's number): each step sees ``batch_size`` images across all processes
+and accumulation steps, so the same config (and the same run hash) serves one GPU or 64. The absolute learning
+rate is ``base_lr * batch_size / 256`` unless ``lr`` is given.
+
+``apply_overrides(config, ["optim.epochs=3", "mask_ratio=0.6"])`` sets nested fields with type checking; an
+unknown key or a badly typed value raises ``ConfigError``. ``to_dict``/``from_dict`` give the plain dict
+saved with every run; ``config_hash`` hashes the fields that change the result (not the device, the data
+root, the number of workers or the logging cadence).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .models import SIZES
+
+PRETRAIN_FAMILIES = ("mae", "lcmae", "ae")
+EVAL_FAMILIES = ("finetune", "linprobe")
+ALL_FAMILIES = PRETRAIN_FAMILIES + EVAL_FAMILIES
+SCALES = ("smoke", "cpu", "gpu", "paper")
+
+# fields that do not change what a run computes: left out of the hash
+NOT_HASHED = ("device", "log_every", "ckpt_every", "progress", "scale", "data.root", "data.download",
+              "data.num_workers")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: an unknown key, a badly typed value, an impossible setting. One-line message."""
+
+
+# -------------------------------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """Constructor arguments of the models (``lcmae_core.models``); the encoder fields also shape the ViT
+    classifier of finetuning and linear probing."""
+
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    decoder_embed_dim: int = 512
+    decoder_depth: int = 8
+    decoder_num_heads: int = 16
+    mlp_ratio: float = 4.0
+    norm_pix_loss: bool = True
+    decoder: str = "transformer"  # transformer | gaussian | conv (Table 2)
+    decoder_kernel_size: int = 5
+    gaussian_sigma: float = 1.0
+    proj_dim: int = 1024  # LC-MAE projector output
+    setting: Optional[str] = None  # LC-MAE Table 1 setting a..g (None: all three losses)
+    block_size: Optional[int] = None  # AE(b): None means b = patch_size
+
+    ENCODER_FIELDS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio")
+
+    @classmethod
+    def from_size(cls, size: str, **overrides) -> "ModelConfig":
+        if size not in SIZES:
+            raise ConfigError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
+        return cls(**{**SIZES[size], **overrides})
+
+    def kwargs(self, family: str) -> dict:
+        """The constructor kwargs of ``create_model``'s class for a pretraining family."""
+        kw = {k: getattr(self, k) for k in (
+            "img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim",
+            "decoder_depth", "decoder_num_heads", "mlp_ratio", "norm_pix_loss", "decoder")}
+        if self.decoder != "transformer":
+            kw["decoder_kernel_size"] = self.decoder_kernel_size
+        if self.decoder == "gaussian":
+            kw["gaussian_sigma"] = self.gaussian_sigma
+        if family == "lcmae":
+            kw["proj_dim"] = self.proj_dim
+            if self.setting is not None:
+                kw["setting"] = self.setting
+        elif family == "ae":
+            kw["block_size"] = self.block_size or self.patch_size
+        return kw
+
+    def encoder_kwargs(self) -> dict:
+        return {k: getattr(self, k) for k in self.ENCODER_FIELDS}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "imagenet"
+    root: Optional[str] = None  # not hashed: the same data may live anywhere
+    download: bool = False  # torchvision sets only
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # RandomResizedCrop scale of the training transform
+    hflip: float = 0.5
+    limit: Optional[int] = None  # keep a seeded subset of the training set (smoke scale)
+    val_limit: Optional[int] = None
+    samples_per_epoch: int = 4000  # photo sets: random crops per epoch
+    image: str = "astronaut"  # single_image: which bundled photo
+    photo_short_side: Optional[int] = 128  # photo sets: downscale once to this short side
+    num_workers: int = 0
+    eval_dataset: Optional[str] = None  # pretraining: labelled set for the kNN monitor (None: the dataset
+    # itself when labelled, else none)
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = 100
+    warmup_epochs: float = 20.0
+    batch_size: int = 1024  # global, across processes and accumulation steps
+    accum_iter: int = 1
+    optimizer: str = "adamw"  # adamw | lars
+    base_lr: float = 1.5e-4
+    lr: Optional[float] = None  # absolute; None: base_lr * batch_size / 256
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    momentum: float = 0.9  # LARS
+    layer_decay: Optional[float] = None
+    clip_grad: Optional[float] = None
+
+    def absolute_lr(self) -> float:
+        return self.lr if self.lr is not None else self.base_lr * self.batch_size / 256
+
+
+@dataclass
+class RunConfig:
+    family: str = "mae"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "bf16"  # bf16 | fp16 | fp32; autocast is used on CUDA only, CPU runs in fp32
+    scale: str = "custom"  # the preset it came from (a label, not hashed)
+    log_every: int = 20  # read the loss from the device every this many steps
+    ckpt_every: int = 1  # epochs between checkpoints (and always at the end)
+    progress: bool = True
+    knn_k: int = 20
+    knn_t: float = 0.07
+
+
+@dataclass
+class PretrainConfig(RunConfig):
+    mask_ratio: float = 0.75
+    knn: bool = True  # kNN accuracy of the frozen encoder at the end, when a labelled eval set exists
+
+
+@dataclass
+class FinetuneConfig(RunConfig):
+    family: str = "finetune"
+    pretrain: Optional[str] = None  # the pretraining run's name (family-hash); None: random initialisation
+    drop_path: float = 0.1
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    smoothing: float = 0.1
+    randaug: Optional[str] = "rand-m9-mstd0.5-inc1"
+    reprob: float = 0.25
+    global_pool: str = "avg"
+
+
+@dataclass
+class LinprobeConfig(RunConfig):
+    family: str = "linprobe"
+    pretrain: Optional[str] = None
+    cache_features: bool = False  # extract frozen features once (eval transform) and train the head on them
+
+
+CONFIG_CLASSES = {"mae": PretrainConfig, "lcmae": PretrainConfig, "ae": PretrainConfig,
+                  "finetune": FinetuneConfig, "linprobe": LinprobeConfig}
+
+
+# -------------------------------------------------------------------------------------------------------
+# presets
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+
+
+def _check_family(family: str) -> None:
+    if family not in ALL_FAMILIES:
+        raise ConfigError(f"unknown family {family!r}; choose one of {', '.join(ALL_FAMILIES)}")
+
+
+def model_preset(scale: str, family: str = "mae") -> ModelConfig:
+    _check_scale(scale)
+    if scale == "smoke":
+        m = ModelConfig(img_size=28, patch_size=7, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32,
+                        decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0, proj_dim=32)
+    elif scale == "cpu":
+        m = ModelConfig(img_size=28, patch_size=4, embed_dim=64, depth=4, num_heads=4, decoder_embed_dim=64,
+                        decoder_depth=2, decoder_num_heads=4, mlp_ratio=4.0, proj_dim=128)
+    elif scale == "gpu":
+        m = ModelConfig.from_size("tiny_patch4", decoder_depth=4, proj_dim=256)
+    else:
+        m = ModelConfig.from_size("base_patch16")
+    if family == "lcmae":
+        m.decoder_depth = 2  # Table 1: "we set the depth of the decoder to 2"
+    return m
+
+
+def data_preset(scale: str) -> DataConfig:
+    if scale == "smoke":
+        return DataConfig(dataset="mnist5k", limit=256, val_limit=128, samples_per_epoch=256,
+                          photo_short_side=64)
+    if scale == "cpu":
+        return DataConfig(dataset="mnist5k", samples_per_epoch=4000, photo_short_side=112)
+    if scale == "gpu":
+        return DataConfig(dataset="cifar10", num_workers=8, photo_short_side=128)
+    return DataConfig(dataset="imagenet", num_workers=10, photo_short_side=None)
+
+
+def preset(family: str, scale: str = "cpu") -> RunConfig:
+    """The recipe of a family at a scale (see the module docstring)."""
+    _check_family(family)
+    _check_scale(scale)
+    model = model_preset(scale, family)
+    data = data_preset(scale)
+    if family in PRETRAIN_FAMILIES:
+        base_lr = {"mae": 1.5e-4, "lcmae": 6e-4, "ae": 1.5e-4}[family]
+        optim = {
+            "smoke": OptimConfig(epochs=1, warmup_epochs=0.5, batch_size=64, base_lr=base_lr * 10),
+            "cpu": OptimConfig(epochs=6, warmup_epochs=1, batch_size=128, base_lr=base_lr * 10),
+            "gpu": OptimConfig(epochs=200, warmup_epochs=20, batch_size=512, base_lr=base_lr),
+            "paper": OptimConfig(epochs=100, warmup_epochs=20, batch_size=1024, base_lr=base_lr),
+        }[scale]
+        cfg = PretrainConfig(family=family, model=model, data=data, optim=optim, scale=scale,
+                             mask_ratio=0.0 if family == "ae" else 0.75)
+    elif family == "finetune":
+        data.crop_scale = (0.08, 1.0)  # timm's default RandomResizedCrop scale, as fb/mae finetuning
+        optim = {
+            "smoke": OptimConfig(epochs=1, warmup_epochs=0.5, batch_size=64, base_lr=1e-3, min_lr=1e-6,
+                                 betas=(0.9, 0.999), layer_decay=0.75),
+            "cpu": OptimConfig(epochs=3, warmup_epochs=0.5, batch_size=128, base_lr=4e-3, min_lr=1e-6,
+                               betas=(0.9, 0.999), layer_decay=0.75),
+            "gpu": OptimConfig(epochs=100, warmup_epochs=5, batch_size=512, base_lr=1e-3, min_lr=1e-6,
+                               betas=(0.9, 0.999), layer_decay=0.75),
+            "paper": OptimConfig(epochs=100, warmup_epochs=5, batch_size=1024, base_lr=1e-3, min_lr=1e-6,
+                                 betas=(0.9, 0.999), layer_decay=0.75),
+        }[scale]
+        cfg = FinetuneConfig(model=model, data=data, optim=optim, scale=scale)
+        if scale in ("smoke", "cpu"):
+            # minutes of training cannot absorb the full regularisation; the structure stays, the strength drops
+            data.crop_scale = (0.35, 1.0)
+            cfg.mixup, cfg.cutmix, cfg.randaug, cfg.reprob = 0.0, 0.0, None, 0.0
+            data.hflip = 0.0  # digits are not mirror-symmetric
+    else:  # linprobe
+        optim = {
+            "smoke": OptimConfig(epochs=2, warmup_epochs=0.5, batch_size=128, optimizer="lars", base_lr=0.1,
+                                 weight_decay=0.0),
+            "cpu": OptimConfig(epochs=20, warmup_epochs=2, batch_size=256, optimizer="lars", base_lr=0.1,
+                               weight_decay=0.0),
+            "gpu": OptimConfig(epochs=90, warmup_epochs=10, batch_size=4096, optimizer="lars", base_lr=0.1,
+                               weight_decay=0.0),
+            "paper": OptimConfig(epochs=90, warmup_epochs=10, batch_size=16384, optimizer="lars", base_lr=0.1,
+                                 weight_decay=0.0),
+        }[scale]
+        cfg = LinprobeConfig(model=model, data=data, optim=optim, scale=scale,
+                             cache_features=scale in ("smoke", "cpu"))
+    if scale == "smoke":
+        cfg.log_every = 2
+    return cfg
+
+
+# -------------------------------------------------------------------------------------------------------
+# dicts, hashing
+def to_dict(cfg) -> dict:
+    """Plain dict of primitives (tuples become lists)."""
+    def conv(x):
+        if dataclasses.is_dataclass(x):
+            return {f.name: conv(getattr(x, f.name)) for f in dataclasses.fields(x)}
+        if isinstance(x, (list, tuple)):
+            return [conv(v) for v in x]
+        return x
+    return conv(cfg)
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Rebuild a config from ``to_dict`` output (the ``config`` of a run)."""
+    family = d.get("family")
+    _check_family(family)
+    cls = CONFIG_CLASSES[family]
+    return _build(cls, d, "")
+
+
+def _build(cls, d: dict, prefix: str):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k, v in d.items():
+        if k not in names:
+            raise ConfigError(f"unknown config key {prefix + k!r}")
+        t = hints[k]
+        if dataclasses.is_dataclass(t):
+            kwargs[k] = _build(t, v, prefix + k + ".")
+        else:
+            kwargs[k] = _coerce(v, t, prefix + k)
+    return cls(**kwargs)
+
+
+def config_hash(cfg) -> str:
+    """12 hex digits of the SHA-256 of the config's hashed fields, in canonical JSON."""
+    d = to_dict(from_dict(to_dict(cfg)))  # canonical types: 1 and 1.0 hash alike for a float field
+    for key in NOT_HASHED:
+        parts = key.split(".")
+        node = d
+        for p in parts[:-1]:
+            node = node.get(p, {})
+        node.pop(parts[-1], None)
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_name(cfg) -> str:
+    return f"{cfg.family}-{config_hash(cfg)}"
+
+
+# -------------------------------------------------------------------------------------------------------
+# overrides
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _coerce(value: Any, t, key: str):
+    """Convert value (a string from the command line, or a JSON value) to type t, or raise ConfigError."""
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(value, non_none[0], key)
+    if origin is tuple:
+        if isinstance(value, str):
+            s = value.strip().strip("()[]")
+            value = [v for v in s.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key} takes {len(args)} comma-separated values, got {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"{key} takes true or false, got {value!r}")
+    if t is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} takes an integer, got {value!r}")
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value) if not isinstance(value, str) else int(value.strip())
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} takes an integer, got {value!r}") from None
+    if t is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} takes a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} takes a number, got {value!r}") from None
+    if t is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} takes a string, got {value!r}")
+        return value
+    return value
+
+
+def valid_keys(cfg) -> list[str]:
+    out = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out += [f"{f.name}.{k}" for k in valid_keys(v)]
+        else:
+            out.append(f.name)
+    return out
+
+
+def apply_overrides(cfg, overrides) -> RunConfig:
+    """Apply ``key=value`` strings (or a {key: value} dict) to a copy of cfg, nested keys with dots."""
+    cfg = copy.deepcopy(cfg)
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    for key, value in items:
+        node = cfg
+        parts = key.split(".")
+        for i, p in enumerate(parts):
+            names = {f.name for f in dataclasses.fields(node)}
+            if p not in names:
+                near = [k for k in valid_keys(cfg) if k.split(".")[-1] == parts[-1]]
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise ConfigError(f"unknown config key {key!r}{hint}; see the keys with --show-config")
+            if i < len(parts) - 1:
+                node = getattr(node, p)
+                if not dataclasses.is_dataclass(node):
+                    raise ConfigError(f"unknown config key {key!r}: {'.'.join(parts[:i + 1])} has no sub-keys")
+            else:
+                t = typing.get_type_hints(type(node))[p]
+                if dataclasses.is_dataclass(t):
+                    raise ConfigError(f"{key} is a group of settings; set its fields, e.g. {key}.<field>=...")
+                setattr(node, p, _coerce(value, t, key))
+    return cfg
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"--set takes key=value, got {item!r}")
+    k, v = item.split("=", 1)
+    return k.strip(), v.strip()
+
+
+# -------------------------------------------------------------------------------------------------------
+def validate(cfg) -> RunConfig:
+    """Raise ConfigError for a config that cannot run. Checks what can be checked without data or devices."""
+    from .data import DATASETS, PHOTO_NAMES
+
+    _check_family(cfg.family)
+    if not isinstance(cfg, CONFIG_CLASSES[cfg.family]):
+        raise ConfigError(f"family {cfg.family!r} needs a {CONFIG_CLASSES[cfg.family].__name__}")
+    if cfg.scale not in SCALES + ("custom",):
+        raise ConfigError(f"unknown scale {cfg.scale!r}; choose one of {', '.join(SCALES)}")
+    m, d, o = cfg.model, cfg.data, cfg.optim
+    if m.patch_size <= 0 or m.img_size % m.patch_size:
+        raise ConfigError(f"image size {m.img_size} is not divisible by patch size {m.patch_size}; "
+                          f"set model.img_size to a multiple of {m.patch_size}")
+    if m.embed_dim % m.num_heads or m.decoder_embed_dim % m.decoder_num_heads:
+        raise ConfigError("embed_dim must be divisible by num_heads (and decoder_embed_dim by decoder_num_heads)")
+    if m.decoder not in ("transformer", "gaussian", "conv"):
+        raise ConfigError(f"unknown decoder {m.decoder!r}; choose transformer, gaussian or conv")
+    if m.setting is not None and m.setting.lower() not in "abcdefg":
+        raise ConfigError(f"unknown LC-MAE setting {m.setting!r}; choose one of a, b, c, d, e, f, g")
+    if cfg.family == "ae":
+        b = m.block_size or m.patch_size
+        if b % m.patch_size or (b // m.patch_size) % 2 == 0:
+            raise ConfigError(f"model.block_size must be an odd multiple of the patch size {m.patch_size}, got {b}")
+    if isinstance(cfg, PretrainConfig):
+        if not 0.0 <= cfg.mask_ratio < 1.0:
+            raise ConfigError(f"mask ratio must be in [0, 1), got {cfg.mask_ratio}")
+        if cfg.family == "ae" and cfg.mask_ratio != 0:
+            raise ConfigError(f"the autoencoder does not mask: set mask_ratio=0 (got {cfg.mask_ratio})")
+    if d.dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {d.dataset!r}; choose one of {', '.join(DATASETS)}")
+    if d.eval_dataset is not None and d.eval_dataset not in DATASETS:
+        raise ConfigError(f"unknown eval dataset {d.eval_dataset!r}; choose one of {', '.join(DATASETS)}")
+    if d.dataset == "single_image" and d.image not in PHOTO_NAMES:
+        raise ConfigError(f"unknown bundled photo {d.image!r}; choose one of {', '.join(PHOTO_NAMES)}")
+    if cfg.family in EVAL_FAMILIES and DATASETS[d.dataset].num_classes == 0:
+        raise ConfigError(f"{cfg.family} needs a labelled dataset; {d.dataset!r} is unlabelled")
+    if not (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1):
+        raise ConfigError(f"data.crop_scale must satisfy 0 < lo <= hi <= 1, got {d.crop_scale}")
+    if o.epochs < 1 or o.batch_size < 1 or o.accum_iter < 1:
+        raise ConfigError("optim.epochs, optim.batch_size and optim.accum_iter must be positive")
+    if o.batch_size % o.accum_iter:
+        raise ConfigError(f"optim.batch_size {o.batch_size} is not divisible by optim.accum_iter {o.accum_iter}")
+    if not 0 <= o.warmup_epochs <= o.epochs:
+        raise ConfigError(f"optim.warmup_epochs must be in [0, epochs], got {o.warmup_epochs}")
+    if o.optimizer not in ("adamw", "lars"):
+        raise ConfigError(f"unknown optimizer {o.optimizer!r}; choose adamw or lars")
+    if cfg.amp not in ("bf16", "fp16", "fp32"):
+        raise ConfigError(f"unknown amp {cfg.amp!r}; choose bf16, fp16 or fp32")
+    if cfg.log_every < 1 or cfg.ckpt_every < 1:
+        raise ConfigError("log_every and ckpt_every must be positive")
+    check_device(cfg.device)
+    return cfg
+
+
+def check_device(device: str) -> str:
+    """The torch device a config's ``device`` names; 'auto' is CUDA when available. Raises for a missing GPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but no CUDA GPU is available; use device=cpu or auto")
+        idx = device.partition(":")[2]
+        if idx and (not idx.isdigit() or int(idx) >= torch.cuda.device_count()):
+            raise ConfigError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+        return device
+    raise ConfigError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")

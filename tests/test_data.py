@@ -1,0 +1,86 @@
+"""Datasets and transforms: shapes, splits, labels, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from lcmae_core import data
+
+
+def test_mnist5k_split_is_fixed_stratified_and_disjoint():
+    tr, va = data.mnist5k_split("train"), data.mnist5k_split("val")
+    assert len(tr) == 4000 and len(va) == 1000
+    assert not set(tr) & set(va)
+    _, y = data.mnist5k_arrays()
+    assert np.bincount(y[va], minlength=10).tolist() == [100] * 10
+    assert np.array_equal(va, data.mnist5k_split("val"))  # deterministic
+
+
+@pytest.mark.parametrize("recipe", ["pretrain", "finetune", "eval"])
+def test_mnist_transforms_give_normalised_3_channel_tensors(recipe):
+    info = data.dataset_info("mnist5k")
+    ds = data.build_dataset("mnist5k", "train", data.build_transform(recipe, info, 28))
+    x, y = ds[0]
+    assert x.shape == (3, 28, 28) and x.dtype == torch.float32
+    assert torch.equal(x[0], x[1]) or recipe == "finetune"  # grey replicated (before pixel-mode erasing)
+    assert 0 <= y < 10
+
+
+def test_eval_transform_is_deterministic_and_keeps_mnist_at_native_size():
+    info = data.dataset_info("mnist5k")
+    ds = data.build_dataset("mnist5k", "val", data.build_transform("eval", info, 28))
+    a, b = ds[3][0], ds[3][0]
+    assert torch.equal(a, b)
+    X, _ = data.mnist5k_arrays()
+    raw = torch.tensor(X[data.mnist5k_split("val")[3]], dtype=torch.float32) / 255
+    assert torch.allclose(a[0] * 0.3081 + 0.1307, raw, atol=1e-5)
+
+
+def test_photos_and_single_image_are_unlabelled_crops():
+    info = data.dataset_info("photos")
+    tf = data.build_transform("pretrain", info, 32)
+    ds = data.build_dataset("photos", "train", tf, samples_per_epoch=10, photo_short_side=64)
+    assert len(ds) == 10 and ds[0][0].shape == (3, 32, 32) and ds[0][1] == -1
+    one = data.build_dataset("single_image", "train", tf, image="coffee", samples_per_epoch=5, photo_short_side=64)
+    assert len(one.photos) == 1
+    with pytest.raises(data.DataError, match="no val split"):
+        data.build_dataset("photos", "val")
+
+
+def test_every_listed_photo_loads_offline():
+    for name in data.PHOTO_NAMES:
+        assert data.load_photo(name, 48).mode == "RGB"
+
+
+def test_limit_keeps_a_seeded_subset():
+    ds = data.build_dataset("mnist5k", "train", limit=100)
+    assert len(ds) == 100 and data.labels_of(ds).shape == (100,)
+
+
+def test_errors_are_data_errors(tmp_path):
+    with pytest.raises(data.DataError, match="unknown dataset"):
+        data.dataset_info("mnist60k")
+    with pytest.raises(data.DataError, match="--data-root"):
+        data.build_dataset("imagefolder", "train")
+    with pytest.raises(data.DataError, match="does not exist"):
+        data.build_dataset("imagefolder", "train", root=str(tmp_path / "nope"))
+    (tmp_path / "train").mkdir()
+    with pytest.raises(data.DataError, match="empty"):
+        data.build_dataset("imagefolder", "train", root=str(tmp_path))
+    with pytest.raises(data.DataError, match="data.download=true"):
+        data.build_dataset("cifar10", "train", root=str(tmp_path))
+
+
+def test_imagefolder_reads_and_flags_corrupt_images(tmp_path):
+    from PIL import Image
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            d = tmp_path / split / c
+            d.mkdir(parents=True)
+            Image.new("RGB", (20, 20), (10, 200, 30)).save(d / "0.png")
+    ds = data.build_dataset("imagefolder", "train", data.build_transform("eval", data.dataset_info("imagefolder"), 16),
+                            root=str(tmp_path))
+    assert len(ds) == 2 and ds[1][0].shape == (3, 16, 16) and data.num_classes("imagefolder", str(tmp_path)) == 2
+    (tmp_path / "train" / "a" / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(data.DataError, match="corrupt"):
+        data.build_dataset("imagefolder", "train", root=str(tmp_path))
