@@ -117,3 +117,22 @@ def test_curves_stream_and_agree_with_one_batch():
     assert dec.shape == (1, 2) and bool((dec > 0).all())
     with pytest.raises(ValueError, match="decoder"):
         attention_distance_curves(model, imgs, "encoder", queries="masked")
+
+
+@pytest.mark.parametrize("family,kw", [("lcmae", {"proj_dim": 8}), ("ae", {"block_size": 24})])
+def test_curves_for_every_family(family, kw):
+    torch.manual_seed(0)
+    model = create_model(family, "test", **kw).eval()
+    imgs = torch.randn(3, 3, 32, 32)
+    assert attention_distance_curves(model, imgs, "encoder").shape == (2, 2)
+    mask = torch.zeros(16) if family == "ae" else None  # the block AE masks nothing
+    assert attention_distance_curves(model, imgs, "decoder", mask=mask).shape == (1, 2)
+
+
+def test_timm_vit_curves_match_the_mae_encoder_in_a_vit():
+    from lcmae_core.reference_models import mae_encoder_as_vit
+    torch.manual_seed(0)
+    model = create_model("mae", "test").eval()
+    imgs = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(attention_distance_curves(model, imgs),
+                               attention_distance_curves(mae_encoder_as_vit(model), imgs), rtol=1e-4, atol=1e-4)

@@ -1,16 +1,18 @@
 """Attention probabilities of every encoder and decoder block, for Figs. 2, 4, 5, 6, A.1 and B.1.
 
 timm's ``Attention`` calls the fused ``scaled_dot_product_attention``, which never materialises the
-probabilities. We do not change that path. Instead a *forward pre-hook* on each block's ``attn`` module reads the
-module's input x (B, N, C) (the block's ``norm1`` output) and recomputes, from the module's own ``qkv``,
-``q_norm``, ``k_norm`` and ``scale``::
+probabilities. We do not change that path. Instead a *forward hook* on each block's ``attn.qkv`` Linear reads the
+projection the module has just computed, qkv (B, N, 3 * H * d), and from it and the module's own ``q_norm``,
+``k_norm`` and ``scale`` forms::
 
-    q, k = qkv(x) split into heads            # (B, H, N, d) each
+    q, k = qkv split into heads                    # (B, H, N, d) each
     A = softmax(q_norm(q) * scale @ k_norm(k)^T)   # (B, H, N, N), rows sum to 1
 
-the probabilities the non-fused timm path computes (attention dropout is not applied: analysis runs in eval mode).
-The hook returns nothing, so the model's outputs are bitwise identical with and without recording (tested). Hooks
-are removed when the ``AttentionRecorder`` context exits. Recorded maps are detached (computed under no_grad).
+the probabilities the non-fused timm path computes (attention dropout is not applied: analysis runs in eval mode;
+an ``attn_mask`` is not applied either: ViT encoders and the MAE decoder use none). Reading qkv rather than
+recomputing it from the block's input saves one Linear per block. The hook returns nothing, so the model's outputs
+are bitwise identical with and without recording (tested). Hooks are removed when the ``AttentionRecorder``
+context exits. Recorded maps are detached (computed under no_grad).
 
 The same code serves this project's ``MaskedAutoencoderViT`` / ``LCMAE`` / ``BlockAutoencoderViT`` (encoder
 ``blocks`` and decoder ``decoder_blocks``, timm ``Block``s) and timm ``VisionTransformer`` (DINO, DeiT).
@@ -42,10 +44,16 @@ def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     attn: a timm ``Attention`` (``qkv``, ``q_norm``, ``k_norm``, ``num_heads``, ``head_dim``, ``scale``).
     x: (B, N, C), the module's input. Returns A: (B, H, N, N), softmax over the last dimension (keys).
     """
-    B, N, _ = x.shape
+    return probs_from_qkv(attn, attn.qkv(x))
+
+
+def probs_from_qkv(attn: nn.Module, qkv: torch.Tensor) -> torch.Tensor:
+    """qkv: (B, N, 3 * H * d), the output of ``attn.qkv`` -> A: (B, H, N, N) = softmax(q_norm(q) * scale @
+    k_norm(k)^T), as timm's non-fused path computes it (no dropout)."""
+    B, N, _ = qkv.shape
     H = attn.num_heads
-    d = getattr(attn, "head_dim", None) or attn.qkv.out_features // (3 * H)
-    qkv = attn.qkv(x).reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d)
+    d = getattr(attn, "head_dim", None) or qkv.shape[-1] // (3 * H)
+    qkv = qkv.reshape(B, N, 3, H, d).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d)
     q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # (B, H, N, d) each
     logits = (q * attn.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
     return logits.softmax(dim=-1)
@@ -82,13 +90,11 @@ class AttentionRecorder:
         self._handles: list = []
 
     def _hook(self, index: int):
-        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            x = args[0] if args else kwargs["x"]
-            if kwargs.get("attn_mask") is not None or (len(args) > 1 and args[1] is not None):
-                raise ValueError("attention with an attn_mask is not supported by the recorder; "
-                                 "run the model without attn_mask for analysis")
+        attn = self.attns[index]
+
+        def hook(qkv_module: nn.Module, args: tuple, qkv: torch.Tensor) -> None:
             with torch.no_grad():
-                a = attention_probs(module, x.detach())  # (B, H, N, N)
+                a = probs_from_qkv(attn, qkv.detach())  # (B, H, N, N)
                 self.maps[index] = self.reduce(index, a) if self.reduce is not None else a
             return None  # never change the forward pass
 
@@ -102,7 +108,7 @@ class AttentionRecorder:
             raise RuntimeError("this AttentionRecorder is already active; use a new one")
         self.clear()
         for i, attn in enumerate(self.attns):
-            self._handles.append(attn.register_forward_pre_hook(self._hook(i), with_kwargs=True))
+            self._handles.append(attn.qkv.register_forward_hook(self._hook(i)))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -286,6 +292,7 @@ def query_attention_maps(model: nn.Module, imgs: torch.Tensor, mask: torch.Tenso
     return torch.stack([maps[l] for l in layers], dim=1)  # (Q, layers, H, 1 + L)
 
 
-__all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "encoder_attention", "decoder_attention",
+__all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "probs_from_qkv", "encoder_attention",
+           "decoder_attention",
            "masked_query_rows", "masked_positions", "query_attention_maps", "encoder_blocks", "decoder_blocks",
            "num_prefix_tokens", "patch_size_of", "grid_size_of", "expand_mask", "is_mae"]

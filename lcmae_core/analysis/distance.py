@@ -149,19 +149,17 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
     p = patch_size_of(model)
     grid = grid_size_of(model)
     prefix = num_prefix_tokens(model)
-    nblocks = len(encoder_blocks(model) if part == "encoder" else decoder_blocks(model))
+    encoder_blocks(model) if part == "encoder" else decoder_blocks(model)  # fail early without attention blocks
     gen = torch.Generator(device="cpu").manual_seed(seed)
     sums = None
     count = 0.0
     for imgs in iter_image_batches(images, batch_size, dev, limit):
         B = imgs.shape[0]
         if part == "encoder":
-            positions = None
-            if is_mae(model) and mask is not None:
+            positions = None  # all tokens, in image order
+            if is_mae(model) and mask is not None:  # the masked encoder: its visible positions, ascending
                 m = expand_mask(mask, B, model.num_patches).to(dev)
-                vis = (m == 0).nonzero()[:, 1].reshape(B, -1)  # (B, K) visible positions, ascending
-                positions = vis
-            qmask = None
+                positions = (m == 0).nonzero()[:, 1].reshape(B, -1)  # (B, K)
 
             def reduce(i, a, positions=positions):  # a: (B, H, N, N) -> ((H,), count)
                 return _distance_sums(a, p, prefix, grid, positions, None)
@@ -182,7 +180,6 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
         count += res.maps[0][1]
     if sums is None:
         raise ValueError("no images: the image source was empty")
-    assert sums.shape[0] == nblocks
     return (sums / count).float()
 
 

@@ -190,7 +190,7 @@ def final_patch_features(model: nn.Module, imgs: torch.Tensor, kind: str = "toke
     if kind == "keys":
         attn = encoder_blocks(model)[-1].attn
         got: list[torch.Tensor] = []
-        h = attn.register_forward_pre_hook(lambda m, args: got.append(m.qkv(args[0])))
+        h = attn.qkv.register_forward_hook(lambda m, args, out: got.append(out.detach()))
         try:
             final_patch_features(model, imgs, "tokens")
         finally:
