@@ -5,8 +5,10 @@ projector outputs of the masked tokens of a batch:
 
 - ``feature_std``: the standard deviation of each output dimension across tokens, averaged over dimensions.
   For unit vectors spread evenly over a D-dimensional sphere it is about 1/sqrt(D); at collapse it is 0.
-- ``effective_rank``: exp of the entropy of the normalised singular values of the centred features
-  (Roy and Vetterli, 2007); between 1 and D, and near 1 at collapse.
+- ``effective_rank``: exp of the entropy of the normalised singular values of the (uncentred) unit features
+  (Roy and Vetterli, 2007; uncentred as RankMe, Garrido et al. 2023); between 1 and D, and near 1 at collapse,
+  where every row is nearly the same unit vector. (Centring would make it scale-free: the residual of a
+  collapsed set can have any rank.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def collapse_stats(v: torch.Tensor, mask: torch.Tensor | None = None, max_tokens
     z = v.reshape(-1, v.shape[-1]) if mask is None else v[mask.bool()]  # (T, D)
     z = F.normalize(z.float(), dim=-1)[:max_tokens]
     std = z.std(dim=0).mean().item() if z.shape[0] > 1 else 0.0
-    s = torch.linalg.svdvals(z - z.mean(0, keepdim=True))
+    s = torch.linalg.svdvals(z)
     p = s / s.sum().clamp_min(1e-12)
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
     erank = float(torch.exp(entropy)) if s.sum() > 1e-9 else 1.0

@@ -117,7 +117,7 @@ def test_batched_views_equal_separate_passes(decoder):
     imgs = _imgs()
     noise = two_view_noise(N, L, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        pred, v, mask = model.forward_views(imgs, 0.75, noise)
+        pred, v, mask, hidden = model.forward_views(imgs, 0.75, noise)
         for k in range(2):
             latent, mk, ids = model.forward_encoder(imgs, 0.75, noise[k])
             pk = model.forward_decoder(latent, ids)
@@ -125,6 +125,7 @@ def test_batched_views_equal_separate_passes(decoder):
             rows = slice(k * N, (k + 1) * N)
             torch.testing.assert_close(pred[rows], pk, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(v[rows], model.projector(hk), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(hidden[rows], hk, rtol=1e-5, atol=1e-5)
             assert torch.equal(mask[rows], mk)
             # and as the plain MAE would compute it
             base = MaskedAutoencoderViT.compute_losses(model, imgs, 0.75, noise[k])

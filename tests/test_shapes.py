@@ -48,7 +48,7 @@ def test_lcmae_shapes(decoder):
     latent, mask, ids_restore = model.forward_encoder(imgs, 0.75)
     assert latent.shape == (N, 1 + KEEP, D)
     assert model.forward_decoder(latent, ids_restore).shape == (N, L, P * P * C)
-    pred, v, mask = model.forward_views(imgs, 0.75)
+    pred, v, mask, hidden = model.forward_views(imgs, 0.75)
     assert pred.shape == (2 * N, L, P * P * C)
     assert v.shape == (2 * N, L, 24)
     assert mask.shape == (2 * N, L)

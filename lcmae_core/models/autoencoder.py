@@ -40,11 +40,14 @@ def block_targets(imgs: torch.Tensor, patch_size: int, block_size: int) -> torch
 class BlockAutoencoderViT(MaskedAutoencoderViT):
     """AE(b): an MAE encoder and decoder with masking removed and b x b block targets.
 
-    Takes every ``MaskedAutoencoderViT`` argument (by keyword), plus ``block_size`` (b). The prediction head outputs
+    Takes every ``MaskedAutoencoderViT`` argument (by keyword), plus ``block_size`` (b; default: the patch size,
+    the plain autoencoder). The prediction head outputs
     b*b*C values per token.
     """
 
-    def __init__(self, *, block_size: int = 16, **kwargs):
+    def __init__(self, *, block_size: int | None = None, **kwargs):
+        if block_size is None:  # the plain autoencoder, AE(p), whatever the patch size
+            block_size = kwargs.get("patch_size", 16)
         check_block_size(block_size, kwargs.get("patch_size", 16))
         kwargs["pred_dim"] = block_size * block_size * kwargs.get("in_chans", 3)
         super().__init__(**kwargs)

@@ -70,7 +70,7 @@ class LCMAE(MaskedAutoencoderViT):
         """Both views in one batched pass.
 
         imgs: (N, C, H, W); noise: (2, N, L) or None.
-        Returns pred (2N, L, P), v (2N, L, proj_dim), mask (2N, L); view 1 first.
+        Returns pred (2N, L, P), v (2N, L, proj_dim), mask (2N, L), hidden (2N, L, Dd); view 1 first.
         """
         check_mask_ratio(mask_ratio)
         N, L = imgs.shape[0], self.num_patches
@@ -83,13 +83,17 @@ class LCMAE(MaskedAutoencoderViT):
         x = gather_tokens(x.repeat(2, 1, 1), m.ids_keep)  # (2N, len_keep, D)
         latent = self.encode_tokens(x)
         hidden = self.forward_decoder_hidden(latent, m.ids_restore)  # (2N, L, Dd)
-        return self.decoder_pred(hidden), self.projector(hidden), m.mask
+        return self.decoder_pred(hidden), self.projector(hidden), m.mask, hidden
 
     def compute_losses(self, imgs: torch.Tensor, mask_ratio: float = 0.75,
                        noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """{"loss", "loss_mae", "loss_cross", "loss_in", "pred", "mask", "v"}; parts with weight 0 are still
-        reported (computed without gradient) so that every setting logs the same curves."""
-        pred, v, mask = self.forward_views(imgs, mask_ratio, noise)
+        """{"loss", "loss_mae", "loss_cross", "loss_in", "pred", "mask", "v", "hidden"}; parts with weight 0 are
+        still reported (computed without gradient) so that every setting logs the same curves.
+
+        "hidden" is the decoder's final hidden state that feeds both heads; collapse monitors should watch it
+        as well as "v": a linear projector can collapse v on its own while hidden stays spread (setting (e)).
+        """
+        pred, v, mask, hidden = self.forward_views(imgs, mask_ratio, noise)
         target = self.targets(imgs)  # (N, L, P)
         target2 = torch.cat([target, target], 0)  # (2N, L, P)
         v1, v2 = v.chunk(2)
@@ -109,7 +113,7 @@ class LCMAE(MaskedAutoencoderViT):
             else:
                 with torch.no_grad():
                     out[name] = fn()
-        out.update(loss=loss, pred=pred, mask=mask, v=v)
+        out.update(loss=loss, pred=pred, mask=mask, v=v, hidden=hidden)
         return out
 
     def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None):

@@ -144,6 +144,8 @@ class MaskedAutoencoderViT(nn.Module):
         return {"cls_token", "mask_token", "pos_embed", "decoder_pos_embed"}
 
     def check_images(self, imgs: torch.Tensor) -> None:
+        if imgs.dim() != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(imgs.shape)}")
         N, C, H, W = imgs.shape
         img = self.patch_embed.img_size
         if C != self.in_chans or (H, W) != tuple(img):
@@ -179,6 +181,7 @@ class MaskedAutoencoderViT(nn.Module):
     # encoder
     def embed(self, imgs: torch.Tensor) -> torch.Tensor:
         """imgs: (N, C, H, W) -> (N, L, D) patch tokens with position embeddings, no CLS."""
+        self.check_images(imgs)
         return self.patch_embed(imgs) + self.pos_embed[:, 1:, :]
 
     def random_masking(self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None):
