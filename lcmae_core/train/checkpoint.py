@@ -1,0 +1,77 @@
+"""Checkpoints: plain dicts of tensors and primitives, written atomically, read with ``weights_only=True``.
+
+A checkpoint is::
+
+    {"model": state_dict,            # the bare model (never a DDP wrapper): fb/mae key names
+     "config": {"family": ..., "model": {constructor kwargs}, ...},   # what the analysis loaders rebuild from
+     "run_config": {...},            # the full run config (configs.to_dict)
+     "epoch": int,                   # epochs finished; training resumes at this epoch
+     "step": int,                    # optimizer steps taken
+     "optimizer": ..., "scaler": ... or None,
+     "rng": {"torch": ByteTensor, "cuda": [ByteTensor] , "numpy": {...}, "python": [...]},
+     "sampler_epoch": int, "loader_generator": ByteTensor}
+
+Nothing in it needs unpickling of code: no ``argparse.Namespace``, no numpy arrays (the numpy RNG state is
+stored as a tensor), so ``torch.load(path, weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+
+import numpy as np
+import torch
+
+
+def atomic_save(obj, path: str) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then os.replace: a reader never sees half a
+    file, and a kill at any point leaves either the old file or the new one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def rng_state() -> dict:
+    """Every RNG a training step may touch: torch (CPU and CUDA), numpy's global and python's."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    st = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached": float(cached)},
+        "python": [st[0], list(st[1]), st[2]],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare module inside DDP / torch.compile wrappers."""
+    while hasattr(model, "module"):
+        model = model.module
+    return getattr(model, "_orig_mod", model)

@@ -1,0 +1,249 @@
+"""One training loop for every family, and the evaluations (top-1/top-5, kNN).
+
+The loop does not know what it trains. It sees an **objective**: a module whose ``forward(imgs, labels)``
+returns a dict with a scalar ``"loss"`` to minimise and any number of scalar ``"loss_*"`` parts to log
+(pretraining: ``model.compute_losses``; finetuning and linear probing: a classification loss). An objective
+may also have ``monitor(out) -> {name: float}``, called when the loop reads its numbers (LC-MAE's collapse
+monitors).
+
+``train_one_epoch``:
+
+- sets the learning rate at every optimizer step from the fractional epoch (``schedule.lr_at``);
+- runs the forward pass under bf16 autocast on CUDA (fp16 with a ``GradScaler`` if asked), in fp32 on CPU;
+- accumulates gradients over ``accum_iter`` micro-batches (DDP syncs only on the last one);
+- keeps running sums on the device and reads them every ``log_every`` steps, so there is no host sync per step;
+- records the first optimizer step whose loss is not finite, on the device, and stops with ``NonFiniteLoss``
+  naming that step when it next reads;
+- shows a tqdm bar and hands one record per read to ``on_log`` (the JSON-lines log);
+- returns the epoch's averages, all-reduced over processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..monitors import collapse_stats
+from . import distributed as dist_utils
+from .schedule import set_lr
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+# -------------------------------------------------------------------------------------------------------
+# objectives
+class PretrainObjective(nn.Module):
+    """Pretraining: ``model.compute_losses(imgs, mask_ratio)`` (MAE, LC-MAE, block AE); labels are ignored."""
+
+    def __init__(self, model: nn.Module, mask_ratio: float):
+        super().__init__()
+        self.model, self.mask_ratio = model, mask_ratio
+
+    def forward(self, imgs: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.model.compute_losses(imgs, self.mask_ratio)
+
+    @torch.no_grad()
+    def monitor(self, out: dict) -> dict[str, float]:
+        """LC-MAE: collapse monitors on the L2-normalised projector outputs of the masked tokens."""
+        if "v" not in out:
+            return {}
+        return {k: v for k, v in collapse_stats(out["v"].detach(), out["mask"]).items() if k != "uniform_std"}
+
+
+class ClassifyObjective(nn.Module):
+    """Classification: ``criterion(model(imgs), targets)``, with mixup/cutmix applied to the batch first.
+
+    imgs: (N, C, H, W) (or (N, D) cached features); labels: (N,) int64.
+    """
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, mixup: Callable | None = None):
+        super().__init__()
+        self.model, self.criterion, self.mixup = model, criterion, mixup
+
+    def forward(self, imgs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        targets = labels
+        if self.mixup is not None and self.training:
+            imgs, targets = self.mixup(imgs, labels)  # targets: (N, num_classes) soft
+        logits = self.model(imgs)
+        return {"loss": self.criterion(logits, targets)}
+
+
+# -------------------------------------------------------------------------------------------------------
+def autocast_for(device: torch.device, amp: str):
+    """bf16 (or fp16) autocast on CUDA; no autocast on CPU (fp32)."""
+    if device.type == "cuda" and amp in ("bf16", "fp16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return contextlib.nullcontext()
+
+
+def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimizer, *, epoch: int,
+                    lr_fn: Callable[[float], float], device: torch.device, amp: str = "fp32",
+                    scaler: torch.amp.GradScaler | None = None, accum_iter: int = 1, clip_grad: float | None = None,
+                    log_every: int = 20, start_step: int = 0, on_log: Callable[[dict], None] | None = None,
+                    progress: bool = True, desc: str = "", last_checkpoint: str | None = None) -> dict[str, float]:
+    """Train for one pass over ``loader``; returns {"loss", "loss_*" averages, "steps", "lr", "time_s"}.
+
+    start_step: optimizer steps taken before this epoch (for logging and error messages).
+    """
+    from tqdm.auto import tqdm
+
+    objective.train()
+    n = len(loader)
+    if n == 0:
+        raise ValueError("the training set is smaller than one batch; lower optim.batch_size or add data")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    sums: dict[str, torch.Tensor] = {}
+    last_read: dict[str, float] = {}
+    last_i = 0
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    step = start_step
+    lr = 0.0
+    t0 = time.time()
+    is_ddp = isinstance(objective, nn.parallel.DistributedDataParallel)
+    bar = tqdm(loader, total=n, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    optimizer.zero_grad(set_to_none=True)
+    out: dict = {}
+    for i, (imgs, labels) in enumerate(bar):
+        if i % accum_iter == 0:
+            lr = lr_fn(epoch + i / n)
+            set_lr(optimizer, lr)
+        imgs = imgs.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        last_micro = (i + 1) % accum_iter == 0 or i + 1 == n
+        this_step = step  # 0-based index of the optimizer step this micro-batch belongs to
+        sync = contextlib.nullcontext() if (last_micro or not is_ddp) else objective.no_sync()
+        with sync:
+            with autocast_for(device, amp):
+                out = objective(imgs, labels)
+            loss = out["loss"]
+            scaled = loss.float() / accum_iter
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        if last_micro:
+            if scaler is not None:
+                if clip_grad:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                if clip_grad:
+                    torch.nn.utils.clip_grad_norm_(params, clip_grad)
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+        # running sums stay on the device: no host sync here
+        for k, v in out.items():
+            if k == "loss" or k.startswith("loss_"):
+                v = v.detach().float().mean()
+                sums[k] = sums[k] + v if k in sums else v.clone()
+        bad = ~torch.isfinite(loss.detach())
+        first_bad = torch.where(bad & (first_bad < 0), torch.full_like(first_bad, this_step), first_bad)
+        if (i + 1) % log_every == 0 or i + 1 == n:
+            bad_step = int(first_bad)  # the one host sync of this window
+            if bad_step >= 0:
+                raise NonFiniteLoss(
+                    f"loss is not finite at optimizer step {bad_step} (epoch {epoch}); stopping. "
+                    + (f"The last good checkpoint is {last_checkpoint}." if last_checkpoint
+                       else "No checkpoint was written yet.")
+                    + " Lower the learning rate or check the data.")
+            now = {k: float(v) for k, v in sums.items()}
+            record = {k: (now[k] - last_read.get(k, 0.0)) / (i + 1 - last_i) for k in now}
+            record.update(event="train", epoch=epoch, step=step, lr=lr, epoch_frac=round(epoch + (i + 1) / n, 4))
+            if hasattr(objective, "monitor") or hasattr(getattr(objective, "module", None), "monitor"):
+                mon = getattr(objective, "module", objective).monitor
+                record.update(mon(out))
+            last_read, last_i = now, i + 1
+            if progress:
+                bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+            if on_log is not None:
+                on_log(record)
+    bar.close()
+    names = sorted(sums)
+    totals = torch.stack([sums[k] for k in names]) / n
+    totals = dist_utils.all_reduce_mean(totals)
+    result = {k: float(v) for k, v in zip(names, totals.tolist())}
+    if not all(math.isfinite(v) for v in result.values()):
+        raise NonFiniteLoss(f"loss is not finite in epoch {epoch}; stopping. "
+                            + (f"The last good checkpoint is {last_checkpoint}." if last_checkpoint else ""))
+    result.update(steps=step - start_step, lr=lr, time_s=time.time() - t0)
+    return result
+
+
+# -------------------------------------------------------------------------------------------------------
+# evaluation
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "fp32",
+             top5: bool = True) -> dict[str, float]:
+    """Top-1 (and top-5) accuracy in %, and the cross-entropy, over a loader's samples; summed over processes.
+
+    model: images (N, C, H, W) -> logits (N, K).
+    """
+    model.eval()
+    tot = torch.zeros(4, dtype=torch.float64, device=device)  # correct1, correct5, loss sum, count
+    for imgs, labels in loader:
+        imgs, labels = imgs.to(device), labels.to(device)
+        with autocast_for(device, amp):
+            logits = model(imgs)
+        logits = logits.float()
+        k = min(5, logits.shape[1])
+        topk = logits.topk(k, dim=1).indices  # (N, k)
+        hit = topk == labels[:, None]
+        tot += torch.stack([hit[:, 0].sum(), hit.any(1).sum(), F.cross_entropy(logits, labels, reduction="sum"),
+                            torch.tensor(len(labels), device=device)]).double()
+    tot = dist_utils.all_reduce_sum(tot)
+    c1, c5, loss, count = tot.tolist()
+    out = {"top1": 100.0 * c1 / max(count, 1), "loss": loss / max(count, 1), "num_samples": int(count)}
+    if top5:
+        out["top5"] = 100.0 * c5 / max(count, 1)
+    return out
+
+
+@torch.no_grad()
+def extract_features(feature_fn: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
+                     amp: str = "fp32", progress: bool = False, desc: str = "features"):
+    """Run ``feature_fn`` (images (N, C, H, W) -> (N, D)) over a loader -> (features (M, D) float32 on CPU,
+    labels (M,) int64)."""
+    from tqdm.auto import tqdm
+
+    feats, labs = [], []
+    for imgs, labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        with autocast_for(device, amp):
+            f = feature_fn(imgs.to(device))
+        feats.append(f.float().cpu())
+        labs.append(labels)
+    return torch.cat(feats), torch.cat(labs)
+
+
+@torch.no_grad()
+def knn_classify(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
+                 test_labels: torch.Tensor, k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
+                 chunk: int = 1024) -> dict[str, float]:
+    """Weighted kNN on cosine similarity, as DINO's evaluation: each of the k nearest training features votes
+    for its class with weight exp(cos / T). train_feats: (M, D), test_feats: (Q, D). Returns top-1 (and top-5
+    when there are at least 5 classes) in %."""
+    num_classes = int(num_classes or int(train_labels.max()) + 1)
+    k = min(k, len(train_feats))
+    tr = F.normalize(train_feats.float(), dim=1)
+    te = F.normalize(test_feats.float(), dim=1)
+    c1 = c5 = 0
+    for s in range(0, len(te), chunk):
+        sim = te[s:s + chunk] @ tr.T  # (q, M)
+        w, idx = sim.topk(k, dim=1)  # (q, k)
+        votes = torch.zeros(len(w), num_classes)
+        votes.scatter_add_(1, train_labels[idx], (w / temperature).exp())
+        pred = votes.topk(min(5, num_classes), dim=1).indices  # (q, 5)
+        y = test_labels[s:s + chunk, None]
+        c1 += int((pred[:, :1] == y).sum())
+        c5 += int((pred == y).any(1).sum())
+    out = {"knn_top1": 100.0 * c1 / len(te)}
+    if num_classes >= 5:
+        out["knn_top5"] = 100.0 * c5 / len(te)
+    return out

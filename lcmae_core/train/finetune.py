@@ -1,0 +1,103 @@
+"""Finetuning recipe (fb/mae ``main_finetune``) on a timm ``VisionTransformer(global_pool='avg')``.
+
+The classifier averages the patch tokens and normalises them with a fresh ``fc_norm``; the encoder's final
+``norm`` is not used with average pooling, so it is not loaded. From the pretraining run it loads
+``cls_token``, ``pos_embed`` (the fixed sin-cos table, trainable from here on), ``patch_embed.*`` and
+``blocks.*``; the head is initialised with a truncated normal of std 2e-5, as fb/mae does.
+
+AdamW (betas 0.9, 0.999), weight decay 0.05, layer-wise rate decay 0.75 (timm ``create_optimizer_v2`` with
+``layer_decay``: block i gets 0.75^(depth - i), the patch embedding 0.75^(depth + 1), the head 1), drop path
+0.1, mixup 0.8 / cutmix 1.0 with label smoothing 0.1 (timm ``Mixup`` and ``SoftTargetCrossEntropy``),
+RandAugment m9 and random erasing 0.25. Metrics: top-1 (and top-5 at ImageNet scale) on the val split.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.models.vision_transformer import VisionTransformer
+from timm.optim import create_optimizer_v2
+
+from .. import data as data_mod
+from . import checkpoint as ckpt_io
+from . import common
+from .engine import ClassifyObjective, evaluate
+from .trainer import Job
+
+ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.")
+
+
+class PretrainMismatch(ValueError):
+    pass
+
+
+def vit_kwargs(cfg, num_classes: int, global_pool: str, drop_path: float) -> dict:
+    """timm VisionTransformer constructor kwargs (all primitives) for the config's encoder."""
+    return dict(**cfg.model.encoder_kwargs(), qkv_bias=True, num_classes=num_classes, global_pool=global_pool,
+                drop_path_rate=drop_path)
+
+
+def load_pretrained_encoder(model: nn.Module, state: dict, keep_norm: bool = False) -> dict:
+    """Copy the encoder weights of an MAE-family state dict into a timm ViT.
+
+    Loads ``cls_token``, ``pos_embed``, ``patch_embed.*``, ``blocks.*`` (and ``norm.*`` when keep_norm, for the
+    linear probe's CLS feature). Returns {"loaded": [...], "fresh": [...]} and raises ``PretrainMismatch`` for
+    missing encoder keys or wrong shapes."""
+    prefixes = ENCODER_PREFIXES + (("norm.",) if keep_norm else ())
+    enc = {k: v for k, v in state.items() if k.startswith(prefixes)}
+    own = model.state_dict()
+    bad = [k for k, v in enc.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise PretrainMismatch(f"pretrained weights do not fit the classifier: {', '.join(bad[:5])}")
+    missing, unexpected = model.load_state_dict(enc, strict=False)
+    need = [k for k in missing if k.startswith(prefixes)]
+    if need:
+        raise PretrainMismatch(f"pretrained checkpoint lacks encoder weights: {', '.join(need[:5])}")
+    return {"loaded": sorted(enc), "fresh": sorted(missing)}
+
+
+def pretrained_state(cfg, run_root: str | None) -> dict | None:
+    """The pretraining run's model state dict (weights_only), or None for random initialisation."""
+    if not cfg.pretrain:
+        return None
+    from ..runs import find_run
+    run = find_run(cfg.pretrain, run_root)
+    return ckpt_io.load(run.checkpoint)["model"]
+
+
+def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
+    info = data_mod.dataset_info(cfg.data.dataset)
+    K = data_mod.num_classes(cfg.data.dataset, cfg.data.root)
+    kw = vit_kwargs(cfg, K, cfg.global_pool, cfg.drop_path)
+    model = VisionTransformer(**kw)
+    state = pretrained_state(cfg, run_root)
+    if state is not None:
+        load_pretrained_encoder(model, state)
+        nn.init.trunc_normal_(model.head.weight, std=2e-5)
+    model.to(device)
+    o = cfg.optim
+    optimizer = create_optimizer_v2(model, "adamw", lr=o.absolute_lr(), weight_decay=o.weight_decay,
+                                    layer_decay=o.layer_decay, betas=tuple(o.betas),
+                                    **({"fused": True} if device.type == "cuda" else {}))
+    mixup = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing, num_classes=K)
+        criterion = SoftTargetCrossEntropy()
+    elif cfg.smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(smoothing=cfg.smoothing)
+    else:
+        criterion = nn.CrossEntropyLoss()
+    train_set = common.train_dataset(cfg, "finetune", randaug=cfg.randaug, reprob=cfg.reprob)
+
+    def final_eval() -> dict:
+        va = common.eval_dataset(cfg, cfg.data.dataset, "val")
+        res = evaluate(model, common.eval_loader(va, common.eval_batch_size(cfg), cfg, device), device, cfg.amp,
+                       top5=info.top5)
+        return {f"val_{k}" if k in ("loss", "num_samples") else k: v for k, v in res.items()}
+
+    ck_cfg = {"family": "finetune", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
+              "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}
+    return Job(model=model, objective=ClassifyObjective(model, criterion, mixup), optimizer=optimizer,
+               train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval)

@@ -1,0 +1,85 @@
+"""Linear probing (fb/mae ``main_linprobe``): BatchNorm1d(affine=False) + a linear head on the frozen encoder's
+CLS feature (after the encoder's final norm), trained with LARS (timm ``Lars``), base lr 0.1, no weight decay.
+
+The classifier is a timm ``VisionTransformer(global_pool='token')`` whose head is
+``Sequential(BatchNorm1d(D, affine=False, eps=1e-6), Linear(D, K))``; everything but the head is frozen. The
+head weight starts from a truncated normal of std 0.01, as fb/mae. LARS adapts the rate of the weight matrix
+(trust ratio, coefficient 0.001) and not of the bias, as fb/mae's LARS excludes 1-D parameters.
+
+With ``cache_features`` (the smoke and cpu presets) the frozen features are extracted once with the eval
+transform and the head is trained on them: the same head and optimizer, no augmentation, a fraction of the
+cost.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from timm.models.vision_transformer import VisionTransformer
+from timm.optim import Lars
+
+from .. import data as data_mod
+from . import common
+from .engine import ClassifyObjective, evaluate, extract_features
+from .finetune import load_pretrained_encoder, pretrained_state, vit_kwargs
+from .trainer import Job
+
+
+def cls_features(model: VisionTransformer):
+    """imgs (N, C, H, W) -> (N, D): the CLS token after the final norm (the head's input)."""
+    def fn(imgs):
+        return model.forward_head(model.forward_features(imgs), pre_logits=True)
+    return fn
+
+
+def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
+    info = data_mod.dataset_info(cfg.data.dataset)
+    K = data_mod.num_classes(cfg.data.dataset, cfg.data.root)
+    kw = vit_kwargs(cfg, K, "token", 0.0)
+    model = VisionTransformer(**kw)
+    state = pretrained_state(cfg, run_root)
+    if state is not None:
+        load_pretrained_encoder(model, state, keep_norm=True)
+    D = model.embed_dim
+    model.head = nn.Sequential(nn.BatchNorm1d(D, affine=False, eps=1e-6), nn.Linear(D, K))
+    nn.init.trunc_normal_(model.head[1].weight, std=0.01)
+    nn.init.zeros_(model.head[1].bias)
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith("head.")
+    model.to(device)
+    o = cfg.optim
+    lin = model.head[1]
+    optimizer = Lars([{"params": [lin.weight], "always_adapt": True},
+                      {"params": [lin.bias], "always_adapt": False}],
+                     lr=o.absolute_lr(), momentum=o.momentum, weight_decay=o.weight_decay)
+    criterion = nn.CrossEntropyLoss()
+    bs = common.eval_batch_size(cfg)
+
+    if cfg.cache_features:
+        feats = {}
+        model.eval()
+        for split in ("train", "val"):
+            ds = common.eval_dataset(cfg, cfg.data.dataset, split)
+            f, y = extract_features(cls_features(model), common.eval_loader(ds, bs, cfg, device, False), device,
+                                    cfg.amp)
+            feats[split] = torch.utils.data.TensorDataset(f, y)  # (M, D), (M,)
+        train_set, objective, eval_model = feats["train"], ClassifyObjective(model.head, criterion), model.head
+    else:
+        tf = data_mod.build_transform("pretrain", info, cfg.model.img_size, crop_scale=cfg.data.crop_scale,
+                                      hflip=cfg.data.hflip)
+        d = cfg.data
+        train_set = data_mod.build_dataset(d.dataset, "train", tf, root=d.root, download=d.download, limit=d.limit)
+        objective, eval_model = ClassifyObjective(model, criterion), model
+
+    def final_eval() -> dict:
+        if cfg.cache_features:
+            loader = common.eval_loader(feats["val"], bs, cfg, device)
+        else:
+            loader = common.eval_loader(common.eval_dataset(cfg, cfg.data.dataset, "val"), bs, cfg, device)
+        res = evaluate(eval_model, loader, device, cfg.amp, top5=info.top5)
+        return {f"val_{k}" if k in ("loss", "num_samples") else k: v for k, v in res.items()}
+
+    ck_cfg = {"family": "linprobe", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
+              "head": "batchnorm_linear", "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}
+    return Job(model=model, objective=objective, optimizer=optimizer, train_set=train_set,
+               checkpoint_config=ck_cfg, final_eval=final_eval)

@@ -1,0 +1,167 @@
+"""``fit``: the epochs around ``engine.train_one_epoch``: data order, seeding, DDP, checkpoints, resume, log.
+
+Exact resume. Everything random in epoch e is a pure function of (seed, e, rank): at the start of each epoch
+the torch, numpy and python RNGs are reseeded from it, the sampler's permutation comes from it, and so does the
+data loader's generator (which seeds its workers). Checkpoints are written at epoch ends, so a run killed at
+any point and started again replays the unfinished epoch exactly and ends with bit-identical weights (on the
+same device and thread count). The checkpoint also carries the RNG states, the sampler epoch and the loader
+generator, as a record and for callers who resume by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..configs import to_dict
+from . import checkpoint as ckpt_io
+from . import distributed as dist_utils
+from .engine import train_one_epoch
+from .schedule import lr_at
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+
+
+@dataclass
+class Job:
+    """What ``fit`` trains, built by ``pretrain.build`` / ``finetune.build`` / ``linprobe.build``."""
+
+    model: nn.Module  # the bare model whose state_dict is saved under "model"
+    objective: nn.Module  # the module the loop calls: (imgs, labels) -> {"loss", ...}
+    optimizer: torch.optim.Optimizer
+    train_set: torch.utils.data.Dataset
+    checkpoint_config: dict  # {"family", "model": constructor kwargs, ...}
+    final_eval: Callable[[], dict]  # the run's metrics, called on every rank after training
+    find_unused_parameters: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class JsonlLogger:
+    """Appends one JSON object per line to ``log.jsonl`` (rank 0 only); mirrors scalars to TensorBoard when
+    it is installed."""
+
+    def __init__(self, path: str | None, tensorboard: bool = True):
+        self.path = path if dist_utils.is_main() else None
+        self.tb = None
+        if self.path and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(os.path.join(os.path.dirname(path), "tb"))
+            except Exception:  # tensorboard not installed
+                self.tb = None
+
+    def __call__(self, record: dict) -> None:
+        if not self.path:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None and "step" in record:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("step", "time", "epoch"):
+                    self.tb.add_scalar(f"{record.get('event', 'log')}/{k}", v, record["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    random.seed(seed)
+
+
+def micro_batch_size(batch_size: int, accum_iter: int, world: int) -> int:
+    """The per-process, per-step batch: batch_size / (accum_iter * world), which must be whole."""
+    if batch_size % (accum_iter * world):
+        raise ValueError(f"optim.batch_size {batch_size} is not divisible by accum_iter x processes "
+                         f"= {accum_iter} x {world}")
+    return batch_size // (accum_iter * world)
+
+
+def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | None = None) -> dict:
+    """Train ``job`` for ``cfg.optim.epochs`` epochs in ``run_dir`` (resuming from its checkpoint), then
+    evaluate. Returns the metrics (the last epoch's training averages plus ``job.final_eval()``)."""
+    rank, world = dist_utils.rank(), dist_utils.world_size()
+    o = cfg.optim
+    micro = micro_batch_size(o.batch_size, o.accum_iter, world)
+    ckpt_path = os.path.join(run_dir, CHECKPOINT)
+    log = log or JsonlLogger(os.path.join(run_dir, LOG))
+    model = job.model.to(device)
+    objective = job.objective.to(device)
+    if world > 1:
+        objective = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=job.find_unused_parameters)
+    scaler = torch.amp.GradScaler("cuda") if (device.type == "cuda" and cfg.amp == "fp16") else None
+
+    start_epoch, step, last_stats = 0, 0, {}
+    if os.path.exists(ckpt_path):
+        ck = ckpt_io.load(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        job.optimizer.load_state_dict(ck["optimizer"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        ckpt_io.set_rng_state(ck["rng"])
+        start_epoch, step, last_stats = ck["epoch"], ck["step"], dict(ck.get("last_stats", {}))
+        log({"event": "resume", "epoch": start_epoch, "step": step})
+    else:
+        log({"event": "start", "world_size": world, "micro_batch": micro, "device": str(device),
+             "train_samples": len(job.train_set)})
+
+    lr = o.absolute_lr()
+
+    def lr_fn(e: float) -> float:
+        return lr_at(e, lr, o.epochs, o.warmup_epochs, o.min_lr)
+
+    for epoch in range(start_epoch, o.epochs):
+        seed_all(dist_utils.epoch_seed(cfg.seed, epoch, rank))
+        sampler = dist_utils.EpochSampler(len(job.train_set), cfg.seed, rank, world)
+        sampler.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(dist_utils.epoch_seed(cfg.seed, epoch, rank, stream=2))
+        loader = torch.utils.data.DataLoader(
+            job.train_set, batch_size=micro, sampler=sampler, num_workers=cfg.data.num_workers, drop_last=True,
+            generator=gen, pin_memory=device.type == "cuda")
+        stats = train_one_epoch(
+            objective, loader, job.optimizer, epoch=epoch, lr_fn=lr_fn, device=device, amp=cfg.amp,
+            scaler=scaler, accum_iter=o.accum_iter, clip_grad=o.clip_grad, log_every=cfg.log_every,
+            start_step=step, on_log=log, progress=cfg.progress and dist_utils.is_main(),
+            desc=f"{cfg.family} {epoch + 1}/{o.epochs}",
+            last_checkpoint=ckpt_path if os.path.exists(ckpt_path) else None)
+        step += stats["steps"]
+        last_stats = {k: v for k, v in stats.items() if k.startswith("loss")}
+        log({"event": "epoch", "epoch": epoch, "step": step,
+             "images_per_s": round(stats["steps"] * o.batch_size / max(stats["time_s"], 1e-9), 1), **stats})
+        if (epoch + 1) % cfg.ckpt_every == 0 or epoch + 1 == o.epochs:
+            if dist_utils.is_main():
+                ckpt_io.atomic_save({
+                    "model": model.state_dict(),
+                    "config": job.checkpoint_config,
+                    "run_config": to_dict(cfg),
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "optimizer": job.optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "rng": ckpt_io.rng_state(),
+                    "sampler_epoch": epoch + 1,
+                    "loader_generator": gen.get_state(),
+                    "last_stats": last_stats,
+                }, ckpt_path)
+            dist_utils.barrier()
+
+    metrics = {f"train_{k}": v for k, v in last_stats.items()}
+    metrics.update(job.final_eval())
+    metrics.update(epochs=o.epochs, steps=step, world_size=world)
+    log({"event": "final", **metrics})
+    log.close()
+    return metrics

@@ -1,0 +1,91 @@
+"""The run store: naming, reuse without retraining, the root's resolution, locking, atomic metrics."""
+
+import json
+import os
+import threading
+
+import pytest
+
+from lcmae_core import configs, runs
+
+
+def _cfg(*extra):
+    return configs.apply_overrides(configs.preset("mae", "smoke"),
+                                   ["progress=false", "knn=false", "data.limit=128", *extra])
+
+
+def test_second_call_reuses_the_finished_run(tmp_path):
+    cfg = _cfg()
+    a = runs.run_or_load(cfg, root=str(tmp_path))
+    assert a.dir == os.path.join(str(tmp_path), configs.run_name(cfg))
+    assert sorted(f for f in os.listdir(a.dir)) == ["checkpoint.pt", "config.json", "log.jsonl", "metrics.json"]
+    stamp = os.stat(a.checkpoint).st_mtime_ns
+    n_log = len(a.read_log())
+    b = runs.run_or_load(cfg, root=str(tmp_path))
+    assert b.metrics == a.metrics and os.stat(b.checkpoint).st_mtime_ns == stamp and len(b.read_log()) == n_log
+    assert configs.from_dict(b.config) == cfg
+    assert runs.find_run(a.name, str(tmp_path)).finished
+
+
+def test_root_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("LCMAE_RUN_ROOT", str(tmp_path / "envroot"))
+    assert runs.resolve_root() == str(tmp_path / "envroot")
+    assert runs.resolve_root(str(tmp_path / "arg")) == str(tmp_path / "arg")
+    monkeypatch.delenv("LCMAE_RUN_ROOT")
+    assert runs.resolve_root() == os.path.abspath("runs")
+
+
+def test_two_callers_train_once(tmp_path):
+    cfg = _cfg("seed=3")
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(runs.run_or_load(cfg, root=str(tmp_path)))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 2
+    assert results[0].metrics == results[1].metrics
+    events = [r["event"] for r in results[0].read_log()]
+    assert events.count("start") == 1 and "resume" not in events and events.count("final") == 1
+
+
+def test_lock_excludes_other_holders(tmp_path):
+    import fcntl
+    with runs.run_lock(str(tmp_path), "x"):
+        with open(tmp_path / ".locks" / "x.lock", "a+") as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(tmp_path / ".locks" / "x.lock", "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+
+
+def test_finetune_needs_a_finished_pretraining_run(tmp_path):
+    cfg = configs.apply_overrides(configs.preset("finetune", "smoke"), ["pretrain=mae-000000000000"])
+    with pytest.raises(runs.RunError, match="no run 'mae-000000000000'"):
+        runs.run_or_load(cfg, root=str(tmp_path))
+    assert not [p for p in os.listdir(tmp_path) if not p.startswith(".")]
+
+
+def test_failed_run_leaves_no_folder(tmp_path, monkeypatch):
+    from lcmae_core.train import trainer
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(trainer, "fit", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        runs.run_or_load(_cfg("seed=5"), root=str(tmp_path))
+    assert not [p for p in os.listdir(tmp_path) if not p.startswith(".")]
+
+
+def test_atomic_json(tmp_path):
+    p = tmp_path / "m.json"
+    runs.atomic_write_json({"a": 1}, str(p))
+    assert json.loads(p.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["m.json"]
