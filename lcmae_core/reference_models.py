@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from .models import FAMILIES, MaskedAutoencoderViT
-from .pretrained import (OFFICIAL_URLS, CheckpointError, LoadReport, download_official, infer_mae_config,
+from .pretrained import (OFFICIAL_URLS, CheckpointError, LoadReport, download_official,
                          load_official_mae, read_checkpoint)
 
 # timm names of the paper's reference models

@@ -85,3 +85,16 @@ def test_eq8_of_a_model_against_itself_is_one():
     assert s.shape == (2,) and bool((s.abs() <= 1 + 1e-9).all())
     gauss = create_model("mae", "test", decoder="gaussian").eval()
     assert semantic_similarity_curve(gauss, model, imgs, mask=mask).shape == (1,)
+
+
+def test_reference_keys_are_the_last_blocks_keys():
+    import timm
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2).eval()
+    imgs = torch.randn(2, 3, 32, 32)
+    from lcmae_core.analysis import final_patch_features
+    keys = final_patch_features(vit, imgs, "keys")
+    assert keys.shape == (2, 16, 192)
+    tokens = vit.forward_features(imgs)
+    x = vit.blocks[-1].norm1(vit.blocks[0](vit.norm_pre(vit._pos_embed(vit.patch_embed(imgs)))))
+    torch.testing.assert_close(keys, vit.blocks[-1].attn.qkv(x)[:, 1:, 192:384])
+    torch.testing.assert_close(final_patch_features(vit, imgs), tokens[:, 1:])

@@ -241,6 +241,66 @@ def decoder_attention(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor,
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# features of layers (Eq. 8)
+class KeyRecorder:
+    """Context manager that keeps the keys of one block's attention (what CutLER's MaskCut uses as features).
+
+    After a forward, ``keys`` is (B, N, H * d): the k part of ``attn.qkv``'s output, heads concatenated, before
+    ``k_norm``."""
+
+    def __init__(self, block: nn.Module):
+        self.attn = check_attention_block(block)
+        self.keys: torch.Tensor | None = None
+        self._handle = None
+
+    def _hook(self, module: nn.Module, args: tuple, qkv: torch.Tensor) -> None:
+        D = qkv.shape[-1] // 3  # qkv: (B, N, 3 * H * d), ordered (q | k | v)
+        self.keys = qkv[..., D:2 * D].detach()
+        return None
+
+    def __enter__(self) -> "KeyRecorder":
+        self._handle = self.attn.qkv.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The decoder's layers whose outputs Eq. 8 compares: the transformer blocks, or the one local decoder."""
+    if getattr(model, "decoder_blocks", None) is not None:
+        return list(model.decoder_blocks)
+    if getattr(model, "decoder_local", None) is not None:
+        return [model.decoder_local]
+    raise ValueError(f"{type(model).__name__} has no decoder; pass a MaskedAutoencoderViT-family model")
+
+
+@torch.no_grad()
+def decoder_layer_features(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+    """Outputs of every decoder layer on masked images: one (B, L, Dd) per layer, patch tokens in image order.
+
+    mask: (L,) or (B, L), 1 = masked. The CLS token of the transformer decoder is dropped."""
+    layers = decoder_layers(model)
+    B, L = imgs.shape[0], model.num_patches
+    m = expand_mask(mask, B, L).to(imgs.device)
+    outs: list[torch.Tensor | None] = [None] * len(layers)
+
+    def keep(i):
+        def hook(module, args, out):
+            outs[i] = out[:, -L:, :].detach()  # (B, L, Dd): drop the CLS token when present
+        return hook
+
+    handles = [layer.register_forward_hook(keep(i)) for i, layer in enumerate(layers)]
+    try:
+        latent, _, ids_restore = model.forward_encoder(imgs, mask_ratio_of(m), noise_for_mask(m))
+        model.forward_decoder(latent, ids_restore)
+    finally:
+        for h in handles:
+            h.remove()
+    return outs
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # selecting rows
 def masked_positions(mask: torch.Tensor) -> torch.Tensor:
     """mask (B, L), 1 = masked, the same count k in every row -> (B, k) masked grid positions, ascending."""
@@ -295,4 +355,5 @@ def query_attention_maps(model: nn.Module, imgs: torch.Tensor, mask: torch.Tenso
 __all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "probs_from_qkv", "encoder_attention",
            "decoder_attention",
            "masked_query_rows", "masked_positions", "query_attention_maps", "encoder_blocks", "decoder_blocks",
-           "num_prefix_tokens", "patch_size_of", "grid_size_of", "expand_mask", "is_mae"]
+           "num_prefix_tokens", "patch_size_of", "grid_size_of", "expand_mask", "is_mae", "KeyRecorder",
+           "decoder_layers", "decoder_layer_features"]

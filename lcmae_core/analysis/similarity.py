@@ -31,9 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._batches import iter_image_batches
-from .attention import (decoder_attention, decoder_blocks, encoder_blocks, expand_mask, is_mae,
-                        masked_query_rows, num_prefix_tokens)
-from ..masking import mask_ratio_of, masking_from_noise, noise_for_mask
+from .attention import (KeyRecorder, decoder_attention, decoder_blocks, decoder_layer_features,
+                        encoder_blocks, is_mae, masked_query_rows, num_prefix_tokens)
+from ..masking import masking_from_noise, noise_for_mask
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,40 +142,6 @@ def affinity_similarity(w_ref: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(w_ref.flatten(1).double(), w.flatten(1).double(), dim=1)
 
 
-def decoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The decoder's layers whose outputs Eq. 8 compares: the transformer blocks, or the one local decoder."""
-    if getattr(model, "decoder_blocks", None) is not None:
-        return list(model.decoder_blocks)
-    if getattr(model, "decoder_local", None) is not None:
-        return [model.decoder_local]
-    raise ValueError(f"{type(model).__name__} has no decoder; pass a MaskedAutoencoderViT-family model")
-
-
-@torch.no_grad()
-def decoder_layer_features(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-    """Outputs of every decoder layer on masked images: one (B, L, Dd) per layer, patch tokens in image order.
-
-    mask: (L,) or (B, L), 1 = masked. The CLS token of the transformer decoder is dropped."""
-    layers = decoder_layers(model)
-    B, L = imgs.shape[0], model.num_patches
-    m = expand_mask(mask, B, L).to(imgs.device)
-    outs: list[torch.Tensor | None] = [None] * len(layers)
-
-    def keep(i):
-        def hook(module, args, out):
-            outs[i] = out[:, -L:, :].detach()  # (B, L, Dd): drop the CLS token when present
-        return hook
-
-    handles = [layer.register_forward_hook(keep(i)) for i, layer in enumerate(layers)]
-    try:
-        latent, _, ids_restore = model.forward_encoder(imgs, mask_ratio_of(m), noise_for_mask(m))
-        model.forward_decoder(latent, ids_restore)
-    finally:
-        for h in handles:
-            h.remove()
-    return outs
-
-
 @torch.no_grad()
 def final_patch_features(model: nn.Module, imgs: torch.Tensor, kind: str = "tokens") -> torch.Tensor:
     """A reference model's final-layer patch features, (B, n, D), on unmasked images (Eq. 8's W^ref).
@@ -188,16 +154,9 @@ def final_patch_features(model: nn.Module, imgs: torch.Tensor, kind: str = "toke
         raise ValueError(f"kind must be 'tokens' or 'keys', got {kind!r}")
     prefix = num_prefix_tokens(model)
     if kind == "keys":
-        attn = encoder_blocks(model)[-1].attn
-        got: list[torch.Tensor] = []
-        h = attn.qkv.register_forward_hook(lambda m, args, out: got.append(out.detach()))
-        try:
+        with KeyRecorder(encoder_blocks(model)[-1]) as rec:
             final_patch_features(model, imgs, "tokens")
-        finally:
-            h.remove()
-        qkv = got[0]  # (B, N, 3 * H * d), ordered (q | k | v)
-        D = qkv.shape[-1] // 3
-        return qkv[:, prefix:, D:2 * D]
+        return rec.keys[:, prefix:, :]  # (B, n, H * d)
     if is_mae(model):
         L = model.num_patches
         z = torch.zeros(imgs.shape[0], L, device=imgs.device)
@@ -262,5 +221,5 @@ def semantic_similarity_curve(model: nn.Module, reference: nn.Module | FeatureFn
 
 
 __all__ = ["attention_map_similarity", "AttentionSimilarityMeter", "attention_similarity_curve", "feature_affinity",
-           "affinity_similarity", "decoder_layer_features", "decoder_layers", "final_patch_features",
+           "affinity_similarity", "decoder_layer_features", "final_patch_features",
            "semantic_similarity_curve", "as_feature_fn"]
