@@ -15,7 +15,8 @@ unexpected or of the wrong shape raises ``CheckpointError`` naming it.
   inside a full DINO training checkpoint (``{"teacher": {"backbone.blocks...", "head.mlp...": ...}}``, with
   ``module.`` prefixes under DDP). The teacher is preferred; the DINO projection head is dropped.
 - **This project's runs**: ``load_run`` reads ``{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae",
-  "model": {constructor kwargs}}}``, the format the training engine writes, and nothing else.
+  "model": {constructor kwargs}}}``, the format the training engine writes, and nothing else; the finetune and
+  linprobe recipes' checkpoints (family "finetune" / "linprobe", kwargs of a timm ``VisionTransformer``) load too.
 
 Which reference at which scale (Eq. 8, Fig. 3; Fig. 5): at paper scale DINO ViT-B/16 and DeiT-B from here; at
 cpu/gpu scale there is no DINO of the right patch grid, so the reference is a model trained by this project (its
@@ -280,15 +281,33 @@ def mae_encoder_as_vit(source: MaskedAutoencoderViT | str | os.PathLike,
 
 # ---------------------------------------------------------------------------------------------------------------
 # this project's runs
-RUN_FORMAT = ('{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae", "model": {constructor kwargs}}} '
-              "(the training engine's checkpoint.pt)")
+RUN_FORMAT = ('{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae" | "finetune" | "linprobe", '
+              '"model": {constructor kwargs}}} (the training engine\'s checkpoint.pt)')
+# the classifiers of the finetune / linprobe recipes: timm VisionTransformer(**config["model"])
+CLASSIFIER_FAMILIES = ("finetune", "linprobe")
+
+
+def _build_run_model(family: str, kwargs: dict, config: dict) -> nn.Module:
+    """The model a run's config describes, randomly initialised."""
+    if family in FAMILIES:
+        return FAMILIES[family](**kwargs)
+    from timm.models.vision_transformer import VisionTransformer
+    model = VisionTransformer(**kwargs)
+    if family == "linprobe" and config.get("head", "batchnorm_linear") == "batchnorm_linear":
+        # fb/mae's linear probe: BatchNorm1d without affine, then Linear (lcmae_core.train.linprobe)
+        D = model.embed_dim
+        model.head = nn.Sequential(nn.BatchNorm1d(D, affine=False, eps=1e-6), nn.Linear(D, model.num_classes))
+    return model
 
 
 def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, dict]:
     """A model trained by this project from its checkpoint file, in eval mode, and the checkpoint's config.
 
-    The file must be ``RUN_FORMAT``: the model is rebuilt as ``FAMILIES[family](**config["model"])`` and its
-    weights loaded with ``strict`` (errors name missing/unexpected keys and shape mismatches)."""
+    The file must be ``RUN_FORMAT``: the model is rebuilt as ``FAMILIES[family](**config["model"])`` for the
+    pretraining families (mae, lcmae, ae), or as a timm ``VisionTransformer(**config["model"])`` for the finetune /
+    linprobe classifiers (the Eq. 8 / Fig. 5 reference at cpu/gpu scale), and its weights loaded with ``strict``
+    (errors name missing/unexpected keys and shape mismatches). Other keys of the file (optimizer, rng) are ignored.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no run checkpoint at {path}; pass the run's checkpoint.pt")
@@ -302,15 +321,16 @@ def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, d
         raise CheckpointError(f"{path} is not a run checkpoint (got {got}); expected {RUN_FORMAT}")
     config = ckpt["config"]
     family, kwargs = config.get("family"), config.get("model")
-    if family not in FAMILIES:
-        raise CheckpointError(f"config['family'] is {family!r}; expected one of {', '.join(FAMILIES)} ({RUN_FORMAT})")
+    if family not in (*FAMILIES, *CLASSIFIER_FAMILIES):
+        raise CheckpointError(f"config['family'] is {family!r}; expected one of "
+                              f"{', '.join((*FAMILIES, *CLASSIFIER_FAMILIES))} ({RUN_FORMAT})")
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"config['model'] must be a dict of constructor kwargs, got {type(kwargs).__name__} "
                               f"({RUN_FORMAT})")
     try:
-        model = FAMILIES[family](**kwargs)
+        model = _build_run_model(family, kwargs, config)
     except TypeError as e:
-        raise CheckpointError(f"config['model'] does not fit {FAMILIES[family].__name__}: {e}") from e
+        raise CheckpointError(f"config['model'] does not fit the {family} model: {e}") from e
     sd = ckpt["model"]
     own = model.state_dict()
     unexpected, missing = set(sd) - set(own), set(own) - set(sd)
@@ -328,4 +348,4 @@ def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, d
 
 __all__ = ["DINO_TIMM", "DEIT_TIMM", "REFERENCE_URLS", "RUN_FORMAT", "download", "read_weights", "vit_state_dict",
            "vit_kwargs_from_state_dict", "load_vit_state_dict", "load_timm_vit", "load_dino", "load_deit",
-           "load_mae", "mae_encoder_as_vit", "load_run", "CheckpointError"]
+           "load_mae", "mae_encoder_as_vit", "load_run", "CLASSIFIER_FAMILIES", "CheckpointError"]

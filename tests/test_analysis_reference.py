@@ -113,6 +113,20 @@ def test_run_checkpoint_round_trip(tmp_path, family, kw):
     assert type(got) is type(model) and same_weights(model, got) and config["family"] == family
 
 
+@pytest.mark.parametrize("family", ["finetune", "linprobe"])
+def test_classifier_run_checkpoint_round_trip(tmp_path, family):
+    from timm.models.vision_transformer import VisionTransformer
+    from lcmae_core.reference_models import _build_run_model
+    kw = dict(TINY, num_classes=5, global_pool="avg" if family == "finetune" else "token")
+    config = {"family": family, "model": kw, "head": "batchnorm_linear"}
+    torch.manual_seed(0)
+    model = _build_run_model(family, kw, config)
+    assert isinstance(model, VisionTransformer)
+    torch.save({"model": model.state_dict(), "config": config, "optimizer": {"state": {}}}, tmp_path / "c.pt")
+    got, _ = load_run(tmp_path / "c.pt")
+    assert same_weights(model, got)
+
+
 def test_bad_run_checkpoints_fail_clearly(tmp_path):
     from lcmae_core.models import SIZES
     model = create_model("mae", "test")
