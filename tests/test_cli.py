@@ -10,6 +10,16 @@ from PIL import Image
 
 from lcmae_core import cli
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train faster on one thread, and a shared machine punishes oversubscription."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -74,7 +84,7 @@ def test_bad_input_in_process(tmp_path, capsys):
 def test_bad_input_one_line_nonzero_no_run_dir(tmp_path):
     root = tmp_path / "runs"
     cases = {k: v for k, v in _bad_cases(tmp_path).items() if k in IN_SUBPROCESS}
-    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    env = {**os.environ, "PYTHONWARNINGS": "default", "OMP_NUM_THREADS": "1"}
     procs = {}
     for name, extra in cases.items():
         args = [sys.executable, "-m", "lcmae_core"] + _argv(extra, root)

@@ -9,6 +9,16 @@ import pytest
 from lcmae_core import configs, runs
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train faster on one thread, and a shared machine punishes oversubscription."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def _cfg(*extra):
     return configs.apply_overrides(configs.preset("mae", "smoke"),
                                    ["progress=false", "knn=false", "data.limit=128", *extra])

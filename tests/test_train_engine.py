@@ -13,6 +13,16 @@ from lcmae_core.train.engine import NonFiniteLoss, knn_classify, train_one_epoch
 from lcmae_core.train.schedule import lr_at
 
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train faster on one thread, and a shared machine punishes oversubscription."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def test_lr_schedule_matches_its_formula():
     lr, E, W, lo = 1e-3, 10, 2, 1e-5
     assert lr_at(0.0, lr, E, W, lo) == 0.0
