@@ -65,6 +65,18 @@ def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
 # helpers for the notebooks
 
 
+def start(scale: str):
+    """The first call of every notebook: render figures inline as PNG (no pyplot needed), and return the
+    admonition that says what hardware the page's scale needs."""
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")  # registers the PNG formatter for matplotlib Figures in this kernel
+    except (ImportError, AttributeError):  # outside IPython: nothing to register
+        pass
+    return scale_admonition(scale)
+
+
 def scale_admonition(scale: str):
     """A MyST admonition, shown at the top of a page, saying what hardware its scale needs."""
     from IPython.display import Markdown

@@ -51,6 +51,11 @@ def verdict(condition: bool | None) -> str:
     return HOLDS if bool(condition) else FAILS
 
 
+def judge(scale: str, condition: bool | None) -> str:
+    """The verdict on a claim at a scale: the smoke scale only exercises the code, so it tests no claim."""
+    return UNTESTABLE if scale == "smoke" else verdict(condition)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file so that readers see either the old file or the whole new one, never a half."""
     path = Path(path)
