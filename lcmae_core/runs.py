@@ -314,7 +314,7 @@ def _launch_slurm(cfg, root: str, slurm: dict, executor: str, wait: bool):
     if not wait:
         return job
     try:
-        job.result()
+        job.results()  # one result per task
     except Exception as e:
         msg = str(e).strip().splitlines()
         raise RunError(f"SLURM job {job.job_id} for run {run_name(cfg)} failed: {msg[-1] if msg else e}") from None
