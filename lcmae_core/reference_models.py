@@ -34,8 +34,7 @@ import torch
 import torch.nn as nn
 
 from .models import FAMILIES, MaskedAutoencoderViT
-from .pretrained import (OFFICIAL_URLS, CheckpointError, LoadReport, download_official,
-                         load_official_mae, read_checkpoint)
+from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint
 
 # timm names of the paper's reference models
 DINO_TIMM = "vit_base_patch16_224.dino"
@@ -249,8 +248,8 @@ def load_mae(source: str | os.PathLike, cache_dir: str | os.PathLike | None = No
     if not os.path.isfile(path):
         if _is_url(path):
             path = download(path, cache_dir)
-        elif path in OFFICIAL_URLS:
-            path = download_official(path, cache_dir)
+        elif path in OFFICIAL_URLS:  # fb/mae's release, by file name: a one-line error without a network
+            path = download(OFFICIAL_URLS[path], cache_dir)
         else:
             raise FileNotFoundError(f"no checkpoint at {path}; pass a file, a URL, or one of "
                                     f"{_brief(OFFICIAL_URLS, 12)}")

@@ -136,3 +136,41 @@ def test_timm_vit_curves_match_the_mae_encoder_in_a_vit():
     imgs = torch.randn(4, 3, 32, 32)
     torch.testing.assert_close(attention_distance_curves(model, imgs),
                                attention_distance_curves(mae_encoder_as_vit(model), imgs), rtol=1e-4, atol=1e-4)
+
+
+def test_spearman_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    from lcmae_core.analysis.distance import spearman
+
+    g = torch.Generator().manual_seed(0)
+    for x, y in [([0.3, 0.45, 0.6, 0.75, 0.9], [1.0, 2.0, 3.0, 5.0, 4.0]),
+                 ([1, 2, 2, 3, 4, 4], [3.0, 1.0, 1.0, 2.0, 7.0, 5.0]),
+                 (torch.randn(9, generator=g).tolist(), torch.randn(9, generator=g).tolist())]:
+        assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
+    with pytest.raises(ValueError):
+        spearman([1, 2], [1, 2, 3])
+
+
+def test_distance_trend_by_hand():
+    from lcmae_core.analysis.distance import distance_trend
+
+    # 3 knob values, 4 layers, 2 heads; head means per layer: knob k -> [1, 1, 2 + k, 2 + 3k]
+    curves = {}
+    for k in (0.3, 0.9, 0.6):  # unordered on purpose
+        layer = torch.tensor([1.0, 1.0, 2 + k, 2 + 3 * k])
+        curves[k] = torch.stack([layer - 0.5, layer + 0.5], dim=-1)  # (layers, heads)
+    t = distance_trend(curves)
+    assert list(t["mean"]) == [0.3, 0.6, 0.9]
+    assert t["mean"][0.6] == pytest.approx((1 + 1 + 2.6 + 3.8) / 4)
+    assert t["spearman"] == pytest.approx(1.0) and t["monotone"]
+    assert t["spread"] == pytest.approx([0.0, 0.0, 0.6, 1.8])
+    assert t["spread_shallow"] == pytest.approx(0.0) and t["spread_deep"] == pytest.approx(1.2)
+    assert distance_trend(curves, deep=1)["spread_deep"] == pytest.approx(1.8)
+    flat = distance_trend({0.3: torch.ones(2, 2), 0.9: torch.ones(2, 2)})
+    assert not flat["monotone"] and math.isnan(flat["spearman"])
+    with pytest.raises(ValueError):
+        distance_trend({0.3: torch.ones(2, 2)})
+    with pytest.raises(ValueError):
+        distance_trend(curves, deep=4)

@@ -150,3 +150,16 @@ def test_bad_run_checkpoints_fail_clearly(tmp_path):
     torch.save({"model": sd, "config": cfg, "args": argparse.Namespace(a=1)}, tmp_path / "ns.pt")
     with pytest.raises(CheckpointError, match="weights_only"):
         load_run(tmp_path / "ns.pt")
+
+
+def test_official_names_without_a_network_fail_with_a_clear_error(tmp_path, monkeypatch):
+    def offline(url, dst, progress=True):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RuntimeError, match="without a network, pass a local file"):
+        load_mae("mae_pretrain_vit_base.pth", cache_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="without a network"):
+        load_dino("https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+                  cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-written in the cache

@@ -183,5 +183,55 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
     return (sums / count).float()
 
 
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n of a 1-D tensor, ties given their mean rank (as scipy.stats.rankdata)."""
+    x = x.double()
+    eq = (x[:, None] == x[None, :]).double()
+    less = (x[:, None] > x[None, :]).double()
+    return less.sum(1) + (eq.sum(1) + 1) / 2
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two 1-D sequences (ties: mean ranks); nan when one of them is constant."""
+    rx, ry = _ranks(torch.as_tensor(x).reshape(-1)), _ranks(torch.as_tensor(y).reshape(-1))
+    if rx.numel() != ry.numel() or rx.numel() < 2:
+        raise ValueError(f"need two sequences of equal length >= 2, got {rx.numel()} and {ry.numel()}")
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = (rx.norm() * ry.norm()).item()
+    return float("nan") if den == 0 else float((rx @ ry).item() / den)
+
+
+def distance_trend(curves: dict[float, torch.Tensor], deep: int | None = None) -> dict:
+    """How attention distance moves with a knob (Fig. 6: the mask ratio), from per-model (layers, heads) curves.
+
+    curves: {knob value: (layers, heads) tensor from ``attention_distance_curves``}, all of one depth.
+    deep: how many of the last layers count as "deeper" (default: the deeper half; the rest are "shallower").
+    Returns a dict of plain floats:
+
+    - ``mean``: {knob: mean distance over layers and heads};
+    - ``spearman``: Spearman's rank correlation between the knob and ``mean`` (1: strictly increasing);
+    - ``monotone``: True when ``mean`` strictly increases with the knob;
+    - ``spread``: [per layer: max - min over knob values of the head-mean distance] (pixels);
+    - ``spread_shallow`` / ``spread_deep``: the mean spread over the shallower / deeper layers.
+    """
+    if len(curves) < 2:
+        raise ValueError("need curves for at least two knob values")
+    keys = sorted(curves)
+    per_layer = torch.stack([torch.as_tensor(curves[k]).float().mean(-1) for k in keys])  # (knobs, layers)
+    L = per_layer.shape[1]
+    if L < 2:
+        raise ValueError("need at least two layers to compare shallow and deep layers")
+    deep = deep or L // 2
+    if not 0 < deep < L:
+        raise ValueError(f"deep must be in 1..{L - 1}, got {deep}")
+    means = per_layer.mean(1)  # (knobs,)
+    spread = per_layer.max(0).values - per_layer.min(0).values  # (layers,)
+    return {"mean": {k: float(m) for k, m in zip(keys, means)},
+            "spearman": spearman(torch.tensor(keys, dtype=torch.float64), means),
+            "monotone": bool((means[1:] > means[:-1]).all()),
+            "spread": [float(v) for v in spread],
+            "spread_shallow": float(spread[:L - deep].mean()), "spread_deep": float(spread[L - deep:].mean())}
+
+
 __all__ = ["attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
-           "patch_distance_matrix", "patch_centres", "grid_of"]
+           "patch_distance_matrix", "patch_centres", "grid_of", "spearman", "distance_trend"]
