@@ -134,3 +134,17 @@ def test_local_decoder_has_no_attention(imgs):
     model = create_model("mae", "test", decoder="conv")
     with pytest.raises(ValueError, match="no transformer decoder"):
         decoder_attention(model, imgs, torch.zeros(16))
+
+
+def test_shared_mask_and_auto_queries():
+    from lcmae_core.analysis import pick_masked_queries, shared_mask
+
+    m = shared_mask(16, 0.75, seed=4)
+    assert m.shape == (16,) and int(m.sum()) == 12
+    g = torch.Generator().manual_seed(4)  # the draw attention_similarity_curve makes by default
+    assert torch.equal(m, masking_from_noise(torch.rand(1, 16, generator=g), 0.75).mask[0])
+    q = pick_masked_queries(m, 3, seed=1)
+    assert len(set(q)) == 3 and all(m[p] == 1 for p in q)
+    assert q == pick_masked_queries(m, 3, seed=1)
+    with pytest.raises(ValueError, match="only 12 masked"):
+        pick_masked_queries(m, 13)

@@ -174,3 +174,17 @@ def test_distance_trend_by_hand():
         distance_trend({0.3: torch.ones(2, 2)})
     with pytest.raises(ValueError):
         distance_trend(curves, deep=4)
+
+
+@pytest.mark.parametrize("g,p", [(3, 4), (4, 16)])
+def test_uniform_baseline_equals_uniform_attention(g, p):
+    from lcmae_core.analysis import uniform_attention_distance
+
+    assert abs(uniform_attention_distance(g, p) - pairwise_mean_distance(g, p)) < 1e-5 * p  # float32 distances
+    n = g * g
+    positions = [0, n - 1]  # corners are farthest from the rest
+    a = with_prefix(torch.full((1, 2, n, n), 1.0 / n), 1, prefix_mass=0.2)
+    per_query = attention_distance_per_query(a, p, 1)[0, 0]  # (n,)
+    want = float(per_query[positions].mean())
+    assert abs(uniform_attention_distance(g, p, torch.tensor(positions)) - want) < 1e-4
+    assert uniform_attention_distance(g, p, [0]) > uniform_attention_distance(g, p)

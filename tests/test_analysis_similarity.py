@@ -98,3 +98,27 @@ def test_reference_keys_are_the_last_blocks_keys():
     x = vit.blocks[-1].norm1(vit.blocks[0](vit.norm_pre(vit._pos_embed(vit.patch_embed(imgs)))))
     torch.testing.assert_close(keys, vit.blocks[-1].attn.qkv(x)[:, 1:, 192:384])
     torch.testing.assert_close(final_patch_features(vit, imgs), tokens[:, 1:])
+
+
+def test_eq7_per_query_matches_the_pairwise_loop_on_recorded_maps():
+    from lcmae_core.analysis import decoder_attention, query_similarity_curves, shared_mask
+
+    torch.manual_seed(0)
+    model = create_model("mae", "test", decoder_depth=3).eval()
+    imgs = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    mask = shared_mask(model.num_patches, 0.75, seed=3)
+    positions = mask.nonzero()[:2, 0].tolist()
+    got = query_similarity_curves(model, imgs, mask, positions, batch_size=4)
+    assert got.shape == (2, 3)
+    maps = decoder_attention(model, imgs, mask).maps  # layers x (B, H, 1 + L, 1 + L)
+    for j, p in enumerate(positions):
+        for layer, a in enumerate(maps):
+            want = loop_eq7(a[:, :, p + 1, 1:])  # (B, H, n): that query, CLS key dropped
+            assert abs(got[j, layer].item() - want) < 1e-6  # float32 maps, batched differently
+    # identical images: every query's maps agree exactly
+    same = imgs[:1].expand(3, -1, -1, -1)
+    torch.testing.assert_close(query_similarity_curves(model, same, mask, positions),
+                               torch.ones(2, 3, dtype=torch.float64))
+    visible = int((mask == 0).nonzero()[0, 0])
+    with pytest.raises(ValueError, match="must all be masked"):
+        query_similarity_curves(model, imgs, mask, [visible])

@@ -4,25 +4,31 @@
   (``AttentionRecorder``, ``encoder_attention``, ``decoder_attention``, ``masked_query_rows``,
   ``query_attention_maps``).
 - ``distance``: attention distance (Figs. 5, 6, A.1): ``attention_distance``, ``attention_distance_curves``.
-- ``similarity``: Eq. 7 S^attn (Fig. 2) and Eq. 8 S^sim (Fig. 3), direct and streaming.
+- ``similarity``: Eq. 7 S^attn (Fig. 2) and Eq. 8 S^sim (Fig. 3), direct and streaming; Eq. 7 per query
+  (``query_similarity_curves``, Fig. 4).
+- ``reconstruction``: Eq. 1 on held-out images with seeded masks (Table 2).
 - ``viz``: the figures (reconstructions, Fig. 4 / B.1 attention maps, Fig. 5 / 6 / A.1 curves) in one style.
 
 Loaders for reference and official checkpoints are in ``lcmae_core.reference_models``.
 """
 
 from .attention import (AttentionMaps, AttentionRecorder, attention_probs, decoder_attention, decoder_blocks,
-                        encoder_attention, encoder_blocks, masked_positions, masked_query_rows, query_attention_maps)
+                        encoder_attention, encoder_blocks, masked_positions, masked_query_rows, pick_masked_queries,
+                        query_attention_maps, shared_mask)
 from .distance import (attention_distance, attention_distance_curves, attention_distance_per_query,
-                       patch_attention, patch_distance_matrix)
+                       patch_attention, patch_distance_matrix, uniform_attention_distance)
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
                          attention_similarity_curve, decoder_layer_features, feature_affinity, final_patch_features,
-                         semantic_similarity_curve)
+                         query_similarity_curves, semantic_similarity_curve)
+from .reconstruction import reconstruction_loss
 from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
                   reconstruction_figure, style)
 
 __all__ = [
     "AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_attention", "decoder_blocks",
     "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",
+    "shared_mask", "pick_masked_queries", "uniform_attention_distance", "query_similarity_curves",
+    "reconstruction_loss",
     "attention_distance", "attention_distance_curves", "attention_distance_per_query", "patch_attention",
     "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
     "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",

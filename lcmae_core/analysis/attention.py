@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from ..masking import mask_ratio_of, noise_for_mask
+from ..masking import mask_ratio_of, masking_from_noise, noise_for_mask
 
 Reduce = Callable[[int, torch.Tensor], Any]
 
@@ -300,6 +300,23 @@ def decoder_layer_features(model: nn.Module, imgs: torch.Tensor, mask: torch.Ten
     return outs
 
 
+def shared_mask(num_patches: int, mask_ratio: float = 0.75, seed: int = 0) -> torch.Tensor:
+    """One random mask (L,) for every image (Eqs. 7, 8, Fig. 4), drawn from ``torch.Generator().manual_seed(seed)``
+    exactly as ``attention_similarity_curve`` / ``semantic_similarity_curve`` draw their default. 1 = masked."""
+    g = torch.Generator().manual_seed(seed)
+    return masking_from_noise(torch.rand(1, num_patches, generator=g), mask_ratio).mask[0]
+
+
+def pick_masked_queries(mask: torch.Tensor, n: int = 2, seed: int = 0) -> list[int]:
+    """``n`` distinct masked grid positions of a shared mask (L,), chosen with a seeded generator (Fig. 4's
+    "auto" queries), in the order drawn. Deterministic for a given mask, n and seed."""
+    pos = torch.as_tensor(mask).reshape(-1).bool().nonzero()[:, 0]  # (k,) masked positions, ascending
+    if n > pos.numel():
+        raise ValueError(f"asked for {n} masked queries but the mask has only {pos.numel()} masked positions")
+    g = torch.Generator().manual_seed(seed)
+    return [int(pos[i]) for i in torch.randperm(pos.numel(), generator=g)[:n]]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # selecting rows
 def masked_positions(mask: torch.Tensor) -> torch.Tensor:
@@ -356,4 +373,4 @@ __all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "probs_from_
            "decoder_attention",
            "masked_query_rows", "masked_positions", "query_attention_maps", "encoder_blocks", "decoder_blocks",
            "num_prefix_tokens", "patch_size_of", "grid_size_of", "expand_mask", "is_mae", "KeyRecorder",
-           "decoder_layers", "decoder_layer_features"]
+           "decoder_layers", "decoder_layer_features", "shared_mask", "pick_masked_queries"]

@@ -117,6 +117,20 @@ def _distance_sums(attn, patch_size, num_prefix_tokens, grid_size, positions, qu
     return (d * w).sum((0, 2)).double(), n
 
 
+def uniform_attention_distance(grid_size: tuple[int, int] | int, patch_size: float,
+                               positions: torch.Tensor | None = None) -> float:
+    """The attention distance a query would have if it attended uniformly to every patch (pixels): the mean
+    distance from the query positions (default: all) to all g*g patch centres, averaged over the queries.
+
+    The baseline against which "attends to nearby tokens" is judged (Fig. 4): a decoder that ignores position
+    and content spreads its attention evenly, and its distance is this number."""
+    d = patch_distance_matrix(grid_size, patch_size).double()  # (n, n)
+    rows = d if positions is None else d[torch.as_tensor(positions, dtype=torch.long).reshape(-1)]
+    if rows.numel() == 0:
+        raise ValueError("no query positions")
+    return float(rows.mean())
+
+
 QUERIES = ("all", "masked", "visible")
 
 
@@ -233,5 +247,5 @@ def distance_trend(curves: dict[float, torch.Tensor], deep: int | None = None) -
             "spread_shallow": float(spread[:L - deep].mean()), "spread_deep": float(spread[L - deep:].mean())}
 
 
-__all__ = ["attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
+__all__ = ["attention_distance", "uniform_attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
            "patch_distance_matrix", "patch_centres", "grid_of", "spearman", "distance_trend"]

@@ -119,6 +119,37 @@ def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | No
     return meter.value()
 
 
+@torch.no_grad()
+def query_similarity_curves(model: nn.Module, images, mask: torch.Tensor, positions, batch_size: int = 64,
+                            device=None, limit: int | None = None, cls_key: bool = False) -> torch.Tensor:
+    """Eq. 7 for single mask-token queries (Fig. 4): how alike one query's decoder attention is across images.
+
+    mask: (L,) shared by every image (1 = masked); positions: P masked grid positions. For each position and
+    decoder layer, S = mean over ordered image pairs i != j of cos(a_i, a_j), a_i (h, n) that query's attention
+    of image i (heads kept, CLS key dropped unless ``cls_key``): Eq. 7 with k = 1. -> (P, layers) float64.
+    """
+    model.eval()
+    if device is not None:
+        model.to(device)
+    dev = next(model.parameters()).device
+    mask = torch.as_tensor(mask).reshape(-1).to(dev)  # (L,)
+    pos = torch.as_tensor(positions, dtype=torch.long).reshape(-1).to(dev)  # (P,)
+    if not bool((mask[pos] == 1).all()):
+        raise ValueError(f"positions {pos.tolist()} must all be masked (mask == 1) to be mask-token queries")
+    nl = len(decoder_blocks(model))
+    meters = [AttentionSimilarityMeter(nl) for _ in range(pos.numel())]
+    start = 0 if cls_key else 1
+
+    def reduce(i: int, a: torch.Tensor) -> None:  # a: (B, H, 1 + L, 1 + L)
+        rows = a[:, :, pos + 1, start:]  # (B, H, P, n)
+        for j, meter in enumerate(meters):
+            meter.update(i, rows[:, :, j:j + 1].transpose(1, 2))  # (B, 1, H, n)
+
+    for imgs in iter_image_batches(images, batch_size, dev, limit):
+        decoder_attention(model, imgs, mask, reduce=reduce)
+    return torch.stack([m.value() for m in meters])  # (P, layers)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Eq. 8
 def feature_affinity(feats: torch.Tensor, tau: float | None = None, eps: float = 1e-5) -> torch.Tensor:
@@ -220,6 +251,7 @@ def semantic_similarity_curve(model: nn.Module, reference: nn.Module | FeatureFn
     return sums / count
 
 
-__all__ = ["attention_map_similarity", "AttentionSimilarityMeter", "attention_similarity_curve", "feature_affinity",
+__all__ = ["attention_map_similarity", "AttentionSimilarityMeter", "attention_similarity_curve",
+           "query_similarity_curves", "feature_affinity",
            "affinity_similarity", "decoder_layer_features", "final_patch_features",
            "semantic_similarity_curve", "as_feature_fn"]
