@@ -47,8 +47,8 @@ ALL_FAMILIES = PRETRAIN_FAMILIES + EVAL_FAMILIES
 SCALES = ("smoke", "cpu", "gpu", "paper")
 
 # fields that do not change what a run computes: left out of the hash
-NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "progress", "scale", "data.root", "data.download",
-              "data.num_workers")
+NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", "progress", "scale", "data.root",
+              "data.download", "data.num_workers")
 
 
 class ConfigError(ValueError):
@@ -158,6 +158,8 @@ class RunConfig:
     scale: str = "custom"  # the preset it came from (a label, not hashed)
     log_every: int = 20  # read the loss from the device every this many steps
     ckpt_every: int = 1  # epochs between checkpoints (and always at the end)
+    snapshot_every: int = 0  # epochs between kept weight snapshots snapshot-epoch{N}.pt (N = 0 is the
+    # initialisation; always the last epoch); 0: none. Not hashed: the weights do not depend on it
     progress: bool = True
     knn_k: int = 20
     knn_t: float = 0.07
@@ -249,6 +251,8 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
         }[scale]
         cfg = PretrainConfig(family=family, model=model, data=data, optim=optim, scale=scale,
                              mask_ratio=0.0 if family == "ae" else 0.75)
+        # weight snapshots for analyses over training (Sec. 3.2 page): every epoch at small scales, ~5-10 at large
+        cfg.snapshot_every = {"smoke": 1, "cpu": 1, "gpu": 20, "paper": 20}[scale]
     elif family == "finetune":
         data.crop_scale = (0.08, 1.0)  # timm's default RandomResizedCrop scale, as fb/mae finetuning
         optim = {
@@ -485,6 +489,8 @@ def validate(cfg) -> RunConfig:
         raise ConfigError(f"threads must be positive, got {cfg.threads}")
     if cfg.log_every < 1 or cfg.ckpt_every < 1:
         raise ConfigError("log_every and ckpt_every must be positive")
+    if cfg.snapshot_every < 0:
+        raise ConfigError(f"snapshot_every must be 0 (off) or positive, got {cfg.snapshot_every}")
     check_device(cfg.device)
     return cfg
 

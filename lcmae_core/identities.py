@@ -11,14 +11,15 @@ Eq. 4, for two masked positions i and j of one mask m:
 
 Both hold exactly in real arithmetic; computed in floating point the two sides agree to rounding. The
 functions return both sides and the sizes of the contrastive and prediction-error terms, so that a notebook can
-show the identities and track the local contrastive term over training.
+show the identities and track the local contrastive term over training (``term_sizes``: the batch means, for
+one model, e.g. each weight snapshot of a run).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .masking import masking_from_noise
+from .masking import masking_from_noise, random_noise, shared_noise
 
 
 @torch.no_grad()
@@ -80,3 +81,37 @@ def masked_pair(noise: torch.Tensor, mask_ratio: float) -> tuple[int, int]:
     if len(masked) < 2:
         raise ValueError("fewer than two positions are masked in every image; use a shared mask")
     return masked[0], masked[1]
+
+
+@torch.no_grad()
+def term_sizes(model, imgs: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0) -> dict[str, float]:
+    """Batch means of the terms of Eq. 2 and Eq. 4 for one model, with masks drawn from ``seed``.
+
+    Eq. 2: two independent masks per image; means over every (image, position) masked in both.
+    Eq. 4: one mask shared by the images; means over every ordered pair (i, j), i != j, of its masked positions.
+    Returns {"eq2_lhs", "eq2_contrastive", "eq2_error", "eq2_max_rel_diff", "eq4_lhs", "eq4_contrastive",
+    "eq4_error", "eq4_max_rel_diff", "pair_distance"}; "*_max_rel_diff" is max |lhs - rhs| / lhs, and
+    "pair_distance" the mean squared distance ||h_i - h_j||^2 between the predictions at two masked positions
+    of one view (the scale against which the Eq. 2 contrastive term, same position in two views, is small).
+    """
+    g = torch.Generator().manual_seed(seed)
+    n, L = imgs.shape[0], model.num_patches
+    noise_a, noise_b = random_noise(n, L, generator=g), random_noise(n, L, generator=g)
+    e2 = eq2_sides(model, imgs, mask_ratio, noise_a, noise_b)
+    pred, mask, x = _predict(model, imgs, mask_ratio, shared_noise(n, L, generator=g))
+    idx = mask[0].bool().nonzero().flatten()  # (K,) the masked positions, the same in every image
+    h, t = pred[:, idx], x[:, idx]  # (N, K, P)
+    contrast = (h[:, :, None] - h[:, None]) - (t[:, :, None] - t[:, None])  # (N, K, K, P): [n, i, j]
+    err = h - t  # (N, K, P): e_pred at each masked position
+    lhs4 = (err**2).sum(-1)[:, :, None].expand(-1, -1, len(idx))  # (N, K, K): ||e_i||^2 for every j
+    rhs4 = ((contrast + err[:, None]) ** 2).sum(-1)
+    off = ~torch.eye(len(idx), dtype=torch.bool)  # i != j
+    rel = lambda lhs, rhs: float(((lhs - rhs).abs() / lhs.clamp_min(1e-12)).max())
+    return {
+        "eq2_lhs": float(e2["lhs"].mean()), "eq2_contrastive": float(e2["contrastive"].mean()),
+        "eq2_error": float(e2["error"].mean()), "eq2_max_rel_diff": rel(e2["lhs"], e2["rhs"]),
+        "eq4_lhs": float(lhs4[:, off].mean()), "eq4_contrastive": float((contrast**2).sum(-1)[:, off].mean()),
+        "eq4_error": float((err**2).sum(-1)[:, None].expand(-1, len(idx), -1)[:, off].mean()),
+        "eq4_max_rel_diff": rel(lhs4[:, off], rhs4[:, off]),
+        "pair_distance": float(((h[:, :, None] - h[:, None]) ** 2).sum(-1)[:, off].mean()),
+    }

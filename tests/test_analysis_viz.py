@@ -74,3 +74,23 @@ def test_figures_render(imgs):
 def test_style_is_one_dict():
     with style():
         assert matplotlib.rcParams["font.size"] == STYLE["font.size"]
+
+
+def test_log_curves_and_identity_sides_render():
+    from lcmae_core.analysis.viz import identity_sides_figure, log_curves_figure
+    logs = {s: [{"event": "start"}] + [{"event": "train", "epoch_frac": e / 4, "feature_std": 0.1 / (e + 1),
+                                        "effective_rank": 5.0 - e} for e in range(4)] for s in ("a", "c")}
+    logs["e"] = [{"event": "train", "epoch_frac": 0.5}]  # a run without the keys draws nothing
+    fig = log_curves_figure(logs, {"feature_std": "feature std", "effective_rank": "effective rank"},
+                            references={"feature_std": 0.1}, logy=True, title="collapse")
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2 + 1 and len(fig.axes[1].lines) == 2
+    assert list(fig.axes[0].lines[0].get_xdata()) == [0, 0.25, 0.5, 0.75]
+    fig = log_curves_figure({"mae": [{"epoch": 0, "c": 1.0}, {"epoch": 2, "c": 0.5}]}, {"c": "term"}, x="epoch",
+                            event=None)
+    assert list(fig.axes[0].lines[0].get_ydata()) == [1.0, 0.5]
+    with pytest.raises(ValueError, match="nothing to plot"):
+        log_curves_figure({}, {"c": "term"})
+    lhs = torch.rand(50)
+    fig = identity_sides_figure({"Eq. 2": {"lhs": lhs, "rhs": lhs + 1e-7}, "Eq. 4": {"lhs": lhs, "rhs": lhs}})
+    assert len(fig.axes) == 2 and len(fig.axes[0].collections) == 1
+    fig.savefig(__import__("io").BytesIO(), format="png")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lcmae_core.identities import eq2_sides, eq4_sides, masked_pair
+from lcmae_core.identities import eq2_sides, eq4_sides, masked_pair, term_sizes
 from lcmae_core.masking import masking_from_noise, random_noise, shared_noise
 from lcmae_core.models import create_model
 
@@ -101,3 +101,26 @@ def test_masked_pair_needs_a_shared_mask():
     # ratio 0.5 keeps 2 per row: masked rows are {1,2}, {0,2}, {0,1} -> nothing masked in every row
     with pytest.raises(ValueError, match="shared mask"):
         masked_pair(noise, 0.5)
+
+
+def test_term_sizes_are_the_means_of_the_sides(setup):
+    model, imgs = setup
+    out = term_sizes(model, imgs, 0.75, seed=8)
+    g = torch.Generator().manual_seed(8)
+    na, nb = random_noise(3, 16, generator=g), random_noise(3, 16, generator=g)
+    shared = shared_noise(3, 16, generator=g)
+    e2 = eq2_sides(model, imgs, 0.75, na, nb)
+    for k in ("lhs", "contrastive", "error"):
+        assert out[f"eq2_{k}"] == pytest.approx(float(e2[k].mean()), rel=1e-6)
+    masked = masking_from_noise(shared, 0.75).mask[0].nonzero().flatten().tolist()
+    pairs = [eq4_sides(model, imgs, 0.75, shared, i, j) for i in masked for j in masked if i != j]
+    for k in ("lhs", "contrastive", "error"):
+        assert out[f"eq4_{k}"] == pytest.approx(float(torch.stack([p[k] for p in pairs]).mean()), rel=1e-5)
+    assert out["eq2_max_rel_diff"] < 1e-5 and out["eq4_max_rel_diff"] < 1e-5
+    # the pair distance: mean ||h_i - h_j||^2 over the same pairs
+    latent, _, ids = model.forward_encoder(imgs, 0.75, shared)
+    with torch.no_grad():
+        pred = model.forward_decoder(latent, ids)
+    want = torch.stack([((pred[:, i] - pred[:, j]) ** 2).sum(-1) for i in masked for j in masked if i != j]).mean()
+    assert out["pair_distance"] == pytest.approx(float(want), rel=1e-5)
+    assert term_sizes(model, imgs, 0.75, seed=8) == out  # deterministic

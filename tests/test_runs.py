@@ -28,7 +28,8 @@ def test_second_call_reuses_the_finished_run(tmp_path):
     cfg = _cfg()
     a = runs.run_or_load(cfg, root=str(tmp_path))
     assert a.dir == os.path.join(str(tmp_path), configs.run_name(cfg))
-    assert sorted(f for f in os.listdir(a.dir)) == ["checkpoint.pt", "config.json", "log.jsonl", "metrics.json"]
+    assert sorted(f for f in os.listdir(a.dir)) == ["checkpoint.pt", "config.json", "log.jsonl", "metrics.json",
+                                                    "snapshot-epoch0.pt", "snapshot-epoch1.pt"]  # snapshot_every=1
     stamp = os.stat(a.checkpoint).st_mtime_ns
     n_log = len(a.read_log())
     b = runs.run_or_load(cfg, root=str(tmp_path))

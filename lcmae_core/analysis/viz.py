@@ -7,6 +7,9 @@
   shown as a small block at the top-left of each map.
 - ``attention_distance_figure``: Figs. 5, 6, A.1, attention distance per layer: each head a dot, the mean a line.
 - ``layer_curve_figure``: Figs. 2, 3, one value per decoder layer (S^attn, S^sim) for one or more models.
+- ``log_curves_figure``: quantities over training read from runs' JSON-lines logs (Table 1's collapse monitors,
+  the Eq. 2 / Eq. 4 terms per snapshot), one axes per quantity, one line per run.
+- ``identity_sides_figure``: Sec. 3.2, the two sides of Eq. 2 / Eq. 4 against each other, on the diagonal.
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (no global state, nothing shown);
 notebooks display or ``glue`` it.
@@ -280,5 +283,65 @@ def layer_curve_figure(curves: Mapping[str, torch.Tensor], ylabel: str, title: s
     return fig
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Table 1 collapse monitors, Sec. 3.2 terms
+def log_curves_figure(logs: Mapping[str, Sequence[Mapping]], keys: Mapping[str, str], x: str = "epoch_frac",
+                      xlabel: str = "epoch", event: str | None = "train", logy: bool = False,
+                      references: Mapping[str, float] | None = None, title: str | None = None) -> Figure:
+    """Quantities over training, e.g. the collapse monitors of Table 1's settings.
+
+    logs: run name -> log records (``Run.read_log()``, or any list of dicts); keys: record key -> axis label, one
+    axes per key; one line per run, in the same colour on every axes. Records of another ``event`` (None: any) or
+    without the key are skipped. references: key -> a value drawn as a dashed grey line (e.g. 1/sqrt(D)).
+    """
+    if not logs or not keys:
+        raise ValueError("nothing to plot; pass {run name: log records} and {key: label}")
+    with style():
+        fig = Figure(figsize=(2.6 * len(keys) + 0.6, 2.6), layout="constrained")
+        axes = fig.subplots(1, len(keys), squeeze=False)[0]
+        for ax, (key, label) in zip(axes, keys.items()):
+            for i, (name, records) in enumerate(logs.items()):
+                pts = [(r[x], r[key]) for r in records
+                       if (event is None or r.get("event") == event) and key in r and x in r]
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, color=COLORS[i % len(COLORS)], marker="o" if len(pts) < 16 else None,
+                            label=name)
+            if references and key in references:
+                ax.axhline(references[key], color="0.5", linestyle="--", linewidth=1)
+            if logy:
+                ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(label)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if len(labels) > 1:
+            fig.legend(handles, labels, loc="outside right center", frameon=False)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def identity_sides_figure(sides: Mapping[str, Mapping[str, torch.Tensor]], max_points: int = 2000) -> Figure:
+    """Sec. 3.2: left against right side of an identity, one axes per identity, with the diagonal y = x.
+
+    sides: name -> a dict with "lhs" and "rhs" tensors of the same shape (``eq2_sides`` / ``eq4_sides``).
+    """
+    if not sides:
+        raise ValueError("nothing to plot; pass {name: eq2_sides(...) or eq4_sides(...)}")
+    with style():
+        fig = Figure(figsize=(2.6 * len(sides) + 0.4, 2.6), layout="constrained")
+        axes = fig.subplots(1, len(sides), squeeze=False)[0]
+        for i, (ax, (name, d)) in enumerate(zip(axes, sides.items())):
+            lhs, rhs = _as_array(d["lhs"]).reshape(-1)[:max_points], _as_array(d["rhs"]).reshape(-1)[:max_points]
+            lo, hi = float(min(lhs.min(), rhs.min())), float(max(lhs.max(), rhs.max()))
+            ax.plot([lo, hi], [lo, hi], color="0.5", linestyle="--", linewidth=1)
+            ax.scatter(lhs, rhs, s=8, alpha=0.5, color=COLORS[i % len(COLORS)], linewidths=0)
+            ax.set_xlabel("left side")
+            ax.set_ylabel("right side")
+            ax.set_title(name)
+    return fig
+
+
 __all__ = ["STYLE", "COLORS", "style", "to_display", "reconstruct", "reconstruction_figure",
-           "attention_maps_figure", "attention_distance_figure", "layer_curve_figure"]
+           "attention_maps_figure", "attention_distance_figure", "layer_curve_figure", "log_curves_figure",
+           "identity_sides_figure"]

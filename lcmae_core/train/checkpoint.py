@@ -11,6 +11,10 @@ A checkpoint is::
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor] , "numpy": {...}, "python": [...]},
      "sampler_epoch": int, "loader_generator": ByteTensor}
 
+A weight snapshot ``snapshot-epoch{N}.pt`` (kept when ``snapshot_every`` > 0; N = 0 is the initialisation) holds
+only ``model``, ``config``, ``run_config``, ``epoch`` and ``step``: ``reference_models.load_run`` reads it like a
+checkpoint. ``snapshots(run_dir)`` lists them by epoch.
+
 Nothing in it needs unpickling of code: no ``argparse.Namespace``, no numpy arrays (the numpy RNG state is
 stored as a tensor), so ``torch.load(path, weights_only=True)`` reads it.
 """
@@ -40,6 +44,23 @@ def atomic_save(obj, path: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+SNAPSHOT = "snapshot-epoch{}.pt"
+
+
+def snapshot_path(run_dir: str, epoch: int) -> str:
+    return os.path.join(run_dir, SNAPSHOT.format(epoch))
+
+
+def snapshots(run_dir: str) -> dict[int, str]:
+    """{epoch: path} of the weight snapshots in a run folder, by epoch (empty when none were kept)."""
+    found = {}
+    for name in os.listdir(run_dir):
+        head, _, tail = name.partition("snapshot-epoch")
+        if not head and tail.endswith(".pt") and tail[:-3].isdigit():
+            found[int(tail[:-3])] = os.path.join(run_dir, name)
+    return dict(sorted(found.items()))
 
 
 def load(path: str, map_location="cpu") -> dict:

@@ -52,10 +52,16 @@ class PretrainObjective(nn.Module):
 
     @torch.no_grad()
     def monitor(self, out: dict) -> dict[str, float]:
-        """LC-MAE: collapse monitors on the L2-normalised projector outputs of the masked tokens."""
+        """LC-MAE: collapse monitors on the L2-normalised projector outputs v of the masked tokens, and as
+        ``hidden_*`` on the decoder hidden state h that feeds the projector (a linear projector can collapse v
+        while h stays spread)."""
         if "v" not in out:
             return {}
-        return {k: v for k, v in collapse_stats(out["v"].detach(), out["mask"]).items() if k != "uniform_std"}
+        stats = {k: v for k, v in collapse_stats(out["v"].detach(), out["mask"]).items() if k != "uniform_std"}
+        if "hidden" in out:
+            stats.update({f"hidden_{k}": v for k, v in collapse_stats(out["hidden"].detach(), out["mask"]).items()
+                          if k != "uniform_std"})
+        return stats
 
 
 class ClassifyObjective(nn.Module):

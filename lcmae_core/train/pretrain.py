@@ -3,7 +3,8 @@
 AdamW with betas (0.9, 0.95) and weight decay 0.05, none on norms, biases, tokens and position embeddings
 (``model.no_weight_decay()``); rate ``base_lr * batch / 256`` with warmup and cosine decay; RandomResizedCrop
 (0.2, 1) and flips. At the end: the kNN accuracy of the encoder's CLS feature (mask ratio 0, after the final
-norm) on a labelled set, and for LC-MAE the collapse monitors on a held-out batch.
+norm) on a labelled set, and for LC-MAE the collapse monitors on a held-out batch (on the projector output v
+and, as ``final_hidden_*``, on the decoder hidden state h).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
             res = model.compute_losses(imgs, cfg.mask_ratio, noise)
             stats = collapse_stats(res["v"], res["mask"])
             out.update({f"final_{k}": v for k, v in stats.items()})
+            stats = collapse_stats(res["hidden"], res["mask"])  # h, the projector's input
+            out.update({f"final_hidden_{k}": v for k, v in stats.items()})
         return out
 
     ck_cfg = {"family": cfg.family, "model": cfg.model.kwargs(cfg.family), "mask_ratio": cfg.mask_ratio,

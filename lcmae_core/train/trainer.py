@@ -89,6 +89,12 @@ def micro_batch_size(batch_size: int, accum_iter: int, world: int) -> int:
     return batch_size // (accum_iter * world)
 
 
+def save_snapshot(model: nn.Module, job: Job, cfg, run_dir: str, epoch: int, step: int) -> None:
+    """Keep the weights after ``epoch`` epochs (0: the initialisation) as snapshot-epoch{epoch}.pt."""
+    ckpt_io.atomic_save({"model": model.state_dict(), "config": job.checkpoint_config, "run_config": to_dict(cfg),
+                         "epoch": epoch, "step": step}, ckpt_io.snapshot_path(run_dir, epoch))
+
+
 def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | None = None) -> dict:
     """Train ``job`` for ``cfg.optim.epochs`` epochs in ``run_dir`` (resuming from its checkpoint), then
     evaluate. Returns the metrics (the last epoch's training averages plus ``job.final_eval()``)."""
@@ -118,6 +124,8 @@ def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | No
     else:
         log({"event": "start", "world_size": world, "micro_batch": micro, "device": str(device),
              "train_samples": len(job.train_set)})
+        if cfg.snapshot_every and dist_utils.is_main():
+            save_snapshot(model, job, cfg, run_dir, 0, 0)
 
     lr = o.absolute_lr()
 
@@ -158,6 +166,9 @@ def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | No
                     "last_stats": last_stats,
                 }, ckpt_path)
             dist_utils.barrier()
+        if cfg.snapshot_every and ((epoch + 1) % cfg.snapshot_every == 0 or epoch + 1 == o.epochs):
+            if dist_utils.is_main():
+                save_snapshot(model, job, cfg, run_dir, epoch + 1, step)
 
     metrics = {f"train_{k}": v for k, v in last_stats.items()}
     metrics.update(job.final_eval())
