@@ -88,6 +88,13 @@ def scale_admonition(scale: str):
                     f"{HARDWARE_NEEDED[scale]}.\n:::")
 
 
+def titled(table, title: str, floatfmt: str = ".1f"):
+    """A pandas table as a titled Markdown table (renders in the book and reads well as text)."""
+    from IPython.display import Markdown
+
+    return Markdown(f"**{title}**\n\n" + table.to_markdown(floatfmt=floatfmt) + "\n")
+
+
 def glue_metrics(prefix: str, metrics: dict, display: bool = False) -> None:
     """Glue every scalar of a (nested) metrics dict as ``prefix.key.subkey`` for use in the prose."""
     from myst_nb import glue

@@ -53,6 +53,8 @@ class Study:
         """The preset of a family at this study's scale, with the study's and the caller's changes."""
         cfg = configs.preset(family, self.scale)
         base = {"device": self.device, "progress": False}
+        if self.scale == "smoke":
+            base["threads"] = 1  # tiny matrices: one thread is faster, and far faster on a busy machine
         if self.data_root:
             base["data.root"] = self.data_root
         if self.dataset:
@@ -93,8 +95,9 @@ class Study:
         """MAE pretrained on one bundled photo with heavy random-resized-crop augmentation (Table A.1)."""
         changes = {"data.dataset": "single_image", "data.image": image, "data.eval_dataset": self.labelled(),
                    "model.decoder_depth": 2}
-        if epochs:
-            changes["optim.epochs"] = epochs
+        if epochs:  # a short schedule keeps its warmup inside it (the paper: 5 epochs on one image)
+            warmup = self.config("mae").optim.warmup_epochs
+            changes.update({"optim.epochs": epochs, "optim.warmup_epochs": min(warmup, epochs / 4)})
         return self.pretrain("mae", changes)
 
     def labelled(self) -> str:

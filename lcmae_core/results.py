@@ -114,18 +114,43 @@ def results_root(run_root: str | os.PathLike | None = None) -> Path:
 
 
 def record(notebook: str, scale: str, metrics: dict, claims: list[Claim], paper: dict | None = None,
-           run_root: str | os.PathLike | None = None, extra: dict | None = None) -> Path:
-    """Write a notebook's metrics.json and claims.json; returns their folder."""
+           run_root: str | os.PathLike | None = None, extra: dict | None = None, table=None) -> Path:
+    """Write a notebook's metrics.json and claims.json; returns their folder.
+
+    table: the page's paper-vs-reproduced table (a pandas DataFrame, index included, or a list of row dicts);
+    the results summary shows it.
+    """
     folder = results_root(run_root) / scale / notebook
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if table is not None and hasattr(table, "reset_index"):
+        table = json.loads(table.reset_index().to_json(orient="records"))
     atomic_write_json(folder / "metrics.json", {
         "notebook": notebook, "scale": scale, "hardware": hardware_info(), "metrics": metrics,
-        "paper": paper or {}, "written_at": now, **(extra or {}),
+        "paper": paper or {}, "written_at": now, "table": table, **(extra or {}),
     })
     atomic_write_json(folder / "claims.json", {
         "notebook": notebook, "scale": scale, "claims": [asdict(c) for c in claims],
     })
     return folder
+
+
+def claims_rows(loaded: dict[str, dict]) -> list[dict]:
+    """Every claim of every notebook, one row each: notebook, id, claim, verdict, evidence."""
+    return [{"notebook": nb, "id": c["id"], "claim": c["text"], "verdict": c["verdict"], "evidence": c["evidence"]}
+            for nb, r in loaded.items() for c in r["claims"]["claims"]]
+
+
+def run_rows(run_root: str | os.PathLike | None = None, scale: str | None = None) -> list[dict]:
+    """The finished runs of the run store (optionally of one scale): name, family, scale, device, train time."""
+    base = Path(run_root or os.environ.get("LCMAE_RUN_ROOT") or "runs")
+    rows = []
+    for f in sorted(base.glob("*/metrics.json")):
+        m = json.loads(f.read_text())
+        if scale is None or m.get("scale") == scale:
+            rows.append({"run": f.parent.name, "family": m.get("family"), "scale": m.get("scale"),
+                         "device": m.get("device_name", m.get("device")), "threads": m.get("threads"),
+                         "world size": m.get("world_size"), "train time (s)": m.get("train_time_s")})
+    return rows
 
 
 def load_all(scale: str, run_root: str | os.PathLike | None = None) -> dict[str, dict]:

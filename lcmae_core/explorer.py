@@ -1,0 +1,166 @@
+"""The interactive explorer of the book: drag the mask ratio and watch an MAE respond.
+
+``Explorer(model, images)`` builds an ipywidgets panel with
+
+- a mask-ratio slider, an image picker, a query picker (which masked patch to follow), and layer and head
+  pickers for the decoder;
+- one figure: the masked image with the query circled, the reconstruction (visible patches pasted back), the
+  decoder's attention map for the query at the chosen layer and head (the [CLS] weight as the top-left block),
+  and the encoder's attention distance per layer for this image and mask.
+
+In JupyterLab the controls are live. In the static book the panel is rendered from the widget state frozen at
+execution, so the sliders and the figure appear as they were left.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Rectangle
+
+from .analysis.attention import grid_size_of, patch_size_of, query_attention_maps
+from .analysis.distance import attention_distance_curves
+from .analysis.viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, _bare, _show, reconstruct, style, to_display
+from .masking import masking_from_noise
+
+
+class Explorer:
+    """The explorer's state and its rendering; ``widget`` is the ipywidgets panel.
+
+    model: a trained ``MaskedAutoencoderViT`` (or LC-MAE) with a transformer decoder; images: (N, C, H, W) in the
+    model's normalisation; mean/std: that normalisation, to show the images; seed: fixes each image's masking
+    noise, so that a mask ratio gives the same mask every time.
+    """
+
+    def __init__(self, model, images: torch.Tensor, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, seed: int = 0):
+        if not hasattr(model, "decoder_blocks"):
+            raise ValueError("the explorer needs an MAE with a transformer decoder (decoder='transformer')")
+        self.model = model.eval()
+        self.images = images
+        self.mean, self.std = mean, std
+        g = torch.Generator().manual_seed(seed)
+        self.noise = torch.rand(images.shape[0], model.num_patches, generator=g)  # (N, L), one per image
+        self.num_layers = len(model.decoder_blocks)
+        self.num_heads = model.decoder_blocks[0].attn.num_heads
+        self.state = {"mask_ratio": 0.75, "image": 0, "query": 0, "layer": 1, "head": "mean"}
+        self._widget = None
+
+    # --------------------------------------------------------------------------------------------------
+    def mask(self) -> torch.Tensor:
+        """The current image's mask, (L,), 1 = masked."""
+        i = self.state["image"]
+        return masking_from_noise(self.noise[i:i + 1], self.state["mask_ratio"]).mask[0]
+
+    def masked_positions(self) -> list[int]:
+        return self.mask().nonzero().flatten().tolist()
+
+    def query_position(self) -> int:
+        """The grid position of the followed masked patch (the query index wraps around)."""
+        pos = self.masked_positions()
+        return pos[self.state["query"] % len(pos)]
+
+    def update(self, **changes) -> None:
+        unknown = set(changes) - set(self.state)
+        if unknown:
+            raise ValueError(f"unknown explorer settings {sorted(unknown)}; use {sorted(self.state)}")
+        self.state.update(changes)
+
+    @torch.no_grad()
+    def compute(self) -> dict:
+        """Everything the figure shows, for the current state."""
+        i, layer, head = self.state["image"], self.state["layer"], self.state["head"]
+        img = self.images[i:i + 1]
+        m = self.mask().unsqueeze(0)  # (1, L)
+        q = self.query_position()
+        panels = reconstruct(self.model, img, m)
+        maps = query_attention_maps(self.model, img, m, torch.tensor([[0, q]]), [layer - 1])[0, 0]  # (H, 1 + L)
+        attn = maps.mean(0) if head == "mean" else maps[int(head)]  # (1 + L,)
+        distance = attention_distance_curves(self.model, img, part="encoder", mask=m[0])  # (layers, heads)
+        return {"panels": panels, "attention": attn, "query": q, "distance": distance}
+
+    def figure(self) -> Figure:
+        out = self.compute()
+        p, (gh, gw) = patch_size_of(self.model), grid_size_of(self.model)
+        H, W = gh * p, gw * p
+        masked = to_display(out["panels"]["masked"], self.mean, self.std)[0]
+        pasted = to_display(out["panels"]["pasted"], self.mean, self.std)[0]
+        q = out["query"]
+        cy, cx = (q // gw + 0.5) * p, (q % gw + 0.5) * p
+        cmap = matplotlib.colormaps[ATTENTION_CMAP]
+        s = self.state
+        with style():
+            fig = Figure(figsize=(10.5, 2.8), layout="constrained")
+            ax = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.5]})
+            _show(ax[0], masked)
+            ax[0].set_title(f"masked ({s['mask_ratio']:.2f})")
+            _show(ax[1], pasted)
+            ax[1].set_title("reconstruction")
+            a = out["attention"].cpu()
+            vmax = max(float(a.max()), 1e-12)
+            ax[2].imshow(a[1:].reshape(gh, gw).numpy(), cmap=cmap, vmin=0, vmax=vmax,
+                         extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest")
+            side = max(p, W // 8)
+            ax[2].add_patch(Rectangle((-0.5, -0.5), side, side, facecolor=cmap(float(a[0]) / vmax),
+                                      edgecolor="white", lw=1.0))
+            for k in (0, 2):
+                ax[k].add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
+            _bare(ax[2])
+            ax[2].set_title(f"decoder layer {s['layer']}, head {s['head']}")
+            d = out["distance"].cpu().numpy()
+            layers = np.arange(1, d.shape[0] + 1)
+            ax[3].scatter(np.repeat(layers, d.shape[1]), d.reshape(-1), s=8, alpha=0.5, color=COLORS[0],
+                          linewidths=0)
+            ax[3].plot(layers, d.mean(1), color=COLORS[0], marker="o")
+            ax[3].set_xlabel("encoder layer")
+            ax[3].set_ylabel("attention distance (px)")
+            ax[3].set_xticks(layers)
+        return fig
+
+    def png(self) -> str:
+        """The current figure as a base64 PNG."""
+        import base64
+        import io
+
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png", dpi=80)
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+    # --------------------------------------------------------------------------------------------------
+    @property
+    def widget(self):
+        """The ipywidgets panel (built once)."""
+        if self._widget is None:
+            self._widget = self._build()
+        return self._widget
+
+    def _build(self):
+        import ipywidgets as w
+
+        s = self.state
+        ratio = w.FloatSlider(value=s["mask_ratio"], min=0.05, max=0.95, step=0.05, description="mask ratio",
+                              continuous_update=False, readout_format=".2f")
+        image = w.Dropdown(options=list(range(self.images.shape[0])), value=s["image"], description="image")
+        query = w.IntSlider(value=s["query"], min=0, max=self.model.num_patches - 1, description="masked patch",
+                            continuous_update=False)
+        layer = w.IntSlider(value=s["layer"], min=1, max=self.num_layers, description="decoder layer",
+                            continuous_update=False)
+        head = w.Dropdown(options=["mean"] + list(range(self.num_heads)), value=s["head"], description="head")
+        out = w.Output()
+
+        def redraw(*_):
+            self.update(mask_ratio=round(ratio.value, 4), image=image.value, query=query.value,
+                        layer=layer.value, head=head.value)
+            # set the Output widget's content directly: no display or clear messages on the kernel's channels,
+            # and the frozen widget state carries the image into the static book
+            out.outputs = ({"output_type": "display_data", "metadata": {},
+                            "data": {"image/png": self.png(), "text/plain": "<explorer figure>"}},)
+
+        for c in (ratio, image, query, layer, head):
+            c.observe(redraw, names="value")
+        redraw()
+        return w.VBox([w.HBox([ratio, image, query]), w.HBox([layer, head]), out])

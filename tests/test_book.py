@@ -1,0 +1,141 @@
+"""The book end to end at smoke scale: every notebook runs under papermill and records its results, nbval
+re-executes each one against its outputs, and the built book renders offline in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lcmae_core import batch, results
+from lcmae_core.book import vendor_assets
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = batch.list_notebooks()
+REQUIRED_PARAMETERS = ("scale", "data_root", "run_root", "device", "launcher")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Every notebook executed at smoke scale into a fresh folder, with a fresh run store."""
+    base = tmp_path_factory.mktemp("smoke")
+    out, run_root = base / "executed", base / "runs"
+    records = batch.run_batch("smoke", out, run_root=str(run_root), progress=False, timeout=900)
+    return {"out": out, "run_root": run_root, "records": {r["notebook"]: r for r in records}}
+
+
+def test_there_are_notebooks_for_the_papers_tables_and_figures():
+    for name in ("table3_fig7_figA1_autoencoders", "explorer", "results_summary"):
+        assert name in NOTEBOOKS
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_starts_with_prose_then_a_parameters_cell(name):
+    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
+    assert set(REQUIRED_PARAMETERS) <= names
+    assert 'scale = "cpu"' in code[0].source
+    assert all(not c.get("outputs") for c in code), "commit notebooks without outputs"
+    assert "import lcmae_core" in "\n".join(c.source for c in code) or "from lcmae_core" in code[1].source
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_at_smoke_scale_and_records_results(smoke, name):
+    rec = smoke["records"][name]
+    assert rec["ok"], rec["error"]
+    assert (smoke["out"] / f"{name}.ipynb").is_file()
+    if name in ("explorer", "results_summary"):
+        return  # they record nothing of their own
+    folder = results.results_root(smoke["run_root"]) / "smoke" / name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    claims = json.loads((folder / "claims.json").read_text())
+    assert set(results.METRICS_KEYS) <= set(metrics) and metrics["notebook"] == name
+    assert metrics["scale"] == "smoke" and metrics["metrics"]
+    assert set(results.CLAIMS_KEYS) <= set(claims) and claims["claims"]
+    for c in claims["claims"]:
+        assert set(results.CLAIM_KEYS) <= set(c)
+        assert c["verdict"] == results.UNTESTABLE  # the smoke scale tests no claim
+        assert c["text"] and c["evidence"]
+
+
+def test_run_status_page_lists_every_notebook(smoke):
+    rows = json.loads((smoke["out"] / "run_status.json").read_text())
+    assert {r["notebook"] for r in rows} == set(NOTEBOOKS)
+    page = (smoke["out"] / "run_status.md").read_text()
+    assert all(name in page for name in NOTEBOOKS)
+
+
+def test_results_summary_gathers_every_page(smoke):
+    nb = nbformat.read(smoke["out"] / "results_summary.ipynb", as_version=4)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+    for name in NOTEBOOKS:
+        if name not in ("explorer", "results_summary"):
+            assert name in text
+
+
+def test_nbval_reexecution_matches_the_stored_outputs(smoke):
+    """nbval re-executes each executed notebook (the same parameters, the same run store, so every run is reused)
+    and compares every output, sanitised by tests/nbval_sanitize.cfg."""
+    files = sorted(str(p) for p in smoke["out"].glob("*.ipynb") if not p.name.startswith("."))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+                          "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg"),
+                          "--nbval-cell-timeout", "600", "--rootdir", str(smoke["out"]), *files],
+                         cwd=smoke["out"], capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _dom(browser: str, page: Path, tmp: Path) -> str:
+    profile = tmp / "chromium-profile"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
+           "--virtual-time-budget=20000", "--dump-dom", page.as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+
+
+def test_book_builds_and_renders_offline(smoke, tmp_path):
+    """Build the book from the smoke-scale notebooks, then check in headless Chromium, with no network, that
+    equations are typeset by the bundled MathJax and the explorer's sliders appear from the frozen widget state."""
+    browser = _chromium()
+    if browser is None:
+        pytest.fail("headless Chromium is needed (make test installs Debian's chromium package)")
+    root = tmp_path / "book-root"
+    root.mkdir()
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / f, root / f)
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("executed", "vendor*"))
+    vendor_assets(root / "book" / "_static" / "vendor")
+    shutil.copytree(smoke["out"], root / "book" / "executed", ignore=shutil.ignore_patterns(".*", "slurm"))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    res = subprocess.run([str(jb), "build", str(root), "-W", "-n", "--keep-going"], capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    html = root / "_build" / "html"
+    method = _dom(browser, html / "book" / "method.html", tmp_path)
+    assert "mjx-container" in method, "equations were not typeset"
+    explorer = _dom(browser, html / "book" / "executed" / "explorer.html", tmp_path)
+    assert "widget-slider" in explorer and "noUi-target" in explorer, "the explorer's sliders did not render"
+    assert "mask ratio" in explorer
+    summary = _dom(browser, html / "book" / "executed" / "results_summary.html", tmp_path)
+    assert "Paper vs reproduced" in summary and "not testable at this scale" in summary
+    for page in (method, explorer, summary):
+        assert "https://cdn" not in page and "unpkg.com/@jupyter-widgets" not in page
+
+
+def test_table_of_contents_lists_every_notebook():
+    toc = (REPO / "_toc.yml").read_text()
+    for name in NOTEBOOKS:
+        assert f"book/executed/{name}\n" in toc, f"{name} is missing from _toc.yml"
+    assert "book/executed/run_status" in toc

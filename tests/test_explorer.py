@@ -1,0 +1,71 @@
+"""The interactive explorer: state, masks, the figure, and the widget panel."""
+
+import torch
+
+from lcmae_core.explorer import Explorer
+from lcmae_core.models import create_model
+
+
+def _explorer(n=3):
+    torch.manual_seed(0)
+    model = create_model("mae", "test")
+    return Explorer(model, torch.randn(n, 3, 32, 32))
+
+
+def test_mask_follows_the_ratio_and_is_fixed_per_image():
+    ex = _explorer()
+    L = ex.model.num_patches
+    for r in (0.25, 0.5, 0.75):
+        ex.update(mask_ratio=r)
+        m = ex.mask()
+        assert int(m.sum()) == L - int(L * (1 - r))
+        assert torch.equal(m, ex.mask())  # the same mask every time for the same state
+    ex.update(image=1)
+    assert not torch.equal(ex.mask(), _explorer().mask())  # another image, another noise row
+
+
+def test_query_is_always_a_masked_patch():
+    ex = _explorer()
+    for q in range(ex.model.num_patches):
+        ex.update(query=q)
+        assert ex.mask()[ex.query_position()] == 1
+
+
+def test_compute_shapes_and_attention_is_a_distribution():
+    ex = _explorer()
+    ex.update(mask_ratio=0.5, layer=1, head=1)
+    out = ex.compute()
+    L = ex.model.num_patches
+    assert out["attention"].shape == (1 + L,)
+    torch.testing.assert_close(out["attention"].sum(), torch.tensor(1.0), rtol=1e-5, atol=1e-5)
+    assert out["distance"].shape == (len(ex.model.blocks), ex.model.blocks[0].attn.num_heads)
+    assert out["panels"]["pasted"].shape == (1, 3, 32, 32)
+
+
+def test_unknown_setting_is_refused():
+    ex = _explorer()
+    try:
+        ex.update(colour="red")
+    except ValueError as e:
+        assert "colour" in str(e)
+    else:
+        raise AssertionError("an unknown setting was accepted")
+
+
+def test_widget_redraws_when_a_slider_moves():
+    ex = _explorer()
+    panel = ex.widget
+    ratio = panel.children[0].children[0]
+    out = panel.children[-1]
+    assert ratio.description == "mask ratio"
+    ratio.value = 0.5
+    assert ex.state["mask_ratio"] == 0.5
+    layer = panel.children[1].children[0]
+    layer.value = 1
+    assert ex.state["layer"] == 1
+    fig = ex.figure()
+    assert len(fig.axes) == 4
+    shown = out.outputs[0]["data"]["image/png"]
+    assert shown == ex.png()  # the panel shows the current state's figure
+    ratio.value = 0.25
+    assert out.outputs[0]["data"]["image/png"] != shown
