@@ -1,6 +1,6 @@
 """Run the book's notebooks with papermill: in this process, or one SLURM job per notebook through submitit.
 
-``python -m lcmae_core.batch --scale gpu --data-root DIR [--only NAME ...] [--launcher slurm ...]`` executes
+``python -m lcmae_core batch --scale gpu --data-root DIR [--only NAME ...] [--launcher slurm ...]`` executes
 every notebook of ``notebooks/`` into an output folder (``book/executed`` by default), which the book build
 then renders without executing anything again. Alongside the notebooks it writes ``run_status.json`` and
 ``run_status.md``: each notebook's scale, wall time, hardware and outcome. Any failure gives a non-zero exit.
@@ -37,9 +37,9 @@ class BatchError(RuntimeError):
     pass
 
 
-def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
+def list_notebooks(notebook_dir: Path | None = None) -> list[str]:
     """Notebook names (without .ipynb) in run order: alphabetical, with the results summary last."""
-    names = sorted(p.stem for p in Path(notebook_dir).glob("*.ipynb") if not p.name.startswith("."))
+    names = sorted(p.stem for p in Path(notebook_dir or NOTEBOOK_DIR).glob("*.ipynb") if not p.name.startswith("."))
     return [n for n in names if n not in LAST] + [n for n in LAST if n in names]
 
 
@@ -100,12 +100,13 @@ def write_status(out_dir: Path, records: list[dict]) -> None:
 
 def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[str] | None = None,
               data_root: str | None = None, run_root: str | None = None, device: str = "auto",
-              launcher: str = "local", notebook_dir: str | os.PathLike = NOTEBOOK_DIR, progress: bool = True,
+              launcher: str = "local", notebook_dir: str | os.PathLike | None = None, progress: bool = True,
               slurm: dict | None = None, timeout: int | None = None) -> list[dict]:
     """Execute the notebooks; returns their status records (the caller decides the exit code)."""
     if scale not in SCALES:
         raise BatchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    names = select(list_notebooks(Path(notebook_dir)), only)
+    notebook_dir = Path(notebook_dir or NOTEBOOK_DIR)
+    names = select(list_notebooks(notebook_dir), only)
     if not names:
         raise BatchError(f"no notebooks found in {notebook_dir}")
     out_dir = Path(out_dir)
@@ -148,9 +149,7 @@ def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
     return records
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lcmae_core.batch", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale every notebook runs at (default cpu)")
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
     p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
@@ -165,11 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per node")
     p.add_argument("--time-min", type=int, default=24 * 60, help="SLURM time limit per job, minutes")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Execute the batch described by parsed arguments; 0 when every notebook ran, 1 otherwise, 2 on bad input."""
     try:
         records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
                             args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,
@@ -184,6 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"all {len(records)} notebooks ran at scale {args.scale}; executed copies in {args.out}")
     return 0
+
+
+def add_cli_commands(register) -> None:
+    """The ``batch`` subcommand of ``python -m lcmae_core``."""
+    register("batch", "execute the book's notebooks with papermill at a scale (here, or one SLURM job each)",
+             add_arguments, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lcmae_core.batch", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The papermill batch runner: outcomes, exit codes, the run-status page, and the submitit launcher."""
+
+import json
+
+import nbformat
+import pytest
+
+from lcmae_core import batch
+
+
+def _notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell('scale = "cpu"\ndata_root = ""\nrun_root = ""\ndevice = "auto"\nlauncher = "local"')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), p, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def notebooks(tmp_path):
+    d = tmp_path / "nbs"
+    d.mkdir()
+    _notebook(d / "good.ipynb", "print('ran at', scale)")
+    _notebook(d / "bad.ipynb", "raise RuntimeError('this notebook fails')")
+    _notebook(d / "results_summary.ipynb", "print('summary')")
+    return d
+
+
+def test_order_puts_the_summary_last(notebooks):
+    assert batch.list_notebooks(notebooks) == ["bad", "good", "results_summary"]
+
+
+def test_a_failing_notebook_is_reported_and_the_others_still_run(notebooks, tmp_path):
+    out = tmp_path / "out"
+    records = batch.run_batch("smoke", out, notebook_dir=notebooks, run_root=str(tmp_path / "runs"), progress=False)
+    by = {r["notebook"]: r for r in records}
+    assert by["good"]["ok"] and by["results_summary"]["ok"]
+    assert not by["bad"]["ok"] and "this notebook fails" in by["bad"]["error"]
+    executed = nbformat.read(out / "good.ipynb", as_version=4)
+    assert "ran at smoke" in json.dumps(executed.cells[-1].outputs)  # the scale parameter was injected
+    status = json.loads((out / "run_status.json").read_text())
+    assert {r["notebook"] for r in status} == {"bad", "good", "results_summary"}
+    page = (out / "run_status.md").read_text()
+    assert "| good | smoke |" in page and "failed" in page
+    assert not list(out.glob(".*tmp*"))  # no half-written notebook left behind
+
+
+def test_cli_exit_codes(notebooks, tmp_path, monkeypatch):
+    monkeypatch.setattr(batch, "NOTEBOOK_DIR", notebooks)
+    out = str(tmp_path / "o")
+    assert batch.main(["--scale", "smoke", "--out", out, "--only", "good"]) == 0
+    assert batch.main(["--scale", "smoke", "--out", out, "--only", "bad"]) == 1
+    assert batch.main(["--scale", "smoke", "--out", out, "--only", "missing"]) == 2
+
+
+def test_slurm_launcher_submits_one_job_per_notebook(notebooks, tmp_path):
+    """The same code path as SLURM, through submitit's local executor."""
+    out = tmp_path / "out"
+    records = batch.run_batch("smoke", out, only=["good", "results_summary"], notebook_dir=notebooks,
+                              run_root=str(tmp_path / "runs"), launcher="slurm", slurm={"cluster": "local"},
+                              progress=False)
+    assert [r["notebook"] for r in records] == ["good", "results_summary"]
+    assert all(r["ok"] for r in records)
+    jobs = [p for p in (out / "slurm").iterdir() if p.name.isdigit()]
+    assert len(jobs) == 2  # one submitit job folder per notebook
