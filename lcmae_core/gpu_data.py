@@ -1,0 +1,362 @@
+"""A GPU data path for ImageNet-style JPEG folders: workers read bytes, the device decodes and augments.
+
+The CPU path (``data.build_transform("pretrain")`` on torchvision's ``ImageFolder``) decodes each JPEG with PIL
+and crops it with a bicubic resize in a worker process; at ViT-B/16 speeds on an H100 that needs far more CPU
+cores than a machine has. Here:
+
+1. ``JpegFolder`` workers only read each file's raw bytes (a uint8 tensor) and its label;
+   ``collate_bytes`` keeps the batch as a list (the images have different sizes); the loader pins it.
+2. ``decode_jpegs`` decodes the whole list at once with ``torchvision.io.decode_jpeg(..., device="cuda")``
+   (nvJPEG, batched); on CPU the same call decodes on the CPU. Greyscale and CMYK JPEGs come out as RGB
+   (``mode=RGB``); a file nvJPEG cannot decode (a PNG named .JPEG, as ImageNet has) is decoded on the CPU.
+3. ``sample_crop_boxes`` draws every image's RandomResizedCrop box at once, with the distribution of
+   torchvision's ``RandomResizedCrop.get_params`` (scale (0.2, 1), log-uniform ratio (3/4, 4/3), 10 tries, then
+   the central crop), on the CPU from a seeded generator: the boxes do not depend on the device.
+4. ``resized_crops`` cuts and resizes every box in a few ``torchvision.ops.roi_align`` calls over padded
+   canvases (images of similar size share a canvas), then flips and normalises the whole batch on the device.
+
+The resize is **bilinear** (``roi_align`` with ``aligned=True``: the sample points of ``F.interpolate(...,
+mode="bilinear", align_corners=False)``), and when the crop is larger than the output it averages
+ceil(crop / output) x ceil(crop / output) bilinear samples per output pixel (``sampling_ratio=-1``), a box
+filter that stands in for antialiasing. **The CPU path is bicubic** (PIL, antialiased), as fb/mae's recipe;
+the two are close but not identical. At the crop's border the bilinear samples may read the neighbouring
+pixels of the image (crop-then-resize would repeat the crop's edge); beyond the image's border the edge is
+repeated, as a resize would.
+
+``build_pretrain_loader`` picks the path: the GPU path by default on CUDA for image folders, the CPU path as
+the fallback (and on request). Used by ``lcmae_core.bench`` (``loader`` and ``e2e`` workloads).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import IMAGENET_MEAN, IMAGENET_STD, DataError
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png")
+DATA_PATHS = ("auto", "gpu", "cpu")
+
+
+# -------------------------------------------------------------------------------------------------------
+# 1. bytes
+class JpegFolder(torch.utils.data.Dataset):
+    """An ImageFolder (``root/<class>/<image>``) whose samples are ``(bytes (B,) uint8 tensor, label int)``."""
+
+    def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS):
+        from torchvision.datasets.folder import find_classes, make_dataset
+
+        if not os.path.isdir(root):
+            raise DataError(f"image folder {root} does not exist")
+        try:
+            self.classes, class_to_idx = find_classes(root)
+            self.samples = make_dataset(root, class_to_idx, extensions=tuple(extensions))
+        except (FileNotFoundError, RuntimeError) as e:
+            raise DataError(f"no images under {root}: {str(e).splitlines()[0]}") from None
+        self.targets = [s[1] for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        try:
+            data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))  # (B,) the file's bytes
+        except OSError as e:
+            raise DataError(f"unreadable image {path}: {e}") from None
+        return data, label
+
+
+def collate_bytes(batch):
+    """[(bytes, label)] -> (list of N byte tensors, labels (N,) int64). The list is pinned by the loader."""
+    return [b for b, _ in batch], torch.tensor([lab for _, lab in batch], dtype=torch.int64)
+
+
+# -------------------------------------------------------------------------------------------------------
+# 2. decode
+def decode_jpegs(datas: list[torch.Tensor], device) -> list[torch.Tensor]:
+    """N byte tensors (on the CPU) -> N images (3, H_n, W_n) uint8 RGB on ``device``, decoded in one batch.
+
+    Greyscale and CMYK JPEGs are converted to RGB; a file the batched decoder rejects is decoded alone (and on
+    the CPU when the device cannot), so one odd file does not stop a batch.
+    """
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+    device = torch.device(device)
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they remain the batched nvJPEG path
+        warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of TorchVision.*")
+        try:
+            out = decode_jpeg(list(datas), mode=ImageReadMode.RGB, device=device)
+        except RuntimeError:
+            out = []
+            for d in datas:
+                try:
+                    out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=device))
+                except RuntimeError:
+                    try:
+                        out.append(decode_image(d.cpu(), mode=ImageReadMode.RGB).to(device, non_blocking=True))
+                    except RuntimeError as e:
+                        raise DataError(f"cannot decode an image of {d.numel()} bytes: {e}") from None
+    return list(out)
+
+
+# -------------------------------------------------------------------------------------------------------
+# 3. crop boxes
+def sample_crop_boxes(sizes: torch.Tensor, scale: tuple[float, float] = (0.2, 1.0),
+                      ratio: tuple[float, float] = (3 / 4, 4 / 3), generator: torch.Generator | None = None,
+                      attempts: int = 10) -> torch.Tensor:
+    """RandomResizedCrop boxes for a batch, vectorised ``torchvision.transforms.RandomResizedCrop.get_params``.
+
+    sizes: (N, 2) int, each image's (H, W). Returns boxes (N, 4) int64 as (top i, left j, height h, width w).
+
+    For each image, ``attempts`` candidates: area fraction uniform in ``scale``, aspect ratio log-uniform in
+    ``ratio``, w = round(sqrt(area * r)), h = round(sqrt(area / r)); the first that fits is placed uniformly
+    at random. If none fits, the central crop with the ratio clamped to ``ratio`` (torchvision's fallback).
+    """
+    sizes = torch.as_tensor(sizes, dtype=torch.float64).reshape(-1, 2)
+    N = sizes.shape[0]
+    H, W = sizes[:, 0], sizes[:, 1]  # (N,)
+    area = (H * W)[:, None]  # (N, 1)
+    u_area = torch.rand(N, attempts, generator=generator, dtype=torch.float64)
+    u_ratio = torch.rand(N, attempts, generator=generator, dtype=torch.float64)
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * u_area)  # (N, attempts)
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(lo + (hi - lo) * u_ratio)
+    w = torch.round(torch.sqrt(target_area * aspect))  # round half to even, as Python's round
+    h = torch.round(torch.sqrt(target_area / aspect))
+    fits = (w > 0) & (w <= W[:, None]) & (h > 0) & (h <= H[:, None])  # (N, attempts)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)  # the first attempt that fits (0 if none)
+    ok = fits.any(1)
+    h_s, w_s = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
+    # the fallback: the central crop, ratio clamped
+    in_ratio = W / H
+    w_fb = torch.where(in_ratio > ratio[1], torch.round(H * ratio[1]), W)
+    h_fb = torch.where(in_ratio < ratio[0], torch.round(W / ratio[0]), H)
+    h_s, w_s = torch.where(ok, h_s, h_fb), torch.where(ok, w_s, w_fb)
+    u_i = torch.rand(N, generator=generator, dtype=torch.float64)
+    u_j = torch.rand(N, generator=generator, dtype=torch.float64)
+    i = torch.where(ok, torch.floor(u_i * (H - h_s + 1)), torch.div(H - h_s, 2, rounding_mode="floor"))
+    j = torch.where(ok, torch.floor(u_j * (W - w_s + 1)), torch.div(W - w_s, 2, rounding_mode="floor"))
+    return torch.stack([i, j, h_s, w_s], 1).to(torch.int64)
+
+
+# -------------------------------------------------------------------------------------------------------
+# 4. crop, resize, flip, normalise on the device
+def _buckets(sizes: list[tuple[int, int]], step: int) -> dict[tuple[int, int], list[int]]:
+    """Group image indices by size rounded up to ``step`` pixels: each group shares one canvas."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for n, (h, w) in enumerate(sizes):
+        out.setdefault((-(-(h + 1) // step), -(-(w + 1) // step)), []).append(n)
+    return out
+
+
+def resized_crops(images: list[torch.Tensor], boxes: torch.Tensor, size: int, flip: torch.Tensor | None = None,
+                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                  work_dtype: torch.dtype | None = None, bucket: int = 128) -> torch.Tensor:
+    """Crop each box, resize it to ``size`` x ``size`` (bilinear), flip where asked, normalise.
+
+    images: N tensors (C, H_n, W_n) uint8 on one device; boxes: (N, 4) (i, j, h, w) in pixels;
+    flip: (N,) bool or None. Returns (N, C, size, size) float32 on the images' device, ``(x / 255 - mean) /
+    std`` per channel (mean/std None: x / 255).
+
+    Images are padded (their last row and column repeated once, then zeros) into one canvas per size bucket
+    of ``bucket`` pixels, so that a batch with one huge image does not pad every other image to its size.
+    """
+    from torchvision.ops import roi_align
+
+    N = len(images)
+    if N == 0:
+        raise ValueError("resized_crops needs at least one image")
+    device = images[0].device
+    C = images[0].shape[0]
+    if work_dtype is None:
+        work_dtype = torch.float16 if device.type == "cuda" else torch.float32  # uint8 values are exact in fp16
+    sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+    b = torch.as_tensor(boxes, dtype=torch.float32).reshape(N, 4)
+    # roi_align boxes: (x1, y1, x2, y2) in pixel units; aligned=True shifts by -0.5, giving the sample points
+    # x = j - 0.5 + (k + 0.5) * w / size of a half-pixel-centred bilinear resize
+    rois_all = torch.stack([b[:, 1], b[:, 0], b[:, 1] + b[:, 3], b[:, 0] + b[:, 2]], 1)  # (N, 4)
+    groups = _buckets(sizes, bucket)
+    out = None if len(groups) == 1 else torch.empty(N, C, size, size, device=device, dtype=work_dtype)
+    for idx in groups.values():
+        Hc = max(sizes[n][0] for n in idx) + 1
+        Wc = max(sizes[n][1] for n in idx) + 1
+        canvas = torch.zeros(len(idx), C, Hc, Wc, device=device, dtype=work_dtype)
+        # images of the same size are padded together
+        same: dict[tuple[int, int], list[int]] = {}
+        for k, n in enumerate(idx):
+            same.setdefault(sizes[n], []).append(k)
+        for (h, w), ks in same.items():
+            stack = torch.stack([images[idx[k]] for k in ks]).to(work_dtype)  # (n, C, h, w)
+            stack = F.pad(stack, (0, 1, 0, 1), mode="replicate")  # (n, C, h + 1, w + 1): edge repeated
+            if len(ks) == len(idx):
+                canvas[:, :, :h + 1, :w + 1] = stack
+            else:
+                canvas[torch.tensor(ks, device=device), :, :h + 1, :w + 1] = stack
+        sel = torch.tensor(idx)
+        rois = torch.cat([torch.arange(len(idx), dtype=torch.float32)[:, None], rois_all[sel]], 1)
+        crops = roi_align(canvas, rois.to(device=device, dtype=work_dtype, non_blocking=True), (size, size),
+                          spatial_scale=1.0, sampling_ratio=-1, aligned=True)  # (n, C, size, size)
+        if out is None:
+            out = crops
+        else:
+            out[sel.to(device)] = crops
+    x = out.float()
+    if flip is not None:
+        flip = torch.as_tensor(flip, dtype=torch.bool).to(device, non_blocking=True)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if mean is None:
+        return x / 255.0
+    m = torch.tensor(mean, dtype=torch.float32, device=device)[:, None, None] * 255.0
+    s = torch.tensor(std, dtype=torch.float32, device=device)[:, None, None] * 255.0
+    return (x - m) / s
+
+
+class GpuAugment:
+    """The pretraining augmentation for a decoded batch, on its device: RandomResizedCrop + flip + normalise.
+
+    ``__call__(images)`` -> (N, 3, img_size, img_size) float32. The random numbers come from ``generator``
+    (CPU), so the crops are the same whatever the device.
+    """
+
+    def __init__(self, img_size: int, scale: tuple[float, float] = (0.2, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip: float = 0.5,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, seed: int = 0):
+        self.img_size, self.scale, self.ratio, self.hflip = img_size, tuple(scale), tuple(ratio), hflip
+        self.mean, self.std = mean, std
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def sample(self, sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (boxes (N, 4) (i, j, h, w), flip (N,) bool)."""
+        boxes = sample_crop_boxes(torch.tensor(sizes).reshape(-1, 2), self.scale, self.ratio, self.generator)
+        flip = torch.rand(len(boxes), generator=self.generator) < self.hflip
+        return boxes, flip
+
+    def __call__(self, images: list[torch.Tensor]) -> torch.Tensor:
+        boxes, flip = self.sample([tuple(im.shape[-2:]) for im in images])
+        return resized_crops(images, boxes, self.img_size, flip, self.mean, self.std)
+
+
+# -------------------------------------------------------------------------------------------------------
+# the loader
+class GpuLoader:
+    """Batches ``(imgs (N, 3, S, S) float32, labels (N,) int64)`` on ``device`` from a JPEG folder.
+
+    Iterating it reads bytes in ``num_workers`` persistent worker processes (pinned on CUDA), then decodes and
+    augments each batch on ``device``. Has ``len`` and ``set_epoch`` like a DataLoader with a sampler.
+    """
+
+    def __init__(self, dataset: JpegFolder, batch_size: int, device, augment: GpuAugment, *, num_workers: int = 8,
+                 sampler=None, shuffle: bool = True, drop_last: bool = True, seed: int = 0,
+                 prefetch_factor: int = 4):
+        self.device = torch.device(device)
+        self.augment = augment
+        self.seed = seed
+        gen = torch.Generator().manual_seed(seed)
+        kw = dict(num_workers=num_workers, collate_fn=collate_bytes, drop_last=drop_last,
+                  pin_memory=self.device.type == "cuda", generator=gen)
+        if num_workers > 0:
+            kw.update(persistent_workers=True, prefetch_factor=prefetch_factor)
+        if sampler is not None:
+            kw["sampler"] = sampler
+        else:
+            kw["shuffle"] = shuffle
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, **kw)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.augment.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for datas, labels in self.loader:
+            imgs = self.augment(decode_jpegs(datas, self.device))
+            yield imgs, labels.to(self.device, non_blocking=True)
+
+
+def cpu_pretrain_loader(root: str, batch_size: int, img_size: int, device, *, num_workers: int = 8,
+                        scale: tuple[float, float] = (0.2, 1.0), hflip: float = 0.5, seed: int = 0,
+                        shuffle: bool = True, drop_last: bool = True) -> torch.utils.data.DataLoader:
+    """The CPU path (fb/mae's): PIL decode + RandomResizedCrop (bicubic) + flip + normalise in workers."""
+    from . import data as data_mod
+
+    tf = data_mod.build_transform("pretrain", data_mod.dataset_info("imagefolder"), img_size, crop_scale=scale,
+                                  hflip=hflip)
+    ds = data_mod.CheckedImageFolder(root, tf)
+    kw = dict(num_workers=num_workers, drop_last=drop_last, shuffle=shuffle,
+              pin_memory=torch.device(device).type == "cuda", generator=torch.Generator().manual_seed(seed))
+    if num_workers > 0:
+        kw.update(persistent_workers=True, prefetch_factor=4)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, **kw)
+
+
+def resolve_data_path(data_path: str, device) -> str:
+    """'auto' -> 'gpu' on CUDA, 'cpu' elsewhere."""
+    if data_path not in DATA_PATHS:
+        raise DataError(f"unknown data path {data_path!r}; choose one of {', '.join(DATA_PATHS)}")
+    if data_path == "auto":
+        return "gpu" if torch.device(device).type == "cuda" else "cpu"
+    return data_path
+
+
+def build_pretrain_loader(root: str, batch_size: int, img_size: int, device, *, data_path: str = "auto",
+                          num_workers: int = 8, scale: tuple[float, float] = (0.2, 1.0), hflip: float = 0.5,
+                          seed: int = 0, sampler=None) -> Iterable:
+    """Pretraining batches from an image folder: the GPU path by default on CUDA, the CPU path otherwise.
+
+    Yields (imgs (N, 3, img_size, img_size) float32, labels (N,)); the GPU path yields them on ``device``
+    already, the CPU path on the CPU (pinned on CUDA).
+    """
+    if resolve_data_path(data_path, device) == "gpu":
+        aug = GpuAugment(img_size, scale, hflip=hflip, seed=seed)
+        return GpuLoader(JpegFolder(root), batch_size, device, aug, num_workers=num_workers, seed=seed,
+                         sampler=sampler)
+    return cpu_pretrain_loader(root, batch_size, img_size, device, num_workers=num_workers, scale=scale,
+                               hflip=hflip, seed=seed)
+
+
+# -------------------------------------------------------------------------------------------------------
+# synthetic JPEGs for the loader benchmark
+def write_synthetic_jpegs(root: str, num_images: int, size: tuple[int, int] = (500, 375), num_classes: int = 10,
+                          seed: int = 0, quality: int = 90, grey_every: int = 0, start: int = 0) -> dict:
+    """Write ``num_images`` random smooth JPEGs of ``size`` = (width, height) (ImageNet's typical 500 x 375) as
+    ``root/train/class_XXX/img_XXXXXX.jpg``. Each image is a sum of random noise at five scales, upsampled
+    bicubically: smooth shapes with some texture, so that file sizes (about 80 KB at quality 90) and decode
+    times are near real photographs' (ImageNet's average is about 110 KB).
+
+    grey_every: every k-th image is saved greyscale (0: none). start: the index of the first image (images are
+    seeded one by one, so that several processes can write disjoint ranges). Returns {"num_images",
+    "mean_bytes", "root"}.
+    """
+    from PIL import Image
+
+    W, H = size
+    total = 0
+    for n in range(start, start + num_images):
+        rng = np.random.default_rng([seed, n])
+        c = n % num_classes
+        d = os.path.join(root, "train", f"class_{c:03d}")
+        os.makedirs(d, exist_ok=True)
+        img = np.zeros((H, W, 3), np.float32)
+        for k, weight in ((4, 0.35), (16, 0.2), (64, 0.15), (W // 2, 0.15), (W, 0.15)):
+            small = rng.random((max(1, k * H // W), k, 3), dtype=np.float32)
+            layer = Image.fromarray((small * 255).astype(np.uint8)).resize((W, H), Image.BICUBIC)
+            img += weight * np.asarray(layer, np.float32)
+        pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+        if grey_every and n % grey_every == grey_every - 1:
+            pil = pil.convert("L")
+        path = os.path.join(d, f"img_{n:06d}.jpg")
+        pil.save(path, quality=quality)
+        total += os.path.getsize(path)
+    return {"num_images": num_images, "mean_bytes": total / max(num_images, 1), "root": root}

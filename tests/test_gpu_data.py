@@ -1,0 +1,193 @@
+"""The GPU data path (``lcmae_core.gpu_data``) on the CPU: decoding, crop boxes, the roi_align crop, flips,
+normalisation and the loader."""
+
+from __future__ import annotations
+
+import io
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from lcmae_core import gpu_data as G
+from lcmae_core.data import IMAGENET_MEAN, IMAGENET_STD
+
+
+def jpeg_bytes(img: Image.Image, fmt: str = "JPEG") -> torch.Tensor:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, quality=95)
+    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+
+
+def smooth_rgb(w: int, h: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = (rng.random((3, 4, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(small).resize((w, h), Image.BICUBIC)
+
+
+# -------------------------------------------------------------------------------------------------------
+def test_decode_rgb_grey_cmyk_and_png_all_come_out_rgb():
+    rgb = smooth_rgb(50, 40)
+    datas = [jpeg_bytes(rgb), jpeg_bytes(rgb.convert("L")), jpeg_bytes(rgb.convert("CMYK")),
+             jpeg_bytes(smooth_rgb(30, 20), "PNG")]  # a PNG named .JPEG, as ImageNet has
+    out = G.decode_jpegs(datas, "cpu")
+    assert [tuple(o.shape) for o in out] == [(3, 40, 50)] * 3 + [(3, 20, 30)]
+    assert all(o.dtype == torch.uint8 for o in out)
+    grey = out[1].int()
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # greyscale replicated
+    # CMYK decodes to the same picture, up to JPEG loss
+    assert (out[2].float() - out[0].float()).abs().mean() < 12
+
+
+def test_undecodable_bytes_raise_one_data_error():
+    with pytest.raises(G.DataError, match="cannot decode"):
+        G.decode_jpegs([torch.tensor([1, 2, 3, 4], dtype=torch.uint8)], "cpu")
+
+
+# -------------------------------------------------------------------------------------------------------
+def test_crop_boxes_inside_image_and_within_scale_and_ratio():
+    g = torch.Generator().manual_seed(0)
+    sizes = torch.tensor([[375, 500], [500, 375], [224, 224], [100, 700]] * 500)
+    boxes = G.sample_crop_boxes(sizes, (0.2, 1.0), (3 / 4, 4 / 3), g)
+    i, j, h, w = boxes.T
+    H, W = sizes.T
+    assert boxes.dtype == torch.int64 and boxes.shape == (2000, 4)
+    assert (i >= 0).all() and (j >= 0).all() and (h >= 1).all() and (w >= 1).all()
+    assert (i + h <= H).all() and (j + w <= W).all()
+    # area and ratio within bounds, up to the rounding of h and w to whole pixels (+-0.5 each)
+    frac = (h * w).double() / (H * W)
+    fallback = (h == H) | (w == W)  # fallback crops are central and clamp the ratio
+    assert (frac[~fallback] >= 0.2 * (1 - 0.02)).all() and (frac <= 1.0).all()
+    ratio = w.double() / h.double()
+    slack_lo = 3 / 4 * (1 - 1.0 / h.double()) - 1.0 / h.double()
+    slack_hi = 4 / 3 * (1 + 1.0 / h.double()) + 1.0 / h.double()
+    assert (ratio >= slack_lo).all() and (ratio <= slack_hi).all()
+
+
+def test_crop_boxes_match_torchvision_get_params_in_distribution():
+    from torchvision.transforms import RandomResizedCrop
+
+    torch.manual_seed(0)
+    img = torch.zeros(3, 375, 500)
+    ref = torch.tensor([RandomResizedCrop.get_params(img, [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(4000)])
+    ours = G.sample_crop_boxes(torch.tensor([[375, 500]] * 4000), generator=torch.Generator().manual_seed(1))
+    for col in range(4):  # i, j, h, w
+        r, o = ref[:, col].double(), ours[:, col].double()
+        assert abs(r.mean() - o.mean()) < 0.05 * r.mean() + 2, col
+        assert abs(r.std() - o.std()) < 0.08 * r.std() + 2, col
+
+
+def test_crop_boxes_fallback_is_the_central_crop_with_clamped_ratio():
+    # a 10 x 1000 image: no crop of ratio <= 4/3 and area >= 0.2 fits; torchvision falls back to the centre
+    boxes = G.sample_crop_boxes(torch.tensor([[10, 1000], [1000, 10]]), generator=torch.Generator().manual_seed(0))
+    assert boxes[0].tolist() == [0, (1000 - 13) // 2, 10, 13]  # w = round(10 * 4/3)
+    assert boxes[1].tolist() == [(1000 - 13) // 2, 0, 13, 10]  # h = round(10 / (3/4))
+
+
+# -------------------------------------------------------------------------------------------------------
+def random_uint8(c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return (torch.rand(c, h, w, generator=torch.Generator().manual_seed(seed)) * 255).round().to(torch.uint8)
+
+
+def torchvision_bilinear(img, box, size, antialias=False):
+    i, j, h, w = box
+    return TF.resized_crop(img.float(), i, j, h, w, [size, size], interpolation=TF.InterpolationMode.BILINEAR,
+                           antialias=antialias) / 255.0
+
+
+def test_roi_align_crop_of_the_whole_image_is_torchvision_bilinear_resize_exactly():
+    img = random_uint8(3, 30, 40)
+    ours = G.resized_crops([img], torch.tensor([[0, 0, 30, 40]]), 64, None, mean=None)[0]
+    ref = torchvision_bilinear(img, (0, 0, 30, 40), 64)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_roi_align_crop_equals_the_region_inside_the_border():
+    """An inner crop (upscaled) equals crop-then-resize except on its outermost output pixels, where the
+    bilinear samples may read the pixels just outside the crop."""
+    img = random_uint8(3, 60, 80, seed=1)
+    box = (10, 7, 30, 40)
+    ours = G.resized_crops([img], torch.tensor([box]), 64, None, mean=None)[0]
+    ref = torchvision_bilinear(img, box, 64)
+    torch.testing.assert_close(ours[:, 1:-1, 1:-1], ref[:, 1:-1, 1:-1], atol=1e-5, rtol=0)
+    # a crop at the bottom-right corner: the image's own edge is repeated, as a resize does
+    box = (30, 40, 30, 40)
+    ours = G.resized_crops([img], torch.tensor([box]), 64, None, mean=None)[0]
+    ref = torchvision_bilinear(img, box, 64)
+    torch.testing.assert_close(ours[:, 1:, 1:], ref[:, 1:, 1:], atol=1e-5, rtol=0)
+
+
+def test_roi_align_downscale_is_close_to_an_antialiased_resize():
+    img = torch.from_numpy(np.array(smooth_rgb(400, 300, seed=2))).permute(2, 0, 1).contiguous()
+    box = (20, 30, 240, 320)
+    ours = G.resized_crops([img], torch.tensor([box]), 64, None, mean=None)[0]
+    ref = torchvision_bilinear(img, box, 64, antialias=True)
+    assert (ours - ref).abs().mean() < 0.01
+
+
+def test_mixed_sizes_share_canvases_and_each_crop_is_its_own():
+    imgs = [random_uint8(3, 40, 50, 0), random_uint8(3, 300, 200, 1), random_uint8(3, 40, 50, 2),
+            random_uint8(3, 33, 21, 3)]
+    boxes = torch.tensor([[0, 0, 40, 50], [10, 20, 100, 90], [5, 5, 20, 30], [0, 0, 33, 21]])
+    batch = G.resized_crops(imgs, boxes, 32, None, mean=None, bucket=64)
+    for n in range(4):
+        alone = G.resized_crops([imgs[n]], boxes[n:n + 1], 32, None, mean=None)
+        torch.testing.assert_close(batch[n], alone[0], atol=1e-6, rtol=0)
+
+
+def test_flip_and_normalisation():
+    img = random_uint8(3, 40, 40)
+    box = torch.tensor([[0, 0, 40, 40], [0, 0, 40, 40]])
+    out = G.resized_crops([img, img], box, 40, torch.tensor([False, True]))
+    torch.testing.assert_close(out[1], out[0].flip(-1))
+    # a flat image normalises to (v / 255 - mean) / std per channel
+    flat = torch.full((3, 20, 30), 100, dtype=torch.uint8)
+    out = G.resized_crops([flat], torch.tensor([[2, 3, 10, 12]]), 16, None)
+    expect = (100 / 255 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(out[0].mean((1, 2)), expect.float(), atol=1e-5, rtol=0)
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 16, 16)
+
+
+def test_augment_is_seeded_and_flips_about_half():
+    aug = G.GpuAugment(16, seed=3, hflip=0.5)
+    boxes, flip = aug.sample([(375, 500)] * 1000)
+    assert 400 < int(flip.sum()) < 600
+    again = G.GpuAugment(16, seed=3).sample([(375, 500)] * 1000)
+    assert torch.equal(boxes, again[0]) and torch.equal(flip, again[1])
+
+
+# -------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jpegs")
+    info = G.write_synthetic_jpegs(str(root), 12, size=(80, 60), num_classes=3, grey_every=4)
+    assert info["num_images"] == 12
+    return root
+
+
+def test_loader_yields_normalised_batches_with_labels(jpeg_folder):
+    ds = G.JpegFolder(str(jpeg_folder / "train"))
+    assert len(ds) == 12 and ds.classes == ["class_000", "class_001", "class_002"]
+    data, label = ds[0]
+    assert data.dtype == torch.uint8 and data.dim() == 1 and label == 0
+    for workers in (0, 2):
+        loader = G.build_pretrain_loader(str(jpeg_folder / "train"), 4, 32, "cpu", data_path="gpu",
+                                         num_workers=workers, seed=0)
+        assert isinstance(loader, G.GpuLoader) and len(loader) == 3
+        batches = list(loader)
+        assert len(batches) == 3
+        for imgs, labels in batches:
+            assert imgs.shape == (4, 3, 32, 32) and imgs.dtype == torch.float32
+            assert labels.shape == (4,) and labels.dtype == torch.int64
+            assert imgs.abs().max() < 3.0  # normalised
+        assert sorted(torch.cat([lab for _, lab in batches]).tolist()) == sorted(ds.targets)
+
+
+def test_auto_picks_the_cpu_path_off_cuda(jpeg_folder):
+    loader = G.build_pretrain_loader(str(jpeg_folder / "train"), 4, 32, "cpu", num_workers=0)
+    assert isinstance(loader, torch.utils.data.DataLoader)
+    imgs, labels = next(iter(loader))
+    assert imgs.shape == (4, 3, 32, 32)
+    with pytest.raises(G.DataError, match="unknown data path"):
+        G.resolve_data_path("fast", "cpu")
