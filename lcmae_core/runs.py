@@ -199,7 +199,7 @@ def train_run(cfg, root: str | None = None) -> Run:
             os.makedirs(path, exist_ok=True)
             atomic_write_json(configs.to_dict(cfg), os.path.join(path, "config.json"))
         dist_utils.barrier()
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         try:
             metrics = fit(job, cfg, path, device)
         except BaseException:
@@ -210,7 +210,8 @@ def train_run(cfg, root: str | None = None) -> Run:
         if main:
             import torch
             record = {**metrics, "run": name, "family": cfg.family, "scale": cfg.scale, "train_time_s":
-                      round(time.time() - t0, 2), "device": str(device),
+                      round(time.time() - t0, 2), "train_cpu_time_s": round(time.process_time() - c0, 2),
+                      "device": str(device),
                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       "threads": torch.get_num_threads()}
             atomic_write_json(record, os.path.join(path, "metrics.json"))
