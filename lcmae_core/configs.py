@@ -263,7 +263,7 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
         optim = {
             "smoke": OptimConfig(epochs=1, warmup_epochs=0.5, batch_size=64, base_lr=1e-3, min_lr=1e-6,
                                  betas=(0.9, 0.999), layer_decay=0.75),
-            "cpu": OptimConfig(epochs=3, warmup_epochs=0.5, batch_size=64, base_lr=4e-3, min_lr=1e-6,
+            "cpu": OptimConfig(epochs=3, warmup_epochs=0.5, batch_size=64, base_lr=1.2e-2, min_lr=1e-6,
                                betas=(0.9, 0.999), layer_decay=0.75),
             "gpu": OptimConfig(epochs=100, warmup_epochs=5, batch_size=512, base_lr=1e-3, min_lr=1e-6,
                                betas=(0.9, 0.999), layer_decay=0.75),
