@@ -110,6 +110,8 @@ def _launch_kwargs(args) -> dict:
 
 
 def _report(run) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return
     print(f"run: {run.dir}")
     print(json.dumps(run.metrics, indent=2, sort_keys=True))
 

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 from . import configs
-from .configs import ConfigError, run_name
+from .configs import run_name
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
@@ -175,15 +175,26 @@ def train_run(cfg, root: str | None = None) -> Run:
     Under torchrun/SLURM (``WORLD_SIZE`` > 1) every rank calls it; rank 0 holds the lock and writes the files.
     """
     from .train import distributed as dist_utils
-    from .train.trainer import fit
 
     cfg, root = prepare(cfg, root)
+    device = dist_utils.init(configs.check_device(cfg.device))
+    import torch
+
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # restored below: a notebook kernel keeps its own setting
+    try:
+        return _train_run_locked(cfg, root, device)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train_run_locked(cfg, root: str, device) -> Run:
+    from .train import distributed as dist_utils
+    from .train.trainer import fit
+
     name = run_name(cfg)
     path = os.path.join(root, name)
-    device = dist_utils.init(configs.check_device(cfg.device))
-    if cfg.threads:
-        import torch
-        torch.set_num_threads(cfg.threads)
     main = dist_utils.rank() == 0
     lock = run_lock(root, name) if main else contextlib.nullcontext()
     with lock:

@@ -100,3 +100,10 @@ def test_atomic_json(tmp_path):
     p = tmp_path / "m.json"
     runs.atomic_write_json({"a": 1}, str(p))
     assert json.loads(p.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["m.json"]
+
+
+def test_threads_setting_applies_to_the_run_only(tmp_path):
+    import torch
+    before = torch.get_num_threads()
+    run = runs.run_or_load(_cfg("seed=9", "threads=2"), root=str(tmp_path))
+    assert run.metrics["threads"] == 2 and torch.get_num_threads() == before
