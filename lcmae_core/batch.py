@@ -11,6 +11,7 @@ The results summary (``results_summary.ipynb``) always runs last, since it reads
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -52,6 +53,32 @@ def select(names: list[str], only: list[str] | None) -> list[str]:
     return [n for n in names if n in only]
 
 
+def input_key(name: str, scale: str, parameters: dict, notebook_dir: Path) -> str:
+    """What an executed notebook depends on: its source, its parameters and the library's code."""
+    h = hashlib.sha256()
+    h.update((Path(notebook_dir) / f"{name}.ipynb").read_bytes())
+    h.update(json.dumps({"scale": scale, **parameters}, sort_keys=True).encode())
+    lib = REPO / "lcmae_core"
+    for f in sorted(lib.rglob("*.py")):
+        h.update(f.relative_to(lib).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def reusable(name: str, key: str, out_dir: Path) -> dict | None:
+    """The status record of an earlier successful execution with the same inputs, if its output is still there.
+
+    The results summary is never reused: it reads what the other pages recorded.
+    """
+    f = out_dir / "run_status.json"
+    if name in LAST or not f.exists() or not (out_dir / f"{name}.ipynb").exists():
+        return None
+    old = {r["notebook"]: r for r in json.loads(f.read_text())}.get(name)
+    if old and old.get("ok") and old.get("key") == key:
+        return {**old, "reused": True}
+    return None
+
+
 def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_dir: str = str(NOTEBOOK_DIR),
                 progress: bool = True, timeout: int | None = None) -> dict:
     """Execute one notebook with papermill; returns its status record. Never raises for a notebook error."""
@@ -89,10 +116,11 @@ def write_status(out_dir: Path, records: list[dict]) -> None:
              "Each notebook of this build: the scale it ran at, its wall time, the hardware, and the outcome. "
              "This page is written by the batch runner (`python -m lcmae_core.batch`).", "",
              "| notebook | scale | wall time (s) | hardware | outcome |", "|---|---|---|---|---|"]
+    # a reused notebook shows the wall time of the execution that made it
     for r in rows:
         hw = r["hardware"]
         where = hw.get("gpu") or f"{hw.get('cores')} CPU cores ({hw.get('cpu')})"
-        outcome = "ok" if r["ok"] else f"failed: {r['error']}"
+        outcome = ("ok (reused)" if r.get("reused") else "ok") if r["ok"] else f"failed: {r['error']}"
         lines.append(f"| {r['notebook']} | {r['scale']} | {r['wall_s']:.1f} | {where}, torch {hw.get('torch')} "
                      f"| {outcome} |")
     atomic_write_text(out_dir / "run_status.md", "\n".join(lines) + "\n")
@@ -101,8 +129,12 @@ def write_status(out_dir: Path, records: list[dict]) -> None:
 def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[str] | None = None,
               data_root: str | None = None, run_root: str | None = None, device: str = "auto",
               launcher: str = "local", notebook_dir: str | os.PathLike | None = None, progress: bool = True,
-              slurm: dict | None = None, timeout: int | None = None) -> list[dict]:
-    """Execute the notebooks; returns their status records (the caller decides the exit code)."""
+              slurm: dict | None = None, timeout: int | None = None, reuse: bool = False) -> list[dict]:
+    """Execute the notebooks; returns their status records (the caller decides the exit code).
+
+    reuse: keep an executed notebook whose inputs (source, parameters, library code) have not changed since it
+    last ran successfully into ``out_dir``; its training runs come from the run store either way.
+    """
     if scale not in SCALES:
         raise BatchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     notebook_dir = Path(notebook_dir or NOTEBOOK_DIR)
@@ -113,16 +145,26 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     out_dir.mkdir(parents=True, exist_ok=True)
     run_root = str(Path(run_root or os.environ.get("LCMAE_RUN_ROOT") or REPO / "runs").resolve())
     params = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
+    keys = {n: input_key(n, scale, params, notebook_dir) for n in names}
+    reused = {n: r for n in names if reuse and (r := reusable(n, keys[n], out_dir))}
+    todo = [n for n in names if n not in reused]
     if launcher == "slurm":
-        records = _run_slurm(names, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
+        records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
         records = []
         for i, name in enumerate(names):
+            if name in reused:
+                print(f"[{i + 1}/{len(names)}] {name}: unchanged since its last run, reused", flush=True)
+                continue
             print(f"[{i + 1}/{len(names)}] {name} at scale {scale}", flush=True)
             rec = execute_one(name, scale, str(out_dir), params, str(notebook_dir), progress, timeout)
             print(f"    {'ok' if rec['ok'] else 'FAILED'} in {rec['wall_s']:.1f} s"
                   + ("" if rec["ok"] else f": {rec['error']}"), flush=True)
             records.append(rec)
+    for rec in records:
+        rec["key"] = keys[rec["notebook"]]
+    records += list(reused.values())
+    records.sort(key=lambda r: names.index(r["notebook"]))
     write_status(out_dir, records)
     return records
 
@@ -164,6 +206,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-node", type=int, default=1, help="GPUs per node")
     p.add_argument("--time-min", type=int, default=24 * 60, help="SLURM time limit per job, minutes")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep executed notebooks whose source, parameters and library code are unchanged")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
                             args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,
                                                       gpus_per_node=args.gpus_per_node, time_min=args.time_min),
-                            timeout=args.timeout)
+                            timeout=args.timeout, reuse=args.reuse)
     except BatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

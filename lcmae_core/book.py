@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale to execute the notebooks at")
     p.add_argument("--no-execute", action="store_true",
                    help="render what book/executed holds (e.g. from a batch on a cluster) without running it")
+    p.add_argument("--rerun", action="store_true",
+                   help="execute every notebook again, even those whose inputs are unchanged since the last build")
     p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
     args = p.parse_args(argv)
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if not args.no_execute and list_notebooks():
-        records = run_batch(args.scale, DEFAULT_OUT, data_root=args.data_root, run_root=args.run_root)
+        records = run_batch(args.scale, DEFAULT_OUT, data_root=args.data_root, run_root=args.run_root,
+                            reuse=not args.rerun)
         failed = [r["notebook"] for r in records if not r["ok"]]
         if failed:
             print(f"error: notebook(s) failed: {', '.join(failed)}; the executed copies in {DEFAULT_OUT} "

@@ -64,3 +64,23 @@ def test_slurm_launcher_submits_one_job_per_notebook(notebooks, tmp_path):
     assert all(r["ok"] for r in records)
     jobs = [p for p in (out / "slurm").iterdir() if p.name.isdigit()]
     assert len(jobs) == 2  # one submitit job folder per notebook
+
+
+def test_reuse_keeps_unchanged_notebooks_and_reruns_changed_ones(notebooks, tmp_path):
+    out, runs = tmp_path / "out", str(tmp_path / "runs")
+    first = batch.run_batch("smoke", out, only=["good", "results_summary"], notebook_dir=notebooks, run_root=runs,
+                            progress=False, reuse=True)
+    assert not any(r.get("reused") for r in first)
+    again = {r["notebook"]: r for r in batch.run_batch("smoke", out, only=["good", "results_summary"],
+                                                       notebook_dir=notebooks, run_root=runs, progress=False,
+                                                       reuse=True)}
+    assert again["good"].get("reused") and again["good"]["wall_s"] == first[0]["wall_s"]
+    assert not again["results_summary"].get("reused")  # the summary always reads the latest results
+    assert "ok (reused)" in (out / "run_status.md").read_text()
+    _notebook(notebooks / "good.ipynb", "print('changed', scale)")
+    changed = batch.run_batch("smoke", out, only=["good"], notebook_dir=notebooks, run_root=runs, progress=False,
+                              reuse=True)
+    assert not changed[0].get("reused") and changed[0]["ok"]
+    other_scale = batch.run_batch("cpu", out, only=["good"], notebook_dir=notebooks, run_root=runs, progress=False,
+                                  reuse=True)
+    assert not other_scale[0].get("reused")
