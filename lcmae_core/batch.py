@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from .results import atomic_write_json, atomic_write_text, hardware_info
+from .atomic import atomic_write_text
+from .results import atomic_write_json, hardware_info
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -143,7 +144,8 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
         raise BatchError(f"no notebooks found in {notebook_dir}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_root = str(Path(run_root or os.environ.get("LCMAE_RUN_ROOT") or REPO / "runs").resolve())
+    # notebooks run with the repository as their working directory, where "" means $LCMAE_RUN_ROOT or ./runs
+    run_root = str(Path(run_root).resolve()) if run_root else ""
     params = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
     keys = {n: input_key(n, scale, params, notebook_dir) for n in names}
     reused = {n: r for n in names if reuse and (r := reusable(n, keys[n], out_dir))}

@@ -51,7 +51,6 @@ import resource
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -59,6 +58,8 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from .atomic import atomic_open
 
 from .configs import ConfigError
 from .data import DataError
@@ -180,17 +181,8 @@ def write_jsonl(path: str, records: list[dict]) -> None:
         if old and not old.endswith(b"\n"):
             old += b"\n"
     new = "".join(json.dumps(r, sort_keys=False) + "\n" for r in records).encode()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".jsonl")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(old + new)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(old + new)
 
 
 def sync(device: torch.device) -> None:

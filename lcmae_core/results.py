@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .atomic import atomic_write_json as _atomic_write_json
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -56,25 +57,9 @@ def judge(scale: str, condition: bool | None) -> str:
     return UNTESTABLE if scale == "smoke" else verdict(condition)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file so that readers see either the old file or the whole new one, never a half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    """JSON written atomically; tensors and numpy values become plain numbers and lists."""
+    _atomic_write_json(path, obj, default=_jsonable)
 
 
 def _jsonable(x):
@@ -122,8 +107,8 @@ def record(notebook: str, scale: str, metrics: dict, claims: list[Claim], paper:
     """
     folder = results_root(run_root) / scale / notebook
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    if table is not None and hasattr(table, "reset_index"):
-        table = json.loads(table.reset_index().to_json(orient="records"))
+    if table is not None:
+        table = table_record(table)
     atomic_write_json(folder / "metrics.json", {
         "notebook": notebook, "scale": scale, "hardware": hardware_info(), "metrics": metrics,
         "paper": paper or {}, "written_at": now, "table": table, **(extra or {}),
@@ -132,6 +117,21 @@ def record(notebook: str, scale: str, metrics: dict, claims: list[Claim], paper:
         "notebook": notebook, "scale": scale, "claims": [asdict(c) for c in claims],
     })
     return folder
+
+
+def table_record(table) -> dict:
+    """A pandas DataFrame (its index becomes the first column) as {"columns": [...], "data": [[...], ...]},
+    which keeps the column order through JSON."""
+    flat = table.reset_index() if hasattr(table, "reset_index") else table
+    return json.loads(flat.to_json(orient="split", index=False))
+
+
+def table_frame(record: dict):
+    """The DataFrame of a ``table_record``, indexed by its first column."""
+    import pandas as pd
+
+    frame = pd.DataFrame(record["data"], columns=record["columns"])
+    return frame.set_index(record["columns"][0])
 
 
 def claims_rows(loaded: dict[str, dict]) -> list[dict]:

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 from . import configs
+from .atomic import atomic_write_json as _atomic_write_json
 from .configs import run_name
 
 LAUNCHERS = ("local", "torchrun", "slurm")
@@ -86,19 +87,8 @@ def check_root_writable(root: str) -> str:
 
 
 def atomic_write_json(obj, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON atomically (see ``lcmae_core.atomic``)."""
+    _atomic_write_json(path, obj)
 
 
 def _read_json(path: str):

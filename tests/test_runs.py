@@ -10,14 +10,7 @@ from lcmae_core import configs, runs
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train faster on one thread, and a shared machine punishes oversubscription."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _cfg(*extra):
     return configs.apply_overrides(configs.preset("mae", "smoke"),

@@ -1,6 +1,5 @@
 """The training engine: schedule, layer decay, the non-finite guard, every family at smoke scale, loss falls."""
 
-import json
 import math
 
 import pytest
@@ -14,14 +13,7 @@ from lcmae_core.train.schedule import lr_at
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train faster on one thread, and a shared machine punishes oversubscription."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_lr_schedule_matches_its_formula():
     lr, E, W, lo = 1e-3, 10, 2, 1e-5

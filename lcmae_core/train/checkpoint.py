@@ -23,27 +23,18 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_open
+
 
 def atomic_save(obj, path: str) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then os.replace: a reader never sees half a
-    file, and a kill at any point leaves either the old file or the new one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save through ``lcmae_core.atomic``: a reader never sees half a file, and a kill at any point leaves
+    either the old file or the new one."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 SNAPSHOT = "snapshot-epoch{}.pt"

@@ -1,0 +1,44 @@
+"""Atomic file writes: a reader, or a run killed at any moment, sees the old file or the whole new one.
+
+Every file the project writes that others read (checkpoints, configs, metrics, results, benchmark logs, the
+book's run status) goes through ``atomic_open``: write to a temporary file in the same folder, flush and fsync,
+then ``os.replace`` onto the target. On any error the temporary file is removed and the target is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w"):
+    """``with atomic_open(path, "wb") as f: ...``; the target appears, complete, when the block succeeds."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike, obj, default=None) -> None:
+    """Pretty, key-sorted JSON with a final newline."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
