@@ -2,10 +2,9 @@
 
 Each workload builds its model from a config (``configs.preset`` + overrides, ``train.pretrain.build_model``)
 and times the training step of the engine: ``PretrainObjective`` (``model.compute_losses``) under the engine's
-autocast, ``loss.float().backward()``, the pretraining recipe's AdamW (timm ``create_optimizer_v2``, fused on
-CUDA), ``set_lr`` and ``zero_grad(set_to_none=True)``. The engine has no per-step function (its step lives inside
-``train_one_epoch``), so ``train_step`` below is a thin call of those same pieces; the ``e2e`` workload runs
-``engine.train_one_epoch`` itself.
+autocast, ``loss.float().backward()``, the pretraining recipe's AdamW (``engine.make_optimizer``, fused on
+CUDA), ``set_lr`` and ``zero_grad(set_to_none=True)``: ``train_step`` below is ``set_lr`` + ``engine.train_step``;
+the ``e2e`` workload runs ``engine.train_one_epoch`` itself.
 
 Workloads (``--workloads``, comma-separated; ``all`` for every one):
 
@@ -52,7 +51,6 @@ import shlex
 import statistics
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -208,67 +206,7 @@ def detect_peak_flops(device: torch.device) -> tuple[float | None, str]:
 
 # -------------------------------------------------------------------------------------------------------
 # compile and CUDA graphs
-def maybe_compile(obj, enabled: bool = True, *, mode: str | None = None, **compile_kwargs):
-    """``torch.compile`` an ``nn.Module`` (in place, its state dict unchanged) or a function, falling back to
-    eager with one warning if compiling fails, at once or at the first call (where compile errors surface).
-
-    Returns the module (compiled in place) or a wrapped function; ``enabled=False`` returns ``obj`` untouched.
-    """
-    if not enabled:
-        return obj
-    is_module = isinstance(obj, nn.Module)
-    eager = obj._call_impl if is_module else obj
-    try:
-        compiled = torch.compile(eager, mode=mode, **compile_kwargs)
-    except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
-        _compile_failed(e)
-        return obj
-    state = {"ok": None}
-
-    @functools.wraps(eager)
-    def call(*args, **kwargs):
-        if state["ok"] is False:
-            return eager(*args, **kwargs)
-        if state["ok"] is None:
-            try:
-                out = compiled(*args, **kwargs)
-            except Exception as e:  # noqa: BLE001
-                state["ok"] = False
-                _compile_failed(e)
-                return eager(*args, **kwargs)
-            state["ok"] = True
-            return out
-        return compiled(*args, **kwargs)
-
-    call.compile_state = state
-    if is_module:
-        obj._compiled_call_impl = call  # what nn.Module.compile() sets; __call__ uses it
-        obj._compile_state = state
-        return obj
-    return call
-
-
-def compile_status(obj) -> str:
-    """'compiled' | 'eager (compile failed)' | 'not yet called' | 'eager' for what ``maybe_compile`` returned."""
-    state = getattr(obj, "_compile_state", None) or getattr(obj, "compile_state", None)
-    if state is None:
-        return "eager"
-    return {True: "compiled", False: "eager (compile failed)", None: "not yet called"}[state["ok"]]
-
-
-def _compile_failed(e: BaseException) -> None:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-    warnings.warn(f"torch.compile failed ({type(e).__name__}: {first}); running eagerly", RuntimeWarning,
-                  stacklevel=3)
-
-
-def compile_mode(device: torch.device, cuda_graphs: bool) -> tuple[str | None, str]:
-    """The torch.compile mode and a note: CUDA graphs ('reduce-overhead') only on CUDA."""
-    if not cuda_graphs:
-        return None, ""
-    if device.type != "cuda":
-        return None, "cuda graphs requested but the device is not CUDA: ignored"
-    return "reduce-overhead", "cuda graphs (torch.compile mode=reduce-overhead)"
+from .train.compile import compile_mode, compile_status, maybe_compile  # noqa: E402,F401
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -301,30 +239,25 @@ def build_model(cfg) -> nn.Module:
 
 
 def make_optimizer(cfg, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """The pretraining recipe's optimizer, as ``train.pretrain.build`` makes it (fused AdamW on CUDA)."""
-    from timm.optim import create_optimizer_v2
+    """The pretraining recipe's optimizer: ``engine.make_optimizer`` (fused AdamW on CUDA)."""
+    from .train.engine import make_optimizer as _make
 
-    o = cfg.optim
-    return create_optimizer_v2(model, "adamw", lr=o.absolute_lr(), weight_decay=o.weight_decay,
-                               betas=tuple(o.betas), **({"fused": True} if device.type == "cuda" else {}))
+    return _make(cfg, model, device)
 
 
 def train_step(objective: Callable, optimizer: torch.optim.Optimizer, imgs: torch.Tensor, labels, device,
-               amp: str, lr: float | None = None) -> torch.Tensor:
-    """One optimizer step as ``engine.train_one_epoch`` takes it (accum_iter 1, no clipping, no scaler):
-    set_lr, forward under autocast, ``loss.float().backward()``, step, ``zero_grad(set_to_none=True)``.
-    Returns the loss, detached, on the device (no host sync)."""
+               amp: str, lr: float | None = None, cuda_graphs: bool = False) -> torch.Tensor:
+    """One optimizer step through ``engine.train_step`` (accum_iter 1, no clipping, no scaler), after ``set_lr``,
+    under this module's ``autocast`` (the engine's on CUDA; CPU bf16 autocast for bf16 on CPU). Returns the
+    loss, detached, on the device (no host sync)."""
+    from .train import engine
     from .train.schedule import set_lr
 
     if lr is not None:
         set_lr(optimizer, lr)
-    with autocast(device, amp):
-        out = objective(imgs, labels)
-    loss = out["loss"]
-    loss.float().backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.detach()
+    losses, _ = engine.train_step(objective, optimizer, imgs, labels, device=device, amp=amp,
+                                  cuda_graphs=cuda_graphs, autocast=autocast(device, amp))
+    return losses["loss"]
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -508,10 +441,7 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
     lr = cfg.optim.absolute_lr()
 
     def step():
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        loss = train_step(objective, optimizer, imgs, labels, device, amp, lr)
-        return loss.clone() if graphs else loss
+        return train_step(objective, optimizer, imgs, labels, device, amp, lr, cuda_graphs=graphs)
 
     with _bar(opts.warmup + opts.steps, f"{w.name} {mode}", opts.progress) as bar:
         t = time_steps(step, opts.warmup, opts.steps, device, bar)
@@ -612,13 +542,14 @@ def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
         raise BenchError(f"--data-root has fewer images than one batch of {batch}; lower --batch or add images")
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
-    objective = maybe_compile(PretrainObjective(model, cfg.mask_ratio).to(device),
-                              use_compile, mode=compile_mode(device, opts.cuda_graphs)[0])
+    cmode = compile_mode(device, opts.cuda_graphs)[0]
+    objective = maybe_compile(PretrainObjective(model, cfg.mask_ratio).to(device), use_compile, mode=cmode)
     optimizer = make_optimizer(cfg, model, device)
     lr = cfg.optim.absolute_lr()
     state: dict = {}
     # CPU autocast is not in the engine (it runs fp32 on CPU): on CPU the e2e modes differ only by compile
-    kw = dict(lr_fn=lambda e: lr, device=device, amp=amp, log_every=10**9, progress=opts.progress)
+    kw = dict(lr_fn=lambda e: lr, device=device, amp=amp, log_every=10**9, progress=opts.progress,
+              cuda_graphs=use_compile and cmode == "reduce-overhead")
     if opts.warmup:
         train_one_epoch(objective, _Cycle(loader, opts.warmup, state), optimizer, epoch=0, desc="e2e warm-up", **kw)
     sync(device)

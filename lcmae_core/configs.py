@@ -52,7 +52,7 @@ SCALES = ("smoke", "cpu", "gpu", "paper")
 
 # fields that do not change what a run computes: left out of the hash
 NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", "progress", "scale", "data.root",
-              "data.download", "data.num_workers")
+              "data.download", "data.num_workers", "compile", "cuda_graphs", "data.data_path")
 
 
 class ConfigError(ValueError):
@@ -125,6 +125,8 @@ class DataConfig:
     image: str = "astronaut"  # single_image: which bundled photo
     photo_short_side: Optional[int] = 128  # photo sets: downscale once to this short side
     num_workers: int = 0
+    data_path: str = "auto"  # imagefolder/imagenet pretraining: auto | gpu | cpu. gpu: JPEG decode and crops on the
+    # GPU (gpu_data); cpu: PIL in loader workers; auto: gpu on CUDA, cpu on CPU. Not hashed
     eval_dataset: Optional[str] = None  # pretraining: labelled set for the kNN monitor (None: the dataset
     # itself when labelled, else none)
 
@@ -165,6 +167,8 @@ class RunConfig:
     snapshot_every: int = 0  # epochs between kept weight snapshots snapshot-epoch{N}.pt (N = 0 is the
     # initialisation; always the last epoch); 0: none. Not hashed: the weights do not depend on it
     progress: bool = True
+    compile: Optional[bool] = None  # torch.compile the training objective; None: on for CUDA, off on CPU. Not hashed
+    cuda_graphs: bool = False  # with compile on CUDA: mode="reduce-overhead" (CUDA graphs). Not hashed
     knn_k: int = 20
     knn_t: float = 0.07
 
@@ -504,7 +508,18 @@ def validate(cfg) -> RunConfig:
         raise ConfigError("log_every and ckpt_every must be positive")
     if cfg.snapshot_every < 0:
         raise ConfigError(f"snapshot_every must be 0 (off) or positive, got {cfg.snapshot_every}")
-    check_device(cfg.device)
+    dev = check_device(cfg.device)
+    if d.data_path not in ("auto", "gpu", "cpu"):
+        raise ConfigError(f"unknown data.data_path {d.data_path!r}; choose auto, gpu or cpu")
+    if d.data_path == "gpu":
+        if not dev.startswith("cuda"):
+            raise ConfigError("data.data_path=gpu decodes and crops on the GPU and needs a CUDA device; "
+                              "use data.data_path=auto or cpu on the CPU")
+        if d.dataset not in ("imagefolder", "imagenet") or not isinstance(cfg, PretrainConfig):
+            raise ConfigError(f"data.data_path=gpu is for imagefolder/imagenet pretraining (got {cfg.family} on "
+                              f"{d.dataset!r}); use data.data_path=auto")
+        if d.limit is not None:
+            raise ConfigError("data.data_path=gpu reads the whole folder; unset data.limit or use data.data_path=cpu")
     return cfg
 
 

@@ -6,7 +6,9 @@ returns a dict with a scalar ``"loss"`` to minimise and any number of scalar ``"
 may also have ``monitor(out) -> {name: float}``, called when the loop reads its numbers (LC-MAE's collapse
 monitors).
 
-``train_one_epoch``:
+``train_step`` is one micro-batch (forward, backward, and on the last micro-batch of an optimizer step: clip,
+step, ``zero_grad(set_to_none=True)``); ``make_optimizer`` is the pretraining recipe's (fused) AdamW;
+``enable_tf32`` turns on TF32 matmuls on CUDA. ``train_one_epoch``:
 
 - sets the learning rate at every optimizer step from the fractional epoch (``schedule.lr_at``);
 - runs the forward pass under bf16 autocast on CUDA (fp16 with a ``GradScaler`` if asked), in fp32 on CPU;
@@ -90,14 +92,81 @@ def autocast_for(device: torch.device, amp: str):
     return contextlib.nullcontext()
 
 
+def enable_tf32(device: torch.device) -> None:
+    """TF32 tensor cores for fp32 matmuls and convolutions on CUDA (the fp32 parts of a bf16 run); no-op on CPU."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def make_optimizer(cfg, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """The pretraining recipe's optimizer: timm AdamW with ``cfg.optim``'s rate, betas and weight decay (none on
+    ``model.no_weight_decay()``, norms and biases), fused on CUDA."""
+    from timm.optim import create_optimizer_v2
+
+    o = cfg.optim
+    return create_optimizer_v2(model, "adamw", lr=o.absolute_lr(), weight_decay=o.weight_decay,
+                               betas=tuple(o.betas), **({"fused": True} if torch.device(device).type == "cuda"
+                                                        else {}))
+
+
+def train_step(objective: nn.Module, optimizer: torch.optim.Optimizer, imgs: torch.Tensor, labels, *,
+               device: torch.device, amp: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+               accum_iter: int = 1, clip_grad: float | None = None, last_micro: bool = True,
+               params: list | None = None, cuda_graphs: bool = False, keep_outputs: bool = False,
+               autocast=None) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """One micro-batch of training: forward under the engine's autocast (``autocast``: another context to use
+    instead), ``(loss.float() / accum_iter).backward()`` (through ``scaler`` when fp16), and on the last
+    micro-batch of an optimizer step (``last_micro``): gradient clipping to ``clip_grad``, the optimizer step
+    (``scaler.step`` / ``update`` when fp16) and ``zero_grad(set_to_none=True)``. DDP's ``no_sync`` is the
+    caller's. With ``cuda_graphs``, ``torch.compiler.cudagraph_mark_step_begin()`` comes first.
+
+    Returns ({"loss", "loss_*": detached float scalars on the device (no host sync)}, the objective's output
+    dict when ``keep_outputs`` else None): nothing else of the step stays alive after it.
+    """
+    if cuda_graphs:
+        torch.compiler.cudagraph_mark_step_begin()
+    with autocast_for(device, amp) if autocast is None else autocast:
+        out = objective(imgs, labels)
+    loss = out["loss"]
+    scaled = loss.float() / accum_iter
+    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+    del scaled
+    if last_micro:
+        if params is None:
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+        if scaler is not None:
+            if clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    # copies, not views: with CUDA graphs the outputs' memory is overwritten by the next replay
+    losses = {k: v.detach().float().mean().clone() for k, v in out.items() if k == "loss" or k.startswith("loss_")}
+    return losses, (out if keep_outputs else None)
+
+
+def _monitor_of(objective):
+    inner = getattr(objective, "module", objective)
+    return getattr(inner, "monitor", None)
+
+
 def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimizer, *, epoch: int,
                     lr_fn: Callable[[float], float], device: torch.device, amp: str = "fp32",
                     scaler: torch.amp.GradScaler | None = None, accum_iter: int = 1, clip_grad: float | None = None,
                     log_every: int = 20, start_step: int = 0, on_log: Callable[[dict], None] | None = None,
-                    progress: bool = True, desc: str = "", last_checkpoint: str | None = None) -> dict[str, float]:
-    """Train for one pass over ``loader``; returns {"loss", "loss_*" averages, "steps", "lr", "time_s"}.
+                    progress: bool = True, desc: str = "", last_checkpoint: str | None = None,
+                    cuda_graphs: bool = False) -> dict[str, float]:
+    """Train for one pass over ``loader`` (``train_step`` per micro-batch); returns {"loss", "loss_*" averages,
+    "steps", "lr", "time_s"}.
 
-    start_step: optimizer steps taken before this epoch (for logging and error messages).
+    start_step: optimizer steps taken before this epoch (for logging and error messages). Only the micro-batches
+    whose numbers are read (every ``log_every``) keep their outputs, for the objective's ``monitor``, until read.
     """
     from tqdm.auto import tqdm
 
@@ -114,9 +183,9 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
     lr = 0.0
     t0 = time.time()
     is_ddp = isinstance(objective, nn.parallel.DistributedDataParallel)
+    monitor = _monitor_of(objective)
     bar = tqdm(loader, total=n, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
-    out: dict = {}
     for i, (imgs, labels) in enumerate(bar):
         if i % accum_iter == 0:
             lr = lr_fn(epoch + i / n)
@@ -124,35 +193,24 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
         imgs = imgs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         last_micro = (i + 1) % accum_iter == 0 or i + 1 == n
+        read_now = (i + 1) % log_every == 0 or i + 1 == n
         this_step = step  # 0-based index of the optimizer step this micro-batch belongs to
         sync = contextlib.nullcontext() if (last_micro or not is_ddp) else objective.no_sync()
         with sync:
-            with autocast_for(device, amp):
-                out = objective(imgs, labels)
-            loss = out["loss"]
-            scaled = loss.float() / accum_iter
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            losses, out = train_step(objective, optimizer, imgs, labels, device=device, amp=amp, scaler=scaler,
+                                     accum_iter=accum_iter, clip_grad=clip_grad, last_micro=last_micro,
+                                     params=params, cuda_graphs=cuda_graphs,
+                                     keep_outputs=read_now and monitor is not None)
+        del imgs, labels
         if last_micro:
-            if scaler is not None:
-                if clip_grad:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                if clip_grad:
-                    torch.nn.utils.clip_grad_norm_(params, clip_grad)
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
             step += 1
         # running sums stay on the device: no host sync here
-        for k, v in out.items():
-            if k == "loss" or k.startswith("loss_"):
-                v = v.detach().float().mean()
-                sums[k] = sums[k] + v if k in sums else v.clone()
-        bad = ~torch.isfinite(loss.detach())
+        for k, v in losses.items():
+            sums[k] = sums[k] + v if k in sums else v
+        bad = ~torch.isfinite(losses["loss"])
         first_bad = torch.where(bad & (first_bad < 0), torch.full_like(first_bad, this_step), first_bad)
-        if (i + 1) % log_every == 0 or i + 1 == n:
+        del losses
+        if read_now:
             bad_step = int(first_bad)  # the one host sync of this window
             if bad_step >= 0:
                 raise NonFiniteLoss(
@@ -163,14 +221,14 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
             now = {k: float(v) for k, v in sums.items()}
             record = {k: (now[k] - last_read.get(k, 0.0)) / (i + 1 - last_i) for k in now}
             record.update(event="train", epoch=epoch, step=step, lr=lr, epoch_frac=round(epoch + (i + 1) / n, 4))
-            if hasattr(objective, "monitor") or hasattr(getattr(objective, "module", None), "monitor"):
-                mon = getattr(objective, "module", objective).monitor
-                record.update(mon(out))
+            if monitor is not None:
+                record.update(monitor(out))
             last_read, last_i = now, i + 1
             if progress:
                 bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
             if on_log is not None:
                 on_log(record)
+        out = None  # the step's outputs (LC-MAE: pred, v, hidden) go before the next forward
     bar.close()
     names = sorted(sums)
     totals = torch.stack([sums[k] for k in names]) / n

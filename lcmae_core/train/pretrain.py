@@ -10,13 +10,13 @@ and, as ``final_hidden_*``, on the decoder hidden state h).
 from __future__ import annotations
 
 import torch
-from timm.optim import create_optimizer_v2
 
 from .. import data as data_mod
 from ..models import FAMILIES
 from ..monitors import collapse_stats
 from . import common
-from .engine import PretrainObjective
+from . import distributed as dist_utils
+from .engine import PretrainObjective, make_optimizer
 from .trainer import Job
 
 
@@ -33,10 +33,12 @@ def encoder_cls(model):
 
 def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
     model = build_model(cfg).to(device)
-    o = cfg.optim
-    optimizer = create_optimizer_v2(model, "adamw", lr=o.absolute_lr(), weight_decay=o.weight_decay,
-                                    betas=tuple(o.betas), **({"fused": True} if device.type == "cuda" else {}))
-    train_set = common.train_dataset(cfg, "pretrain")
+    optimizer = make_optimizer(cfg, model, device)
+    make_loader = None
+    if data_path(cfg, device) == "gpu":
+        train_set, make_loader = gpu_train_data(cfg, device)
+    else:
+        train_set = common.train_dataset(cfg, "pretrain")
     eval_name = cfg.data.eval_dataset or (cfg.data.dataset
                                           if data_mod.dataset_info(cfg.data.dataset).num_classes != 0 else None)
 
@@ -63,4 +65,32 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
               "dataset": cfg.data.dataset, "scale": cfg.scale}
     return Job(model=model, objective=PretrainObjective(model, cfg.mask_ratio), optimizer=optimizer,
                train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval,
-               find_unused_parameters=cfg.family == "lcmae")
+               find_unused_parameters=cfg.family == "lcmae" and not all((model.w_mae, model.w_cross, model.w_in)),
+               make_loader=make_loader)
+
+
+def data_path(cfg, device: torch.device) -> str:
+    """'gpu' (``gpu_data``: JPEG decode and crops on the GPU) or 'cpu' (PIL in loader workers) for the training
+    data: the GPU path only for imagefolder/imagenet pretraining on CUDA without ``data.limit``; ``auto`` picks
+    it there, ``cpu`` never (``validate`` refuses ``gpu`` elsewhere)."""
+    d = cfg.data
+    if d.dataset not in ("imagefolder", "imagenet") or d.limit is not None or torch.device(device).type != "cuda":
+        return "cpu"
+    from ..gpu_data import resolve_data_path
+    return resolve_data_path(d.data_path, device)
+
+
+def gpu_train_data(cfg, device: torch.device):
+    """(the JPEG folder of the training split, make_loader(sampler, batch_size) -> a ``gpu_data.GpuLoader``)."""
+    from .. import gpu_data
+
+    d = cfg.data
+    seed = dist_utils.epoch_seed(cfg.seed, 0, dist_utils.rank(), stream=3) % 2**31  # crops differ per rank
+    folder = gpu_data.JpegFolder(data_mod._folder_split(d.root, "train", d.dataset))
+
+    def make_loader(sampler, batch_size: int):
+        aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=d.hflip, seed=seed)
+        return gpu_data.GpuLoader(folder, batch_size, device, aug, num_workers=d.num_workers, sampler=sampler,
+                                  seed=seed)
+
+    return folder, make_loader

@@ -6,6 +6,14 @@ data loader's generator (which seeds its workers). Checkpoints are written at ep
 any point and started again replays the unfinished epoch exactly and ends with bit-identical weights (on the
 same device and thread count). The checkpoint also carries the RNG states, the sampler epoch and the loader
 generator, as a record and for callers who resume by hand.
+
+Speed on CUDA, on by default: TF32 matmuls (``engine.enable_tf32``); ``torch.compile`` of the objective after
+DDP wrapping (``cfg.compile``: None is on for CUDA, off on CPU; ``cfg.cuda_graphs`` adds mode="reduce-overhead"),
+falling back to eager with a warning when compiling fails; and for imagefolder/imagenet pretraining the GPU data
+path (``cfg.data.data_path``, ``gpu_data``), whose loader is built once with persistent byte-reading workers
+(its crops come from a generator reseeded by ``set_epoch``, so exact resume holds). The PIL DataLoader is rebuilt
+every epoch, without persistent workers: its random transforms run in the workers, seeded when an epoch's
+iterator starts, and persistent workers would carry RNG state from one epoch into the next.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import torch.nn as nn
 from ..configs import to_dict
 from . import checkpoint as ckpt_io
 from . import distributed as dist_utils
-from .engine import train_one_epoch
+from .compile import compile_objective
+from .engine import enable_tf32, train_one_epoch
 from .schedule import lr_at
 
 CHECKPOINT = "checkpoint.pt"
@@ -42,6 +51,9 @@ class Job:
     checkpoint_config: dict  # {"family", "model": constructor kwargs, ...}
     final_eval: Callable[[], dict]  # the run's metrics, called on every rank after training
     find_unused_parameters: bool = False
+    # make_loader(sampler, micro_batch) -> a loader with len and set_epoch, built once (the GPU data path);
+    # None: a torch DataLoader over train_set, built every epoch
+    make_loader: Callable | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -109,6 +121,9 @@ def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | No
         objective = nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=job.find_unused_parameters)
+    enable_tf32(device)
+    # after DDP: torch.compile of the objective (cfg.compile None: on for CUDA, off on CPU), in place
+    objective, graphs = compile_objective(objective, cfg.compile, cfg.cuda_graphs, device)
     scaler = torch.amp.GradScaler("cuda") if (device.type == "cuda" and cfg.amp == "fp16") else None
 
     start_epoch, step, last_stats = 0, 0, {}
@@ -132,20 +147,31 @@ def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | No
     def lr_fn(e: float) -> float:
         return lr_at(e, lr, o.epochs, o.warmup_epochs, o.min_lr)
 
+    workers = cfg.data.num_workers
+    built = None
+    if job.make_loader is not None:  # built once; set_epoch reseeds its sampler and augmentation per epoch
+        built = job.make_loader(dist_utils.EpochSampler(len(job.train_set), cfg.seed, rank, world), micro)
     for epoch in range(start_epoch, o.epochs):
         seed_all(dist_utils.epoch_seed(cfg.seed, epoch, rank))
-        sampler = dist_utils.EpochSampler(len(job.train_set), cfg.seed, rank, world)
-        sampler.set_epoch(epoch)
         gen = torch.Generator().manual_seed(dist_utils.epoch_seed(cfg.seed, epoch, rank, stream=2))
-        loader = torch.utils.data.DataLoader(
-            job.train_set, batch_size=micro, sampler=sampler, num_workers=cfg.data.num_workers, drop_last=True,
-            generator=gen, pin_memory=device.type == "cuda")
+        if built is not None:
+            loader = built
+            loader.set_epoch(epoch)
+        else:
+            # Rebuilt every epoch, without persistent workers, for exact resume: the random transforms run in
+            # the workers, whose RNGs are seeded from ``gen`` when the loader's iterator starts; persistent
+            # workers would carry their RNG state over from the previous epoch, which a resumed run lacks.
+            sampler = dist_utils.EpochSampler(len(job.train_set), cfg.seed, rank, world)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(
+                job.train_set, batch_size=micro, sampler=sampler, num_workers=workers, drop_last=True,
+                generator=gen, pin_memory=device.type == "cuda", **({"prefetch_factor": 4} if workers > 0 else {}))
         stats = train_one_epoch(
             objective, loader, job.optimizer, epoch=epoch, lr_fn=lr_fn, device=device, amp=cfg.amp,
             scaler=scaler, accum_iter=o.accum_iter, clip_grad=o.clip_grad, log_every=cfg.log_every,
             start_step=step, on_log=log, progress=cfg.progress and dist_utils.is_main(),
             desc=f"{cfg.family} {epoch + 1}/{o.epochs}",
-            last_checkpoint=ckpt_path if os.path.exists(ckpt_path) else None)
+            last_checkpoint=ckpt_path if os.path.exists(ckpt_path) else None, cuda_graphs=graphs)
         step += stats["steps"]
         last_stats = {k: v for k, v in stats.items() if k.startswith("loss")}
         log({"event": "epoch", "epoch": epoch, "step": step,

@@ -1,0 +1,98 @@
+"""``torch.compile`` for the training loop and the bench: compile in place with a fallback to eager.
+
+``maybe_compile`` compiles an ``nn.Module`` in place (its state dict unchanged) or a function, and falls back
+to eager with one warning when compiling fails, at once or at the first call (where compile errors surface).
+``resolve_compile`` reads a config's ``compile`` field (None: on for CUDA, off on CPU) and ``cuda_graphs``.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import torch
+import torch.nn as nn
+
+# the torch.compile backend ``compile_objective`` uses (None: torch's default, inductor); tests set "aot_eager"
+BACKEND: str | None = None
+
+
+def maybe_compile(obj, enabled: bool = True, *, mode: str | None = None, **compile_kwargs):
+    """``torch.compile`` an ``nn.Module`` (in place, its state dict unchanged) or a function, falling back to
+    eager with one warning if compiling fails, at once or at the first call (where compile errors surface).
+
+    Returns the module (compiled in place) or a wrapped function; ``enabled=False`` returns ``obj`` untouched.
+    """
+    if not enabled:
+        return obj
+    is_module = isinstance(obj, nn.Module)
+    eager = obj._call_impl if is_module else obj
+    try:
+        compiled = torch.compile(eager, mode=mode, **compile_kwargs)
+    except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
+        _compile_failed(e)
+        return obj
+    state = {"ok": None}
+
+    @functools.wraps(eager)
+    def call(*args, **kwargs):
+        if state["ok"] is False:
+            return eager(*args, **kwargs)
+        if state["ok"] is None:
+            try:
+                out = compiled(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001
+                state["ok"] = False
+                _compile_failed(e)
+                return eager(*args, **kwargs)
+            state["ok"] = True
+            return out
+        return compiled(*args, **kwargs)
+
+    call.compile_state = state
+    if is_module:
+        obj._compiled_call_impl = call  # what nn.Module.compile() sets; __call__ uses it
+        obj._compile_state = state
+        return obj
+    return call
+
+
+def compile_status(obj) -> str:
+    """'compiled' | 'eager (compile failed)' | 'not yet called' | 'eager' for what ``maybe_compile`` returned."""
+    state = getattr(obj, "_compile_state", None) or getattr(obj, "compile_state", None)
+    if state is None:
+        return "eager"
+    return {True: "compiled", False: "eager (compile failed)", None: "not yet called"}[state["ok"]]
+
+
+def _compile_failed(e: BaseException) -> None:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    warnings.warn(f"torch.compile failed ({type(e).__name__}: {first}); running eagerly", RuntimeWarning,
+                  stacklevel=3)
+
+
+def compile_mode(device: torch.device, cuda_graphs: bool) -> tuple[str | None, str]:
+    """The torch.compile mode and a note: CUDA graphs ('reduce-overhead') only on CUDA."""
+    if not cuda_graphs:
+        return None, ""
+    if device.type != "cuda":
+        return None, "cuda graphs requested but the device is not CUDA: ignored"
+    return "reduce-overhead", "cuda graphs (torch.compile mode=reduce-overhead)"
+
+
+def resolve_compile(compile_flag: bool | None, cuda_graphs: bool, device: torch.device) -> tuple[bool, str | None]:
+    """(compile or not, torch.compile mode) for a run: ``compile=None`` is on for CUDA, off on CPU; CUDA graphs
+    ('reduce-overhead') only on CUDA and only when compiling."""
+    device = torch.device(device)
+    enabled = device.type == "cuda" if compile_flag is None else bool(compile_flag)
+    mode = compile_mode(device, cuda_graphs)[0] if enabled else None
+    return enabled, mode
+
+
+def compile_objective(objective, compile_flag: bool | None, cuda_graphs: bool, device) -> tuple[object, bool]:
+    """``maybe_compile`` the training objective as a run's config asks; returns (objective, uses CUDA graphs)."""
+    enabled, mode = resolve_compile(compile_flag, cuda_graphs, device)
+    if not enabled:
+        return objective, False
+    kw = {"backend": BACKEND} if BACKEND is not None else {}
+    return maybe_compile(objective, True, mode=mode, **kw), mode == "reduce-overhead"

@@ -1,0 +1,196 @@
+"""The GPU-performance pieces of the engine, checked on the CPU: ``engine.train_step`` is the old loop's step
+bit for bit, compile (aot_eager on CPU) keeps the loss curve, the new config fields validate and are not hashed."""
+
+import contextlib
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+from lcmae_core import bench, configs, runs
+from lcmae_core.train import compile as compile_mod
+from lcmae_core.train import engine, pretrain
+from lcmae_core.train.schedule import set_lr
+
+# configs.run_name(configs.preset("mae", "cpu")) before the compile / cuda_graphs / data.data_path fields existed
+MAE_CPU_RUN_NAME = "mae-6559d3b23883"
+
+
+class TinyObjective(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 16), nn.GELU(), nn.Linear(16, 3))
+
+    def forward(self, x, y):
+        out = self.net(x)
+        mse = (out - y).pow(2).mean()
+        return {"loss": mse + 0.1 * out.abs().mean(), "loss_mse": mse}
+
+
+def _data(n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(4, 6, generator=g), torch.randn(4, 3, generator=g)) for _ in range(n)]
+
+
+def _reference_loop(obj, opt, batches, accum_iter, clip_grad, lr):
+    """The step of ``train_one_epoch`` before ``train_step`` existed, inlined."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    opt.zero_grad(set_to_none=True)
+    losses = []
+    for i, (x, y) in enumerate(batches):
+        if i % accum_iter == 0:
+            set_lr(opt, lr)
+        last_micro = (i + 1) % accum_iter == 0 or i + 1 == len(batches)
+        with contextlib.nullcontext():
+            out = obj(x, y)
+        loss = out["loss"]
+        (loss.float() / accum_iter).backward()
+        if last_micro:
+            if clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+    return losses
+
+
+def _pair():
+    torch.manual_seed(0)
+    a = TinyObjective()
+    b = TinyObjective()
+    b.load_state_dict(a.state_dict())
+    oa = torch.optim.AdamW(a.parameters(), lr=1e-2, weight_decay=0.05, betas=(0.9, 0.95))
+    ob = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.05, betas=(0.9, 0.95))
+    return a, oa, b, ob
+
+
+@pytest.mark.parametrize("accum_iter,clip_grad", [(1, None), (2, 0.5), (3, None)])
+def test_train_one_epoch_equals_the_reference_loop_bitwise(accum_iter, clip_grad):
+    batches = _data(7)
+    a, oa, b, ob = _pair()
+    ref = _reference_loop(a, oa, batches, accum_iter, clip_grad, 1e-2)
+    stats = engine.train_one_epoch(b, batches, ob, epoch=0, lr_fn=lambda e: 1e-2, device=torch.device("cpu"),
+                                   accum_iter=accum_iter, clip_grad=clip_grad, log_every=3, progress=False)
+    for (k, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), k
+    assert stats["steps"] == -(-7 // accum_iter)
+    assert stats["loss"] == pytest.approx(float(torch.stack(ref).mean()), rel=1e-6)
+
+
+def test_train_step_keeps_only_detached_scalars():
+    a, oa, _, _ = _pair()
+    (x, y), = _data(1)
+    losses, out = engine.train_step(a, oa, x, y, device=torch.device("cpu"))
+    assert out is None and set(losses) == {"loss", "loss_mse"}
+    assert all(v.dim() == 0 and not v.requires_grad for v in losses.values())
+    assert all(p.grad is None for p in a.parameters())  # zero_grad(set_to_none=True)
+    losses, out = engine.train_step(a, oa, x, y, device=torch.device("cpu"), keep_outputs=True)
+    assert out is not None and "loss" in out
+
+
+def test_make_optimizer_is_the_pretraining_recipe():
+    cfg = configs.preset("mae", "smoke")
+    model = pretrain.build_model(cfg)
+    opt = engine.make_optimizer(cfg, model, torch.device("cpu"))
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["betas"] == tuple(cfg.optim.betas)
+    assert bench.make_optimizer(cfg, model, torch.device("cpu")).param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+def test_bench_train_step_is_the_engines(one_thread):
+    """bench.train_step goes through engine.train_step: the same weights as the engine's epoch."""
+    batches = _data(4)
+    a, oa, b, ob = _pair()
+    for x, y in batches:
+        bench.train_step(a, oa, x, y, torch.device("cpu"), "fp32", 1e-2)
+    engine.train_one_epoch(b, batches, ob, epoch=0, lr_fn=lambda e: 1e-2, device=torch.device("cpu"),
+                           progress=False)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_compile_on_cpu_keeps_the_loss_curve(one_thread):
+    ref = bench.loss_curve("tiny", "fp32", 3, batch=8)
+    comp = bench.loss_curve("tiny", "fp32_compile", 3, batch=8, compile_kwargs={"backend": "aot_eager"})
+    assert bench.compare_curves(ref, comp)["max_rel_diff"] < 1e-4
+
+
+def test_resolve_compile_defaults():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_mod.resolve_compile(None, False, cpu) == (False, None)
+    assert compile_mod.resolve_compile(None, False, cuda) == (True, None)
+    assert compile_mod.resolve_compile(None, True, cuda) == (True, "reduce-overhead")
+    assert compile_mod.resolve_compile(False, True, cuda) == (False, None)
+    assert compile_mod.resolve_compile(True, True, cpu) == (True, None)  # no CUDA graphs on CPU
+    obj = TinyObjective()
+    assert compile_mod.compile_objective(obj, None, False, cpu) == (obj, False)
+
+
+def _losses(run_dir):
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        return [r["loss"] for r in map(json.loads, f) if r.get("event") == "train"]
+
+
+def test_fit_with_compile_on_cpu_matches_eager(tmp_path, monkeypatch, recwarn, one_thread):
+    """compile=true on CPU (aot_eager backend) trains the smoke MAE along the eager loss curve."""
+    monkeypatch.setattr(compile_mod, "BACKEND", "aot_eager")
+    base = configs.apply_overrides(configs.preset("mae", "smoke"),
+                                   ["progress=false", "optim.epochs=1", "optim.warmup_epochs=0", "log_every=1",
+                                    "knn=false"])
+    eager = runs.run_or_load(base, root=str(tmp_path / "eager"))
+    comp_cfg = configs.apply_overrides(base, ["compile=true"])
+    assert configs.run_name(comp_cfg) == configs.run_name(base)
+    comp = runs.run_or_load(comp_cfg, root=str(tmp_path / "comp"))
+    a, b = _losses(eager.dir), _losses(comp.dir)
+    assert len(a) == len(b) >= 2
+    assert max(abs(x - y) / abs(x) for x, y in zip(a, b)) < 1e-3
+    assert not [w for w in recwarn if "torch.compile failed" in str(w.message)]  # compiled, not the fallback
+
+
+def test_new_fields_validate_and_are_not_hashed():
+    cfg = configs.preset("mae", "cpu")
+    assert configs.run_name(cfg) == MAE_CPU_RUN_NAME
+    assert cfg.compile is None and cfg.cuda_graphs is False and cfg.data.data_path == "auto"
+    for over in (["compile=true"], ["compile=false"], ["cuda_graphs=true"], ["data.data_path=cpu"]):
+        other = configs.validate(configs.apply_overrides(cfg, over))
+        assert configs.run_name(other) == MAE_CPU_RUN_NAME, over
+    assert configs.apply_overrides(cfg, ["compile=none"]).compile is None
+    with pytest.raises(configs.ConfigError, match="true or false"):
+        configs.apply_overrides(cfg, ["cuda_graphs=maybe"])
+    with pytest.raises(configs.ConfigError, match="data_path"):
+        configs.validate(configs.apply_overrides(cfg, ["data.data_path=disk"]))
+    for key in ("compile", "cuda_graphs", "data.data_path"):
+        assert key in configs.NOT_HASHED
+
+
+def test_gpu_data_path_on_cpu_is_a_clear_error():
+    """Decision: data.data_path=gpu on a CPU device is refused by validate (auto falls back to the PIL path)."""
+    cfg = configs.apply_overrides(configs.preset("mae", "cpu"),
+                                  ["device=cpu", "data.dataset=imagefolder", "data.limit=none", "data.data_path=gpu"])
+    with pytest.raises(configs.ConfigError, match="needs a CUDA device"):
+        configs.validate(cfg)
+    auto = configs.apply_overrides(cfg, ["data.data_path=auto"])
+    assert pretrain.data_path(auto, torch.device("cpu")) == "cpu"
+
+
+def test_find_unused_parameters_only_for_lcmae_with_a_zero_weight():
+    for fam, over, want in (("mae", [], False), ("lcmae", [], False), ("lcmae", ["model.setting=c"], True)):
+        cfg = configs.apply_overrides(configs.preset(fam, "smoke"), over)
+        model = pretrain.build_model(cfg)
+        zero = fam == "lcmae" and not all((model.w_mae, model.w_cross, model.w_in))
+        assert zero == want, (fam, over)
+
+
+def test_rng_state_restores_after_a_map_location_load(tmp_path):
+    """fit loads checkpoints with map_location=device: the RNG tensors may come back on a GPU (here: a dtype-
+    preserving copy stands in); set_rng_state takes them back to the CPU."""
+    from lcmae_core.train import checkpoint as ckpt_io
+
+    torch.manual_seed(5)
+    st = ckpt_io.rng_state()
+    a = torch.rand(3)
+    ckpt_io.atomic_save({"rng": st}, str(tmp_path / "c.pt"))
+    ckpt_io.set_rng_state(ckpt_io.load(str(tmp_path / "c.pt"), map_location="cpu")["rng"])
+    assert torch.equal(torch.rand(3), a)
