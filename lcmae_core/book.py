@@ -84,8 +84,8 @@ def scale_admonition(scale: str):
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     kind = "important" if scale in ("gpu", "paper") else "note"
-    return Markdown(f":::{{{kind}}} Scale: {scale}\nThis page ran at the **{scale}** scale, which needs "
-                    f"{HARDWARE_NEEDED[scale]}.\n:::")
+    return Markdown(f":::{{admonition}} Scale: {scale}\n:class: {kind}\nThis page ran at the **{scale}** scale, "
+                    f"which needs {HARDWARE_NEEDED[scale]}.\n:::")
 
 
 def titled(table, title: str, floatfmt: str = ".1f"):

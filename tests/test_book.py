@@ -128,6 +128,7 @@ def test_book_builds_and_renders_offline(smoke, tmp_path):
     explorer = _dom(browser, html / "book" / "executed" / "explorer.html", tmp_path)
     assert "widget-slider" in explorer and "noUi-target" in explorer, "the explorer's sliders did not render"
     assert "mask ratio" in explorer
+    assert "admonition note" in explorer and "Scale: smoke" in explorer, "the scale admonition did not render"
     summary = _dom(browser, html / "book" / "executed" / "results_summary.html", tmp_path)
     assert "Paper vs reproduced" in summary and "not testable at this scale" in summary
     for page in (method, explorer, summary):
@@ -139,3 +140,11 @@ def test_table_of_contents_lists_every_notebook():
     for name in NOTEBOOKS:
         assert f"book/executed/{name}\n" in toc, f"{name} is missing from _toc.yml"
     assert "book/executed/run_status" in toc
+
+
+def test_gpu_and_paper_pages_say_what_hardware_they_need():
+    from lcmae_core.book import scale_admonition
+
+    for scale, kind, words in (("gpu", "important", "GPU"), ("paper", "important", "cluster"), ("cpu", "note", "CPU")):
+        text = scale_admonition(scale).data
+        assert text.startswith(":::{admonition} Scale: " + scale) and f":class: {kind}" in text and words in text
