@@ -54,15 +54,22 @@ def select(names: list[str], only: list[str] | None) -> list[str]:
     return [n for n in names if n in only]
 
 
-def input_key(name: str, scale: str, parameters: dict, notebook_dir: Path) -> str:
-    """What an executed notebook depends on: its source, its parameters and the library's code."""
+def library_digest() -> str:
+    """A hash of the library's code: an executed notebook is stale when it changes."""
     h = hashlib.sha256()
-    h.update((Path(notebook_dir) / f"{name}.ipynb").read_bytes())
-    h.update(json.dumps({"scale": scale, **parameters}, sort_keys=True).encode())
     lib = REPO / "lcmae_core"
     for f in sorted(lib.rglob("*.py")):
         h.update(f.relative_to(lib).as_posix().encode())
         h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def input_key(name: str, scale: str, parameters: dict, notebook_dir: Path, library: str) -> str:
+    """What an executed notebook depends on: its source, its parameters and the library's code."""
+    h = hashlib.sha256()
+    h.update((Path(notebook_dir) / f"{name}.ipynb").read_bytes())
+    h.update(json.dumps({"scale": scale, **parameters}, sort_keys=True).encode())
+    h.update(library.encode())
     return h.hexdigest()[:16]
 
 
@@ -147,7 +154,8 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     # notebooks run with the repository as their working directory, where "" means $LCMAE_RUN_ROOT or ./runs
     run_root = str(Path(run_root).resolve()) if run_root else ""
     params = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
-    keys = {n: input_key(n, scale, params, notebook_dir) for n in names}
+    library = library_digest()
+    keys = {n: input_key(n, scale, params, notebook_dir, library) for n in names}
     reused = {n: r for n in names if reuse and (r := reusable(n, keys[n], out_dir))}
     todo = [n for n in names if n not in reused]
     if launcher == "slurm":

@@ -207,7 +207,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
             # no checkpoint yet: nothing to resume, so the folder goes (it only holds the config, the log,
             # the initial weight snapshot or temporary files)
             if main and not os.path.exists(os.path.join(path, "checkpoint.pt")) and (created or all(
-                    f in ("config.json", "log.jsonl", "tb") or f.startswith(("snapshot-", ".tmp-"))
+                    f in ("config.json", "log.jsonl", "tb") or f.startswith("snapshot-") or (f.startswith(".") and f.endswith(".tmp"))
                     for f in os.listdir(path))):
                 shutil.rmtree(path, ignore_errors=True)
             raise

@@ -211,6 +211,10 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
         first_bad = torch.where(bad & (first_bad < 0), torch.full_like(first_bad, this_step), first_bad)
         del losses
         if read_now:
+            if is_ddp:  # every rank stops together, or the others would wait in the next gradient sync
+                flag = dist_utils.all_reduce_sum((first_bad >= 0).float())
+                if float(flag) > 0 and first_bad < 0:
+                    first_bad = torch.full_like(first_bad, this_step)
             bad_step = int(first_bad)  # the one host sync of this window
             if bad_step >= 0:
                 raise NonFiniteLoss(

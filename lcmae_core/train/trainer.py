@@ -109,12 +109,23 @@ def save_snapshot(model: nn.Module, job: Job, cfg, run_dir: str, epoch: int, ste
 
 def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | None = None) -> dict:
     """Train ``job`` for ``cfg.optim.epochs`` epochs in ``run_dir`` (resuming from its checkpoint), then
-    evaluate. Returns the metrics (the last epoch's training averages plus ``job.final_eval()``)."""
+    evaluate. Returns the metrics (the last epoch's training averages plus ``job.final_eval()``).
+
+    A logger made here is closed however training ends; a logger passed in stays open for its owner."""
+    own_log = log is None
+    log = log or JsonlLogger(os.path.join(run_dir, LOG))
+    try:
+        return _fit(job, cfg, run_dir, device, log)
+    finally:
+        if own_log:
+            log.close()
+
+
+def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) -> dict:
     rank, world = dist_utils.rank(), dist_utils.world_size()
     o = cfg.optim
     micro = micro_batch_size(o.batch_size, o.accum_iter, world)
     ckpt_path = os.path.join(run_dir, CHECKPOINT)
-    log = log or JsonlLogger(os.path.join(run_dir, LOG))
     model = job.model.to(device)
     objective = job.objective.to(device)
     if world > 1:
@@ -200,5 +211,4 @@ def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | No
     metrics.update(job.final_eval())
     metrics.update(epochs=o.epochs, steps=step, world_size=world)
     log({"event": "final", **metrics})
-    log.close()
     return metrics
