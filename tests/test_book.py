@@ -128,7 +128,7 @@ def test_book_builds_and_renders_offline(smoke, tmp_path):
     explorer = _dom(browser, html / "book" / "executed" / "explorer.html", tmp_path)
     assert "widget-slider" in explorer and "noUi-target" in explorer, "the explorer's sliders did not render"
     assert "mask ratio" in explorer
-    assert "admonition note" in explorer and "Scale: smoke" in explorer, "the scale admonition did not render"
+    assert "note admonition" in explorer and "admonition-title\">Scale: smoke" in explorer, "no scale admonition"
     summary = _dom(browser, html / "book" / "executed" / "results_summary.html", tmp_path)
     assert "Paper vs reproduced" in summary and "not testable at this scale" in summary
     for page in (method, explorer, summary):
