@@ -19,7 +19,6 @@ Readings of the paper that fix the runs:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from . import configs
@@ -46,7 +45,6 @@ class Study:
     def __post_init__(self):
         if self.scale not in configs.SCALES:
             raise ValueError(f"unknown scale {self.scale!r}; choose one of {', '.join(configs.SCALES)}")
-        self.run_root = self.run_root or os.environ.get("LCMAE_RUN_ROOT") or None
 
     # --------------------------------------------------------------------------------------------------
     def config(self, family: str, changes: dict | None = None) -> configs.RunConfig:

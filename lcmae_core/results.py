@@ -94,8 +94,9 @@ def results_root(run_root: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("LCMAE_RESULTS_ROOT")
     if env:
         return Path(env)
-    base = run_root or os.environ.get("LCMAE_RUN_ROOT") or "runs"
-    return Path(base) / "results"
+    from .runs import resolve_root
+
+    return Path(resolve_root(run_root)) / "results"
 
 
 def record(notebook: str, scale: str, metrics: dict, claims: list[Claim], paper: dict | None = None,
@@ -142,7 +143,9 @@ def claims_rows(loaded: dict[str, dict]) -> list[dict]:
 
 def run_rows(run_root: str | os.PathLike | None = None, scale: str | None = None) -> list[dict]:
     """The finished runs of the run store (optionally of one scale): name, family, scale, device, train time."""
-    base = Path(run_root or os.environ.get("LCMAE_RUN_ROOT") or "runs")
+    from .runs import resolve_root
+
+    base = Path(resolve_root(run_root))
     rows = []
     for f in sorted(base.glob("*/metrics.json")):
         m = json.loads(f.read_text())

@@ -82,10 +82,3 @@ def set_rng_state(state: dict) -> None:
                          n["cached"]))
     p = state["python"]
     random.setstate((p[0], tuple(p[1]), p[2]))
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare module inside DDP / torch.compile wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
