@@ -20,8 +20,15 @@ Workloads (``--workloads``, comma-separated; ``all`` for every one):
   with the GPU data path on CUDA (``--data-path``).
 
 Modes (``--modes``): ``fp32`` (eager), ``bf16`` (eager, bf16 autocast; CPU autocast on CPU), ``bf16_compile``
-(bf16 + ``torch.compile`` of the objective, forward and backward), ``fp32_compile``. ``--cuda-graphs`` compiles
-with ``mode="reduce-overhead"`` (CUDA graphs) on CUDA; on CPU it is a no-op, noted in the record.
+(bf16 + ``torch.compile`` of the objective, forward and backward), ``fp32_compile``, ``bf16_autotune``
+(bf16 + ``torch.compile(mode="max-autotune-no-cudagraphs")``: Inductor benchmarks matmul kernels at compile time;
+the engine's ``compile_mode`` config field). ``--cuda-graphs`` adds CUDA graphs on CUDA (compile
+``mode="reduce-overhead"``, or ``"max-autotune"`` with autotuning); on CPU it is a no-op, noted in the record.
+
+``--profile N`` follows each model measurement with N steps under ``torch.profiler`` and saves where the time
+goes (the top operators and kernels by self time, and the shares of matmuls, attention, fused elementwise
+kernels, the optimizer and the rest) as JSON next to the results; the record carries the file name and the
+shares.
 
 Numbers per (workload, mode): ms per step (the median of the timed steps, after ``--warmup`` untimed ones; on
 CUDA, per-step CUDA events and one synchronisation after the timed window), images/s (batch / median step),
@@ -103,7 +110,10 @@ MODES: dict[str, tuple[str, bool]] = {
     "bf16": ("bf16", False),
     "bf16_compile": ("bf16", True),
     "fp32_compile": ("fp32", True),
+    "bf16_autotune": ("bf16", True),
 }
+# modes that compile with a torch.compile mode other than the default
+MODE_COMPILE_MODE: dict[str, str] = {"bf16_autotune": "max-autotune-no-cudagraphs"}
 
 # dense BF16 tensor-core peaks from the vendors' spec sheets (FLOP/s), matched in order against the device name
 PEAK_BF16_DENSE: tuple[tuple[str, float], ...] = (
@@ -206,7 +216,7 @@ def detect_peak_flops(device: torch.device) -> tuple[float | None, str]:
 
 # -------------------------------------------------------------------------------------------------------
 # compile and CUDA graphs
-from .train.compile import compile_mode, compile_status, maybe_compile  # noqa: E402,F401
+from .train.compile import compile_mode, compile_status, maybe_compile, uses_cuda_graphs  # noqa: E402,F401
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -371,6 +381,81 @@ def time_steps(step: Callable[[], object], warmup: int, steps: int, device: torc
 
 
 # -------------------------------------------------------------------------------------------------------
+# profiling: where the time of a step goes
+# (category, name patterns) matched in order against an operator's or kernel's lower-cased name
+PROFILE_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("attention", r"flash|fmha|attention|sdpa|sdp_"),
+    ("optimizer", r"adam|multi_tensor|foreach|_fused_sgd|lars"),
+    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|aten::(mm|addmm|bmm|baddbmm|linear|matmul|convolution|_convolution)$"
+               r"|conv|s16816|wgmma"),
+    ("fused_elementwise", r"^triton_|triton"),
+    ("memory", r"memcpy|memset|aten::copy_|aten::fill_|aten::zero_|aten::cat$|aten::clone$"),
+)
+
+
+def profile_category(name: str) -> str:
+    n = name.lower()
+    for cat, pattern in PROFILE_CATEGORIES:
+        if re.search(pattern, n):
+            return cat
+    return "other"
+
+
+def summarize_profile(events, steps: int, device_kind: str, top: int = 40) -> dict:
+    """Per-step self time by operator (CPU) or kernel (CUDA) from ``profiler.key_averages()``, the ``top``
+    largest, and the shares of each category (``PROFILE_CATEGORIES``) in the busy time."""
+    rows = []
+    for e in events:
+        if device_kind == "cuda":
+            if str(getattr(e, "device_type", "")).split(".")[-1] != "CUDA":
+                continue
+            us = getattr(e, "self_device_time_total", None)
+            if us is None:
+                us = getattr(e, "self_cuda_time_total", 0.0)
+        else:
+            us = e.self_cpu_time_total
+        if us > 0:
+            rows.append((e.key, float(us), int(e.count)))
+    total_us = sum(us for _, us, _ in rows)
+    rows.sort(key=lambda r: -r[1])
+    cats: dict[str, float] = {}
+    for name, us, _ in rows:
+        c = profile_category(name)
+        cats[c] = cats.get(c, 0.0) + us
+    share = (lambda us: round(us / total_us, 4) if total_us else 0.0)
+    return {
+        "busy_ms_per_step": round(total_us / 1e3 / steps, 3),
+        "categories": {c: {"ms_per_step": round(us / 1e3 / steps, 3), "share": share(us)}
+                       for c, us in sorted(cats.items(), key=lambda kv: -kv[1])},
+        "top": [{"name": name[:200], "category": profile_category(name), "ms_per_step": round(us / 1e3 / steps, 4),
+                 "share": share(us), "calls_per_step": round(n / steps, 2)} for name, us, n in rows[:top]],
+    }
+
+
+def profile_steps(step: Callable[[], object], steps: int, device: torch.device, path: str) -> dict:
+    """Run ``steps`` more steps under ``torch.profiler``; save ``summarize_profile`` to ``path`` (JSON, atomic).
+    Returns the record's fields: the file's name, the busy time per step and the category shares."""
+    os.environ.setdefault("KINETO_LOG_LEVEL", "99")  # the profiler backend's start/stop chatter on stderr
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    step()  # one untimed step: nothing the profiler sees is a first call
+    sync(device)
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    summary = summarize_profile(prof.key_averages(), steps, device.type)
+    doc = {"device": device_name(device), "torch": torch.__version__, "steps": steps,
+           "time_kind": "self CUDA kernel time" if device.type == "cuda" else "self CPU operator time", **summary}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+    return {"profile_file": os.path.basename(path), "profile_busy_ms_per_step": summary["busy_ms_per_step"],
+            "profile_shares": {c: v["share"] for c, v in summary["categories"].items()}}
+
+
+# -------------------------------------------------------------------------------------------------------
 # runners
 @dataclass
 class Options:
@@ -387,6 +472,14 @@ class Options:
     e2e_model: str = "mae_b16"
     progress: bool = True
     flops: bool = True
+    profile: int = 0
+    profile_dir: str | None = None
+    date: str | None = None
+
+    def profile_path(self, workload: str, mode: str) -> str:
+        kind = "cpu" if self.device.type == "cpu" else _slug(device_name(self.device))
+        date = self.date or datetime.date.today().isoformat()
+        return os.path.join(self.profile_dir or results_dir(), f"profile_{workload}_{mode}_{kind}_{date}.json")
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -427,10 +520,10 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
     objective = PretrainObjective(model, cfg.mask_ratio).to(device).train()
     optimizer = make_optimizer(cfg, model, device)
     notes = []
-    cmode, note = compile_mode(device, opts.cuda_graphs)
+    cmode, note = compile_mode(device, opts.cuda_graphs, MODE_COMPILE_MODE.get(mode))
     if note:
         notes.append(note)
-    graphs = cmode == "reduce-overhead" and use_compile
+    graphs = uses_cuda_graphs(cmode) and use_compile
     if opts.cuda_graphs and not use_compile and device.type == "cuda":
         notes.append("cuda graphs need a compile mode; ignored in eager modes")
     objective = maybe_compile(objective, use_compile, mode=cmode)
@@ -447,8 +540,10 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
         t = time_steps(step, opts.warmup, opts.steps, device, bar)
     rec = {"workload": w.name, "mode": mode, "batch": batch, "img_size": S, "family": cfg.family,
            "amp": amp, "compile": compile_status(objective) if use_compile else "eager",
-           "cuda_graphs": graphs, **_summary(t, batch)}
+           "compile_mode": cmode if use_compile else None, "cuda_graphs": graphs, **_summary(t, batch)}
     _add_flops(rec, w.name, opts)
+    if opts.profile:
+        rec.update(profile_steps(step, opts.profile, device, opts.profile_path(w.name, mode)))
     if notes:
         rec["notes"] = "; ".join(notes)
     return rec
@@ -542,14 +637,14 @@ def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
         raise BenchError(f"--data-root has fewer images than one batch of {batch}; lower --batch or add images")
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
-    cmode = compile_mode(device, opts.cuda_graphs)[0]
+    cmode = compile_mode(device, opts.cuda_graphs, MODE_COMPILE_MODE.get(mode))[0]
     objective = maybe_compile(PretrainObjective(model, cfg.mask_ratio).to(device), use_compile, mode=cmode)
     optimizer = make_optimizer(cfg, model, device)
     lr = cfg.optim.absolute_lr()
     state: dict = {}
     # CPU autocast is not in the engine (it runs fp32 on CPU): on CPU the e2e modes differ only by compile
     kw = dict(lr_fn=lambda e: lr, device=device, amp=amp, log_every=10**9, progress=opts.progress,
-              cuda_graphs=use_compile and cmode == "reduce-overhead")
+              cuda_graphs=use_compile and uses_cuda_graphs(cmode))
     if opts.warmup:
         train_one_epoch(objective, _Cycle(loader, opts.warmup, state), optimizer, epoch=0, desc="e2e warm-up", **kw)
     sync(device)
@@ -596,8 +691,10 @@ def loss_curve(workload: str, mode: str, steps: int, device="cpu", batch: int | 
     n = cfg.optim.batch_size
     torch.manual_seed(seed)
     model = build_model(cfg).to(device)
-    objective = maybe_compile(NoiseObjective(model, cfg.mask_ratio).to(device).train(), use_compile,
-                              **(compile_kwargs or {}))
+    kw = dict(compile_kwargs or {})
+    if "backend" not in kw and MODE_COMPILE_MODE.get(mode):
+        kw["mode"] = MODE_COMPILE_MODE[mode]
+    objective = maybe_compile(NoiseObjective(model, cfg.mask_ratio).to(device).train(), use_compile, **kw)
     optimizer = make_optimizer(cfg, model, device)
     g = torch.Generator().manual_seed(seed + 1)
     S, L = cfg.model.img_size, model.num_patches
@@ -616,7 +713,7 @@ def compare_curves(ref: list[float], other: list[float]) -> dict:
             "final": other[-1]}
 
 
-NUMERICS_TOL = {"bf16": 0.05, "bf16_compile": 0.05, "fp32_compile": 1e-3}  # max relative difference per step
+NUMERICS_TOL = {"bf16": 0.05, "bf16_compile": 0.05, "bf16_autotune": 0.05, "fp32_compile": 1e-3}  # max relative difference per step
 
 
 def run_numerics(w: Workload, modes: list[str], steps: int, opts: Options) -> list[dict]:
@@ -668,6 +765,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--e2e-model", default="mae_b16", metavar="WORKLOAD",
                    help="the model workload the e2e workload trains (default mae_b16)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="after each model measurement, profile this many steps (torch.profiler) and save the "
+                        "top operators and the time shares as profile_<workload>_<mode>_<device>_<date>.json")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (and MFU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list the workloads and modes and exit")
@@ -686,7 +786,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     names = parse_list(args.workloads or ("mae_b16,lcmae_b16,ae48_b16,mae_t4" if cuda else "tiny"),
                        WORKLOADS, "workload")
     modes = parse_list(args.modes or ("fp32,bf16,bf16_compile" if cuda else "fp32,bf16"), MODES, "mode")
-    for k in ("steps", "warmup", "batch", "workers", "numerics"):
+    for k in ("steps", "warmup", "batch", "workers", "numerics", "profile"):
         v = getattr(args, k)
         if v is not None and (v < 0 or (v == 0 and k in ("steps", "batch"))):
             raise BenchError(f"--{k} must be positive, got {v}")
@@ -700,8 +800,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                    cuda_graphs=args.cuda_graphs, peak_flops=peak, peak_source=source, data_root=args.data_root,
                    workers=args.workers if args.workers is not None else min(16, os.cpu_count() or 1),
                    data_path=args.data_path, e2e_model=args.e2e_model, progress=not args.no_progress,
-                   flops=not args.no_flops)
+                   flops=not args.no_flops, profile=args.profile or 0)
     out = args.out or results_path(device)
+    opts.profile_dir = os.path.dirname(os.path.abspath(out))
     if argv is not None:  # python -m lcmae_core.bench ...
         command = shlex.join(["python", "-m", "lcmae_core.bench", *argv])
     else:  # python -m lcmae_core bench ...
@@ -761,8 +862,11 @@ def _line(r: dict) -> str:
         return (f"{r['workload']:11s} {r['mode']:13s} loss curve vs fp32 over {r['steps']} steps: max rel diff "
                 f"{r['max_rel_diff']:.2e} (tol {r['tol_max_rel_diff']:g}) {'ok' if r['ok'] else 'FAIL'}")
     mfu = f"  mfu {100 * r['mfu']:.1f}%" if r.get("mfu") is not None else ""
+    prof = ""
+    if r.get("profile_shares"):
+        prof = "\n    profile: " + ", ".join(f"{c} {100 * v:.0f}%" for c, v in r["profile_shares"].items())
     return (f"{r['workload']:11s} {r['mode']:13s} batch {r['batch']:5d}  {r['img_per_s']:10.1f} img/s  "
-            f"{r['ms_per_step']:9.2f} ms/step  {r['peak_mem_gib']:6.2f} GiB{mfu}")
+            f"{r['ms_per_step']:9.2f} ms/step  {r['peak_mem_gib']:6.2f} GiB{mfu}{prof}")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -52,7 +52,12 @@ SCALES = ("smoke", "cpu", "gpu", "paper")
 
 # fields that do not change what a run computes: left out of the hash
 NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", "progress", "scale", "data.root",
-              "data.download", "data.num_workers", "compile", "cuda_graphs", "data.data_path")
+              "data.download", "data.num_workers", "compile", "compile_mode", "cuda_graphs",
+              "data.data_path")
+
+
+# torch.compile modes a config may name (CUDA graphs are cuda_graphs=true, which composes with them)
+COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")
 
 
 class ConfigError(ValueError):
@@ -168,6 +173,9 @@ class RunConfig:
     # initialisation; always the last epoch); 0: none. Not hashed: the weights do not depend on it
     progress: bool = True
     compile: Optional[bool] = None  # torch.compile the training objective; None: on for CUDA, off on CPU. Not hashed
+    # torch.compile mode: None (the default) or "max-autotune-no-cudagraphs" (autotuned matmul kernels: slower
+    # to compile). Not hashed
+    compile_mode: Optional[str] = None
     cuda_graphs: bool = False  # with compile on CUDA: mode="reduce-overhead" (CUDA graphs). Not hashed
     knn_k: int = 20
     knn_t: float = 0.07
@@ -508,6 +516,9 @@ def validate(cfg) -> RunConfig:
         raise ConfigError("log_every and ckpt_every must be positive")
     if cfg.snapshot_every < 0:
         raise ConfigError(f"snapshot_every must be 0 (off) or positive, got {cfg.snapshot_every}")
+    if cfg.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"unknown compile_mode {cfg.compile_mode!r}; choose none, default or "
+                          f"max-autotune-no-cudagraphs (set cuda_graphs=true for CUDA graphs)")
     dev = check_device(cfg.device)
     if d.data_path not in ("auto", "gpu", "cpu"):
         raise ConfigError(f"unknown data.data_path {d.data_path!r}; choose auto, gpu or cpu")

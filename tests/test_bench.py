@@ -208,3 +208,102 @@ def test_loader_workloads_and_e2e_on_cpu(jpegs, tmp_path):
     assert recs["loader_pil"]["data_path"].startswith("cpu")
     assert recs["e2e"]["model"] == "tiny" and recs["e2e"]["img_per_s"] > 0
     assert recs["e2e"]["loss_last"] > 0
+
+
+# -------------------------------------------------------------------------------------------------------
+# profiling and the autotune mode
+def test_profile_saves_where_the_time_goes(tmp_path, capsys, one_thread):
+    out = tmp_path / "r.jsonl"
+    assert B.main(["--device", "cpu", "--workloads", "tiny", "--modes", "fp32", "--steps", "1", "--warmup", "1",
+                   "--batch", "8", "--out", str(out), "--no-progress", "--no-flops", "--profile", "2"]) == 0
+    (rec,) = read_jsonl(out)
+    path = tmp_path / rec["profile_file"]
+    assert path.name.startswith("profile_tiny_fp32_cpu_") and path.exists()
+    doc = json.loads(path.read_text())
+    assert doc["steps"] == 2 and doc["time_kind"] == "self CPU operator time"
+    shares = {c: v["share"] for c, v in doc["categories"].items()}
+    assert shares == rec["profile_shares"]
+    assert abs(sum(shares.values()) - 1.0) < 1e-3
+    assert shares["matmul"] > 0 and shares["attention"] > 0 and shares["optimizer"] > 0
+    top = [r["ms_per_step"] for r in doc["top"]]
+    assert top == sorted(top, reverse=True) and len(top) <= 40
+    assert 0 < rec["profile_busy_ms_per_step"] == doc["busy_ms_per_step"]
+    assert "profile: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, cat", [
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1", "matmul"),
+    ("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_TNT", "matmul"),
+    ("void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm_bf16_32x32_128x2_tn_align8>", "matmul"),
+    ("aten::addmm", "matmul"),
+    ("triton_poi_fused_add_native_layer_norm_0", "fused_elementwise"),
+    ("triton_red_fused_native_layer_norm_backward_3", "fused_elementwise"),
+    ("void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<Flash_bwd_kernel_traits<64>>", "attention"),
+    ("aten::_scaled_dot_product_flash_attention_for_cpu", "attention"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor<float, 4>>",
+     "optimizer"),
+    ("Memcpy HtoD (Pageable -> Device)", "memory"),
+    ("aten::gelu_backward", "other"),
+])
+def test_profile_categories_of_real_kernel_names(name, cat):
+    assert B.profile_category(name) == cat
+
+
+class _Evt:
+    def __init__(self, key, us, count=1, device="CPU"):
+        self.key, self.count, self.device_type = key, count, f"DeviceType.{device}"
+        self.self_cpu_time_total = us if device == "CPU" else 0.0
+        self.self_device_time_total = us if device == "CUDA" else 0.0
+
+
+def test_summarize_profile_counts_only_the_devices_own_time():
+    events = [_Evt("aten::mm", 9000.0, 4), _Evt("triton_poi_fused_gelu_1", 3000.0, 2, "CUDA"),
+              _Evt("nvjet_tst_128x256", 6000.0, 4, "CUDA"), _Evt("flash_fwd_kernel", 1000.0, 2, "CUDA")]
+    gpu = B.summarize_profile(events, steps=2, device_kind="cuda")
+    assert gpu["busy_ms_per_step"] == 5.0  # (3000 + 6000 + 1000) us / 2 steps; the CPU op is not counted
+    assert gpu["categories"] == {"matmul": {"ms_per_step": 3.0, "share": 0.6},
+                                 "fused_elementwise": {"ms_per_step": 1.5, "share": 0.3},
+                                 "attention": {"ms_per_step": 0.5, "share": 0.1}}
+    assert [r["name"] for r in gpu["top"]] == ["nvjet_tst_128x256", "triton_poi_fused_gelu_1", "flash_fwd_kernel"]
+    assert gpu["top"][0]["calls_per_step"] == 2.0
+    cpu = B.summarize_profile(events, steps=1, device_kind="cpu")
+    assert cpu["busy_ms_per_step"] == 9.0 and list(cpu["categories"]) == ["matmul"]
+
+
+def test_autotune_mode_compiles_with_max_autotune(tmp_path, monkeypatch):
+    seen = []
+    real = B.maybe_compile
+
+    def spy(obj, enabled=True, **kw):
+        seen.append((enabled, kw.get("mode")))
+        return real(obj, False)
+
+    monkeypatch.setattr(B, "maybe_compile", spy)
+    out = tmp_path / "r.jsonl"
+    assert B.main(["--device", "cpu", "--workloads", "tiny", "--modes", "bf16_autotune,bf16_compile", "--steps",
+                   "1", "--warmup", "0", "--batch", "4", "--out", str(out), "--no-progress", "--no-flops"]) == 0
+    assert seen == [(True, "max-autotune-no-cudagraphs"), (True, None)]
+    auto, default = read_jsonl(out)
+    assert auto["compile_mode"] == "max-autotune-no-cudagraphs" and default["compile_mode"] is None
+    assert B.NUMERICS_TOL["bf16_autotune"] == B.NUMERICS_TOL["bf16_compile"]
+
+
+def test_gpu_suite_names_only_known_workloads_modes_and_options():
+    """bench/gpu_suite.sh runs on a lent GPU with minutes to spare: a typo there would waste them."""
+    import os
+    import re
+
+    text = open(os.path.join(os.path.dirname(__file__), "..", "bench", "gpu_suite.sh")).read()
+    workloads = re.findall(r"--workloads (\S+)", text)
+    modes = re.findall(r"--modes (\S+)", text)
+    assert workloads and modes
+    for group in workloads:
+        assert set(group.split(",")) <= set(B.WORKLOADS), group
+    for group in modes:
+        assert set(group.split(",")) <= set(B.MODES), group
+    import argparse
+    p = argparse.ArgumentParser()
+    B.add_arguments(p)
+    known = {o for a in p._actions for o in a.option_strings}
+    used = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text))
+    assert used <= known | {"--num", "--jobs"}, used - known  # --num/--jobs: bench/make_jpegs.py

@@ -194,3 +194,60 @@ def test_rng_state_restores_after_a_map_location_load(tmp_path):
     ckpt_io.atomic_save({"rng": st}, str(tmp_path / "c.pt"))
     ckpt_io.set_rng_state(ckpt_io.load(str(tmp_path / "c.pt"), map_location="cpu")["rng"])
     assert torch.equal(torch.rand(3), a)
+
+
+def test_compile_mode_maps_with_cuda_graphs():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    auto = "max-autotune-no-cudagraphs"
+    assert compile_mod.compile_mode(cuda, False, auto) == (auto, "")
+    assert compile_mod.compile_mode(cuda, True, auto)[0] == "max-autotune"
+    assert compile_mod.compile_mode(cuda, True, "default")[0] == "reduce-overhead"
+    assert compile_mod.compile_mode(cuda, False, "default") == (None, "")
+    mode, note = compile_mod.compile_mode(cpu, True, auto)
+    assert mode == auto and "ignored" in note
+    assert compile_mod.uses_cuda_graphs("max-autotune") and compile_mod.uses_cuda_graphs("reduce-overhead")
+    assert not compile_mod.uses_cuda_graphs(auto) and not compile_mod.uses_cuda_graphs(None)
+    assert compile_mod.resolve_compile(None, False, cuda, auto) == (True, auto)
+    assert compile_mod.resolve_compile(False, False, cuda, auto) == (False, None)
+
+
+def test_compile_mode_config_validates_and_is_not_hashed(monkeypatch):
+    cfg = configs.preset("mae", "cpu")
+    assert cfg.compile_mode is None and "compile_mode" in configs.NOT_HASHED
+    auto = configs.validate(configs.apply_overrides(cfg, ["compile_mode=max-autotune-no-cudagraphs"]))
+    assert auto.compile_mode == "max-autotune-no-cudagraphs" and configs.run_name(auto) == MAE_CPU_RUN_NAME
+    with pytest.raises(configs.ConfigError, match="unknown compile_mode 'fastest'.*max-autotune-no-cudagraphs"):
+        configs.validate(configs.apply_overrides(cfg, ["compile_mode=fastest"]))
+    # with a test backend, the mode is dropped (torch.compile takes one or the other) and the objective compiles
+    monkeypatch.setattr(compile_mod, "BACKEND", "aot_eager")
+    obj, graphs = compile_mod.compile_objective(nn.Linear(2, 2), True, False, torch.device("cpu"),
+                                                "max-autotune-no-cudagraphs")
+    assert graphs is False and compile_mod.compile_status(obj) == "not yet called"
+    obj(torch.ones(1, 2))
+    assert compile_mod.compile_status(obj) == "compiled"
+
+
+@pytest.mark.parametrize("family, over", [("mae", []), ("lcmae", []), ("ae", []), ("finetune", []),
+                                          ("finetune", ["mixup=0.8", "cutmix=1.0", "smoothing=0.1"])])
+def test_each_compiled_objective_is_one_graph_without_breaks(family, over, one_thread):
+    """A graph break splits the compiled step into pieces with eager code between them (lost fusion and a host
+    round trip on the GPU): each training objective must trace whole, mixup and cutmix included."""
+    import torch._dynamo as dynamo
+
+    from lcmae_core.train import finetune
+
+    cfg = configs.apply_overrides(configs.preset(family, "smoke"), over)
+    if family == "finetune":
+        obj = finetune.build(cfg, torch.device("cpu")).objective
+    else:
+        obj = engine.PretrainObjective(pretrain.build_model(cfg), cfg.mask_ratio)
+    S = cfg.model.img_size
+    imgs, targets = torch.randn(4, 3, S, S), torch.arange(4) % 2
+    transform = getattr(obj.train(), "batch_transform", None)  # mixup/cutmix: eager, before the step
+    if transform is not None:
+        imgs, targets = transform(imgs, targets)
+        assert targets.shape == ((4, 10) if "mixup=0.8" in over else (4,))
+    dynamo.reset()
+    ex = dynamo.explain(obj)(imgs, targets)
+    assert ex.graph_break_count == 0, [b.reason[:200] for b in ex.break_reasons]
+    assert ex.graph_count == 1

@@ -71,28 +71,41 @@ def _compile_failed(e: BaseException) -> None:
                   stacklevel=3)
 
 
-def compile_mode(device: torch.device, cuda_graphs: bool) -> tuple[str | None, str]:
-    """The torch.compile mode and a note: CUDA graphs ('reduce-overhead') only on CUDA."""
+def compile_mode(device: torch.device, cuda_graphs: bool, base: str | None = None) -> tuple[str | None, str]:
+    """The torch.compile mode and a note. ``base``: None/"default" or "max-autotune-no-cudagraphs"; CUDA graphs
+    (only on CUDA) turn them into "reduce-overhead" and "max-autotune"."""
+    base = None if base in (None, "default") else base
     if not cuda_graphs:
-        return None, ""
-    if device.type != "cuda":
-        return None, "cuda graphs requested but the device is not CUDA: ignored"
+        return base, ""
+    if torch.device(device).type != "cuda":
+        return base, "cuda graphs requested but the device is not CUDA: ignored"
+    if base == "max-autotune-no-cudagraphs":
+        return "max-autotune", "cuda graphs (torch.compile mode=max-autotune)"
     return "reduce-overhead", "cuda graphs (torch.compile mode=reduce-overhead)"
 
 
-def resolve_compile(compile_flag: bool | None, cuda_graphs: bool, device: torch.device) -> tuple[bool, str | None]:
+def uses_cuda_graphs(mode: str | None) -> bool:
+    """Whether a torch.compile mode records CUDA graphs (the step must then mark each replay's start)."""
+    return mode in ("reduce-overhead", "max-autotune")
+
+
+def resolve_compile(compile_flag: bool | None, cuda_graphs: bool, device: torch.device,
+                    base_mode: str | None = None) -> tuple[bool, str | None]:
     """(compile or not, torch.compile mode) for a run: ``compile=None`` is on for CUDA, off on CPU; CUDA graphs
-    ('reduce-overhead') only on CUDA and only when compiling."""
+    only on CUDA and only when compiling; ``base_mode`` is the config's ``compile_mode``."""
     device = torch.device(device)
     enabled = device.type == "cuda" if compile_flag is None else bool(compile_flag)
-    mode = compile_mode(device, cuda_graphs)[0] if enabled else None
+    mode = compile_mode(device, cuda_graphs, base_mode)[0] if enabled else None
     return enabled, mode
 
 
-def compile_objective(objective, compile_flag: bool | None, cuda_graphs: bool, device) -> tuple[object, bool]:
+def compile_objective(objective, compile_flag: bool | None, cuda_graphs: bool, device,
+                      base_mode: str | None = None) -> tuple[object, bool]:
     """``maybe_compile`` the training objective as a run's config asks; returns (objective, uses CUDA graphs)."""
-    enabled, mode = resolve_compile(compile_flag, cuda_graphs, device)
+    enabled, mode = resolve_compile(compile_flag, cuda_graphs, device, base_mode)
     if not enabled:
         return objective, False
     kw = {"backend": BACKEND} if BACKEND is not None else {}
-    return maybe_compile(objective, True, mode=mode, **kw), mode == "reduce-overhead"
+    if BACKEND is not None:
+        mode = None  # torch.compile takes a backend or a mode, not both (tests use the aot_eager backend)
+    return maybe_compile(objective, True, mode=mode, **kw), uses_cuda_graphs(mode)

@@ -67,21 +67,26 @@ class PretrainObjective(nn.Module):
 
 
 class ClassifyObjective(nn.Module):
-    """Classification: ``criterion(model(imgs), targets)``, with mixup/cutmix applied to the batch first.
+    """Classification: ``criterion(model(imgs), targets)``.
 
-    imgs: (N, C, H, W) (or (N, D) cached features); labels: (N,) int64.
+    imgs: (N, C, H, W) (or (N, D) cached features); targets: (N,) int64 labels, or (N, num_classes) soft targets.
+    Mixup/cutmix is ``batch_transform``, which ``train_one_epoch`` applies to each training batch before the
+    step, as fb/mae's finetuning loop does: timm's ``Mixup`` draws from numpy's RNG, which would break the
+    compiled graph of the forward pass in two.
     """
 
     def __init__(self, model: nn.Module, criterion: nn.Module, mixup: Callable | None = None):
         super().__init__()
         self.model, self.criterion, self.mixup = model, criterion, mixup
 
-    def forward(self, imgs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        targets = labels
+    def batch_transform(self, imgs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixup/cutmix of a training batch: (imgs, (N, num_classes) soft targets); unchanged without mixup."""
         if self.mixup is not None and self.training:
-            imgs, targets = self.mixup(imgs, labels)  # targets: (N, num_classes) soft
-        logits = self.model(imgs)
-        return {"loss": self.criterion(logits, targets)}
+            return self.mixup(imgs, labels)
+        return imgs, labels
+
+    def forward(self, imgs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": self.criterion(self.model(imgs), targets)}
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -156,6 +161,11 @@ def _monitor_of(objective):
     return getattr(inner, "monitor", None)
 
 
+def _batch_transform_of(objective):
+    inner = getattr(objective, "module", objective)  # under DDP
+    return getattr(inner, "batch_transform", None)
+
+
 def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimizer, *, epoch: int,
                     lr_fn: Callable[[float], float], device: torch.device, amp: str = "fp32",
                     scaler: torch.amp.GradScaler | None = None, accum_iter: int = 1, clip_grad: float | None = None,
@@ -184,6 +194,7 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
     t0 = time.time()
     is_ddp = isinstance(objective, nn.parallel.DistributedDataParallel)
     monitor = _monitor_of(objective)
+    batch_transform = _batch_transform_of(objective)  # mixup/cutmix, outside the compiled forward
     bar = tqdm(loader, total=n, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
     for i, (imgs, labels) in enumerate(bar):
@@ -192,6 +203,8 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
             set_lr(optimizer, lr)
         imgs = imgs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
+        if batch_transform is not None:
+            imgs, labels = batch_transform(imgs, labels)
         last_micro = (i + 1) % accum_iter == 0 or i + 1 == n
         read_now = (i + 1) % log_every == 0 or i + 1 == n
         this_step = step  # 0-based index of the optimizer step this micro-batch belongs to

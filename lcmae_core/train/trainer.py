@@ -134,7 +134,8 @@ def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) ->
             find_unused_parameters=job.find_unused_parameters)
     enable_tf32(device)
     # after DDP: torch.compile of the objective (cfg.compile None: on for CUDA, off on CPU), in place
-    objective, graphs = compile_objective(objective, cfg.compile, cfg.cuda_graphs, device)
+    objective, graphs = compile_objective(objective, cfg.compile, cfg.cuda_graphs, device,
+                                           cfg.compile_mode)
     scaler = torch.amp.GradScaler("cuda") if (device.type == "cuda" and cfg.amp == "fp16") else None
 
     start_epoch, step, last_stats = 0, 0, {}
