@@ -61,12 +61,18 @@ def cosine_matrix(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 def in_view_loss(v: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Eq. 6, L_in: the cosine structure of the outputs must match that of the image patches, in one view.
 
-    v: (N, L, D) projector outputs; target: (N, L, P) the patch targets (the same ones the reconstruction
-    uses); mask: (N, L), 1 = masked.
+    v: (N, L, D) projector outputs; target: (N, L, P) the patches whose cosine matrix supervises v, or (N/k, L, P)
+    shared by k views stacked view after view along the batch (LC-MAE: rows [0, N/2) and [N/2, N) are two views
+    of the same images, whose patch cosine matrix is computed once); mask: (N, L), 1 = masked.
     Returns sum_n sum_{i != j} m_i m_j |cos(v_i, v_j) - cos(t_i, t_j)| / sum_n sum_{i != j} m_i m_j.
     Builds (N, L, L) tensors, never (N, L, L, D).
     """
-    diff = (cosine_matrix(v) - cosine_matrix(target.to(v.dtype))).abs()  # (N, L, L)
+    ct = cosine_matrix(target.to(v.dtype))  # (N/k, L, L)
+    if ct.shape[0] != v.shape[0]:
+        if ct.shape[0] == 0 or v.shape[0] % ct.shape[0]:
+            raise ValueError(f"in_view_loss: {v.shape[0]} outputs do not split into views of {ct.shape[0]} images")
+        ct = ct.repeat(v.shape[0] // ct.shape[0], 1, 1)
+    diff = (cosine_matrix(v) - ct).abs()  # (N, L, L)
     w = mask.unsqueeze(2) * mask.unsqueeze(1)  # (N, L, L): m_i m_j
     w = w * (1.0 - torch.eye(mask.shape[1], device=mask.device, dtype=w.dtype))  # i != j
     return (w * diff).sum() / _safe_den(w.sum())

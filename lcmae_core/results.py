@@ -57,6 +57,38 @@ def judge(scale: str, condition: bool | None) -> str:
     return UNTESTABLE if scale == "smoke" else verdict(condition)
 
 
+def judge_gaps(scale: str, pairs: list[tuple[float, float]], spread: float | None = None) -> str:
+    """The verdict on "a > b" for every (a, b) in ``pairs`` (accuracies, say), read against ``spread``, the
+    seed-to-seed spread of the same measurement at this scale (``Study.seed_spread``; None: not estimated,
+    read the signs).
+
+    Does not hold when some a falls below its b by more than the spread; holds when every a exceeds its b by
+    more than the spread; otherwise a difference is within the noise of one run and the claim is not testable
+    at this scale.
+    """
+    if scale == "smoke":
+        return UNTESTABLE
+    if spread is None:
+        return verdict(all(a > b for a, b in pairs))
+    if any(b - a > spread for a, b in pairs):
+        return FAILS
+    if all(a - b > spread for a, b in pairs):
+        return HOLDS
+    return UNTESTABLE
+
+
+def judge_gap(scale: str, a: float, b: float, spread: float | None = None) -> str:
+    """``judge_gaps`` for one claim "a > b"."""
+    return judge_gaps(scale, [(a, b)], spread)
+
+
+def spread_note(spread: float | None) -> str:
+    """The evidence's note on the noise a verdict was read against."""
+    if spread is None:
+        return ""
+    return f"; seed-to-seed spread at this scale {spread:.1f} (differences within it are not testable)"
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     """JSON written atomically; tensors and numpy values become plain numbers and lists."""
     _atomic_write_json(path, obj, default=_jsonable)

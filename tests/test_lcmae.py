@@ -73,7 +73,11 @@ def test_loss_is_weighted_sum_of_parts(setting):
     v1, v2 = v.chunk(2)
     m1, m2 = mask.chunk(2)
     assert out["loss_cross"].item() == pytest.approx(cross_view_loss(v1, v2, m1, m2).item(), rel=1e-6)
-    assert out["loss_in"].item() == pytest.approx(in_view_loss(v, t2, mask).item(), rel=1e-6)
+    # L_in (default reading): the cosine matrix of the input image's own patches, not the norm-pix targets
+    x2 = torch.cat([model.patchify(imgs)] * 2)
+    assert out["loss_in"].item() == pytest.approx(in_view_loss(v, x2, mask).item(), rel=1e-6)
+    if model.norm_pix_loss:
+        assert out["loss_in"].item() != pytest.approx(in_view_loss(v, t2, mask).item(), rel=1e-3)
     # forward returns the same loss
     loss, pred_f, mask_f = model(imgs, 0.75, noise)
     assert loss.item() == pytest.approx(out["loss"].item(), rel=1e-6)
@@ -151,3 +155,26 @@ def test_projector_reads_decoder_norm_output(decoder):
     torch.testing.assert_close(out["v"], model.projector(hidden))
     # the decoder's hidden states are layer-normed: zero mean per token (LayerNorm bias is 0 at init)
     assert torch.allclose(hidden.mean(-1), torch.zeros(2 * N, L), atol=1e-5)
+
+
+def test_in_view_target_readings():
+    """in_view_target="target" matches the reconstruction targets' cosine matrix; "input" the input patches'.
+    The two differ where per-patch normalisation changes the geometry: a flat patch is the zero vector after
+    norm-pix (cosine 0 with every patch) but keeps its direction in the input."""
+    imgs = _imgs()
+    imgs[:, :, :16] = 0.5  # a flat top half: its patches are zero vectors after norm-pix
+    noise = two_view_noise(N, L, generator=torch.Generator().manual_seed(5))
+    outs = {}
+    for reading in ("input", "target"):
+        torch.manual_seed(0)
+        model = _model(setting="a", in_view_target=reading, norm_pix_loss=True)
+        out = model.compute_losses(imgs, 0.75, noise)
+        patches = model.patchify(imgs) if reading == "input" else model.targets(imgs)
+        assert out["loss_in"].item() == pytest.approx(in_view_loss(out["v"], torch.cat([patches] * 2),
+                                                                   out["mask"]).item(), rel=1e-6)
+        outs[reading] = out
+    # same weights, same masks: only L_in differs
+    torch.testing.assert_close(outs["input"]["loss_mae"], outs["target"]["loss_mae"])
+    assert abs(outs["input"]["loss_in"].item() - outs["target"]["loss_in"].item()) > 0.05
+    with pytest.raises(ValueError, match="unknown in_view_target 'pixels'"):
+        _model(in_view_target="pixels")

@@ -208,3 +208,14 @@ def test_model_norm_pix_targets():
     model.norm_pix_loss = False
     loss_raw = model(imgs, 0.75, noise)[0]
     assert loss_raw.item() == pytest.approx(mae_loss(pred, patches, mask).item(), rel=1e-6)
+
+
+def test_in_view_loss_shares_one_target_matrix_across_stacked_views():
+    g = torch.Generator().manual_seed(11)
+    v = torch.randn(6, 9, 5, generator=g)  # three views of two images, view after view
+    t = torch.randn(2, 9, 7, generator=g)
+    mask = (torch.rand(6, 9, generator=g) > 0.4).float()
+    stacked = in_view_loss(v, torch.cat([t, t, t]), mask)
+    assert in_view_loss(v, t, mask).item() == pytest.approx(stacked.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="do not split into views"):
+        in_view_loss(v, torch.randn(4, 9, 7), mask)

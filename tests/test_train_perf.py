@@ -14,8 +14,9 @@ from lcmae_core.train import compile as compile_mod
 from lcmae_core.train import engine, pretrain
 from lcmae_core.train.schedule import set_lr
 
-# configs.run_name(configs.preset("mae", "cpu")) before the compile / cuda_graphs / data.data_path fields existed
-MAE_CPU_RUN_NAME = "mae-6559d3b23883"
+# configs.run_name(configs.preset("mae", "cpu")): the not-hashed fields (compile, compile_mode, cuda_graphs,
+# data.data_path, ...) must leave it unchanged
+MAE_CPU_RUN_NAME = "mae-a23008e4d690"
 
 
 class TinyObjective(nn.Module):

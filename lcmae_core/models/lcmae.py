@@ -13,7 +13,9 @@ are free to collapse, which is what the paper reports.
 
 Readings of the paper (see the book's method page):
 - the projector input is the decoder's final hidden state, after ``decoder_norm`` and before ``decoder_pred``;
-- the in-view targets are the patch targets the reconstruction uses (per-patch normalised when norm-pix is on);
+- the in-view loss compares with the cosine matrix of the input image's patches, as the encoder sees them
+  ("the cosine similarity matrix of the input image patches x"), not the per-patch normalised reconstruction
+  targets; ``in_view_target="target"`` gives the other reading (see ``IN_VIEW_TARGETS``);
 - both views go through the model as one batch of 2N images: view 1 is rows [0, N), view 2 rows [N, 2N).
 """
 
@@ -38,6 +40,12 @@ TABLE1_SETTINGS: dict[str, tuple[float, float, float]] = {
 }
 
 
+# what L_in (Eq. 6) compares the outputs' cosine matrix with: "input" (the default), the patches of the input
+# image as the encoder sees it; "target", the reconstruction targets (per-patch normalised under norm-pix, where
+# a flat patch is the zero vector and has cosine 0 with every patch)
+IN_VIEW_TARGETS = ("input", "target")
+
+
 def setting_weights(setting: str) -> tuple[float, float, float]:
     """The (w_mae, w_cross, w_in) of a Table 1 setting, 'a' to 'g'."""
     try:
@@ -50,12 +58,16 @@ class LCMAE(MaskedAutoencoderViT):
     """Local Contrastive MAE. Takes every ``MaskedAutoencoderViT`` argument, plus:
 
     proj_dim: the projector's output dimension (1024 in the paper).
+    in_view_target: "input" or "target", the patches whose cosine matrix L_in matches (``IN_VIEW_TARGETS``).
     weights:  (w_mae, w_cross, w_in), or ``setting="a".."g"`` for Table 1.
     """
 
     def __init__(self, *args, proj_dim: int = 1024, weights: tuple[float, float, float] | None = None,
-                 setting: str | None = None, **kwargs):
+                 setting: str | None = None, in_view_target: str = "input", **kwargs):
         super().__init__(*args, **kwargs)
+        if in_view_target not in IN_VIEW_TARGETS:
+            raise ValueError(f"unknown in_view_target {in_view_target!r}; choose one of {', '.join(IN_VIEW_TARGETS)}")
+        self.in_view_target = in_view_target
         if weights is not None and setting is not None:
             raise ValueError("give either weights or setting, not both")
         w = setting_weights(setting) if setting is not None else (weights or (1.0, 1.0, 1.0))
@@ -101,7 +113,7 @@ class LCMAE(MaskedAutoencoderViT):
         parts = {
             "loss_mae": (self.w_mae, lambda: mae_loss(pred, target2, mask)),
             "loss_cross": (self.w_cross, lambda: cross_view_loss(v1, v2, m1, m2)),
-            "loss_in": (self.w_in, lambda: in_view_loss(v, target2, mask)),
+            "loss_in": (self.w_in, lambda: in_view_loss(v, self.in_view_patches(imgs, target), mask)),
         }
         out: dict[str, torch.Tensor] = {}
         loss = None
@@ -115,6 +127,10 @@ class LCMAE(MaskedAutoencoderViT):
                     out[name] = fn()
         out.update(loss=loss, pred=pred, mask=mask, v=v, hidden=hidden)
         return out
+
+    def in_view_patches(self, imgs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(N, L, P): the patches whose cosine matrix L_in matches (``in_view_target``)."""
+        return target if self.in_view_target == "target" else self.patchify(imgs)
 
     def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None):
         """-> (loss, pred (2N, L, P), mask (2N, L)), view 1 in rows [0, N)."""
