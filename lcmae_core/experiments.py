@@ -152,6 +152,20 @@ class Study:
         lp = max(abs(a - b) for k, (a, b) in pairs.items() if k.endswith("LP"))
         return SeedSpread(ft, lp, pairs)
 
+    def distance_spread(self, images, device=None, seeds: tuple[int, int] = (0, 1)) -> dict | None:
+        """How far the MAE baseline's encoder attention distance (Figs. 5, 6, A.1; pixels, all tokens visible)
+        moves with the seed, on ``images``: {"mean": |difference of the mean over layers and heads|, "layer": the
+        largest |difference| of a layer's mean}. The runs are ``seed_spread``'s; None where it is not estimated.
+        """
+        if self.scale not in SEED_SPREAD_SCALES:
+            return None
+        from .analysis import attention_distance_curves
+
+        curves = [attention_distance_curves(self.model(self.mae(seed=s)), images, part="encoder", device=device).cpu()
+                  for s in seeds]
+        layer = (curves[0].mean(1) - curves[1].mean(1)).abs()
+        return {"mean": float((curves[0].mean() - curves[1].mean()).abs()), "layer": float(layer.max())}
+
     # --------------------------------------------------------------------------------------------------
     # what notebooks analyse
     def model(self, run: Run):

@@ -38,6 +38,7 @@ def test_seed_spread_only_trains_at_the_small_scales(tmp_path, monkeypatch):
     monkeypatch.setattr(Study, "run", no_training)
     for scale in ("gpu", "paper"):
         assert Study(scale=scale, run_root=str(tmp_path)).seed_spread() == SeedSpread(None, None, {})
+        assert Study(scale=scale, run_root=str(tmp_path)).distance_spread(images=None) is None
 
 
 def test_seed_spread_table_and_maximum():
@@ -56,3 +57,7 @@ def test_seed_spread_at_smoke_scale_reuses_the_books_runs(tmp_path, one_thread):
     assert s.pairs["MAE FT"][0] == study.finetune(study.mae()).metrics["top1"]
     names = {p.name for p in tmp_path.iterdir() if p.name.startswith("mae-")}
     assert study.mae().name in names and study.mae(seed=1).name in names and len(names) == 2
+    # the attention-distance spread reads the same two MAE runs
+    d = study.distance_spread(study.images(8))
+    assert set(d) == {"mean", "layer"} and 0 <= d["mean"] <= d["layer"] + 1e-9
+    assert {p.name for p in tmp_path.iterdir() if p.name.startswith("mae-")} == names
