@@ -87,6 +87,26 @@ def reusable(name: str, key: str, out_dir: Path) -> dict | None:
     return None
 
 
+def non_default_parameters(notebook: str | Path, parameters: dict) -> dict:
+    """The entries of ``parameters`` whose values differ from the defaults in the notebook's parameters cell
+    (a parameter the notebook does not declare is kept, as papermill would inject it)."""
+    import ast
+
+    import papermill as pm
+
+    try:
+        declared = pm.inspect_notebook(str(notebook))
+    except Exception:  # noqa: BLE001 - a notebook papermill cannot inspect: inject everything, as before
+        return dict(parameters)
+    defaults = {}
+    for k, info in declared.items():
+        try:
+            defaults[k] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):  # an expression papermill cannot evaluate: always inject
+            continue
+    return {k: v for k, v in parameters.items() if k not in defaults or defaults[k] != v}
+
+
 def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_dir: str = str(NOTEBOOK_DIR),
                 progress: bool = True, timeout: int | None = None) -> dict:
     """Execute one notebook with papermill; returns its status record. Never raises for a notebook error."""
@@ -99,7 +119,10 @@ def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_
     t0 = time.time()
     status = {"notebook": name, "scale": scale, "hardware": hardware_info(), "ok": True, "error": None}
     try:
-        pm.execute_notebook(str(src), str(tmp), parameters={"scale": scale, **parameters},
+        # only the values that differ from the notebook's own defaults are injected: a page built at its default
+        # scale shows its one, commented parameters cell instead of a second, injected copy
+        given = non_default_parameters(src, {"scale": scale, **parameters})
+        pm.execute_notebook(str(src), str(tmp), parameters=given,
                             cwd=str(REPO), progress_bar=progress, kernel_name="python3",
                             execution_timeout=timeout, log_output=False)
     except Exception as e:  # papermill.PapermillExecutionError and friends

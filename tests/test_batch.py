@@ -84,3 +84,23 @@ def test_reuse_keeps_unchanged_notebooks_and_reruns_changed_ones(notebooks, tmp_
     other_scale = batch.run_batch("cpu", out, only=["good"], notebook_dir=notebooks, run_root=runs, progress=False,
                                   reuse=True)
     assert not other_scale[0].get("reused")
+
+
+def test_only_non_default_parameters_are_injected(tmp_path):
+    """At a notebook's default values nothing is injected, so the page shows one commented parameters cell."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('scale = "cpu"  # the scale\nn = 3\nitems = list("ab")',
+                                          metadata={"tags": ["parameters"]})]
+    path = tmp_path / "p.ipynb"
+    nbformat.write(nb, path)
+    # without a kernel name papermill cannot inspect it: everything is injected
+    assert batch.non_default_parameters(path, {"scale": "cpu"}) == {"scale": "cpu"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    assert batch.non_default_parameters(path, {"scale": "cpu", "n": 3}) == {}
+    assert batch.non_default_parameters(path, {"scale": "smoke", "n": 3}) == {"scale": "smoke"}
+    # not a literal: papermill cannot read the default, so a given value is always injected
+    assert batch.non_default_parameters(path, {"items": ["a", "b"]}) == {"items": ["a", "b"]}
+    assert batch.non_default_parameters(path, {"other": 1}) == {"other": 1}
