@@ -386,8 +386,7 @@ def time_steps(step: Callable[[], object], warmup: int, steps: int, device: torc
 PROFILE_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("attention", r"flash|fmha|attention|sdpa|sdp_"),
     ("optimizer", r"adam|multi_tensor|foreach|_fused_sgd|lars"),
-    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|aten::(mm|addmm|bmm|baddbmm|linear|matmul|convolution|_convolution)$"
-               r"|conv|s16816|wgmma"),
+    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|wgmma|s16816|conv|aten::(mm|addmm|bmm|baddbmm|linear|matmul)$"),
     ("fused_elementwise", r"^triton_|triton"),
     ("memory", r"memcpy|memset|aten::copy_|aten::fill_|aten::zero_|aten::cat$|aten::clone$"),
 )

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .models import SIZES
+from .models.lcmae import IN_VIEW_TARGETS
 
 PRETRAIN_FAMILIES = ("mae", "lcmae", "ae")
 EVAL_FAMILIES = ("finetune", "linprobe")
@@ -488,8 +489,8 @@ def validate(cfg) -> RunConfig:
         raise ConfigError("embed_dim must be divisible by num_heads (and decoder_embed_dim by decoder_num_heads)")
     if m.decoder not in ("transformer", "gaussian", "conv"):
         raise ConfigError(f"unknown decoder {m.decoder!r}; choose transformer, gaussian or conv")
-    if m.in_view_target not in ("input", "target"):
-        raise ConfigError(f"unknown model.in_view_target {m.in_view_target!r}; choose input or target")
+    if m.in_view_target not in IN_VIEW_TARGETS:
+        raise ConfigError(f"unknown model.in_view_target {m.in_view_target!r}; choose {' or '.join(IN_VIEW_TARGETS)}")
     if m.setting is not None and m.setting.lower() not in "abcdefg":
         raise ConfigError(f"unknown LC-MAE setting {m.setting!r}; choose one of a, b, c, d, e, f, g")
     if cfg.family == "ae":

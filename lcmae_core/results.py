@@ -66,10 +66,8 @@ def judge_gaps(scale: str, pairs: list[tuple[float, float]], spread: float | Non
     more than the spread; otherwise a difference is within the noise of one run and the claim is not testable
     at this scale.
     """
-    if scale == "smoke":
-        return UNTESTABLE
-    if spread is None:
-        return verdict(all(a > b for a, b in pairs))
+    if scale == "smoke" or spread is None:
+        return judge(scale, all(a > b for a, b in pairs))
     if any(b - a > spread for a, b in pairs):
         return FAILS
     if all(a - b > spread for a, b in pairs):

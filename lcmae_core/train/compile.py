@@ -105,7 +105,6 @@ def compile_objective(objective, compile_flag: bool | None, cuda_graphs: bool, d
     enabled, mode = resolve_compile(compile_flag, cuda_graphs, device, base_mode)
     if not enabled:
         return objective, False
-    kw = {"backend": BACKEND} if BACKEND is not None else {}
-    if BACKEND is not None:
-        mode = None  # torch.compile takes a backend or a mode, not both (tests use the aot_eager backend)
-    return maybe_compile(objective, True, mode=mode, **kw), uses_cuda_graphs(mode)
+    if BACKEND is not None:  # torch.compile takes a backend or a mode, not both (tests use aot_eager)
+        return maybe_compile(objective, True, backend=BACKEND), False
+    return maybe_compile(objective, True, mode=mode), uses_cuda_graphs(mode)
