@@ -31,3 +31,19 @@ def collapse_stats(v: torch.Tensor, mask: torch.Tensor | None = None, max_tokens
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
     erank = float(torch.exp(entropy)) if s.sum() > 1e-9 else 1.0
     return {"feature_std": std, "effective_rank": erank, "uniform_std": v.shape[-1] ** -0.5}
+
+
+@torch.no_grad()
+def lcmae_collapse(model, imgs: torch.Tensor, mask_ratio: float, seed: int) -> dict[str, float]:
+    """The collapse monitors of an LC-MAE on one fixed batch: two views masked with noise drawn from ``seed``;
+    ``collapse_stats`` of the projector output v (keys as ``collapse_stats``) and of the decoder hidden state h,
+    the projector's input (``hidden_*``), over the masked tokens. The pretraining recipe records them for the
+    trained model at the end of training (``final_*``); the Table 1 page measures the initialisation the same way.
+    imgs: (N, C, H, W) on the model's device."""
+    model.eval()
+    g = torch.Generator(device=imgs.device).manual_seed(seed)
+    noise = torch.rand(2, len(imgs), model.num_patches, generator=g, device=imgs.device)  # (views, N, L)
+    res = model.compute_losses(imgs, mask_ratio, noise)
+    out = collapse_stats(res["v"], res["mask"])
+    out.update({f"hidden_{k}": v for k, v in collapse_stats(res["hidden"], res["mask"]).items()})
+    return out

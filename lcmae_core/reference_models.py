@@ -346,6 +346,42 @@ def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, d
     return model.eval(), config
 
 
+def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
+    """The model of one of this project's runs **at its initialisation**, in eval mode: the same shape and the same
+    seed, before any training step. It is the random-init null control of every mechanistic claim, paired with the
+    trained model by seed.
+
+    The training engine seeds every generator with the run's seed and then builds the model before anything else
+    draws from them (``runs.train_run``), so the rebuild reproduces the initial weights exactly (the pretraining
+    runs' ``snapshot-epoch0.pt``, where kept, holds the same tensors). The classifier runs' heads are initialised
+    after loading the encoder; the body of a random-init classifier is exact, its head is not used here.
+    """
+    import json
+
+    from .train.trainer import seed_all
+
+    run_dir = os.fspath(run_dir)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        seed = int(json.load(f).get("seed", 0))
+    config = read_checkpoint_config(os.path.join(run_dir, "checkpoint.pt"))
+    seed_all(seed)
+    return _build_run_model(config["family"], config["model"], config).eval()
+
+
+def read_checkpoint_config(path: str | os.PathLike) -> dict:
+    """The ``config`` of a run checkpoint (family and model constructor kwargs), read with ``weights_only``."""
+    path = os.fspath(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no run checkpoint at {path}; train the run first") from None
+    except Exception as e:
+        raise CheckpointError(f"cannot read {path} safely (weights_only=True): {str(e).splitlines()[0]}") from e
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"{path} is not a run checkpoint; expected {RUN_FORMAT}")
+    return ckpt["config"]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the models of Sec. 4.1 (Figs. 2-4), by scale
 def vit_description(model: nn.Module) -> str:
@@ -400,5 +436,5 @@ def semantic_reference(study, source: str | os.PathLike = "", cache_dir: str | o
 
 __all__ = ["DINO_TIMM", "DEIT_TIMM", "REFERENCE_URLS", "RUN_FORMAT", "download", "read_weights", "vit_state_dict",
            "vit_kwargs_from_state_dict", "load_vit_state_dict", "load_timm_vit", "load_dino", "load_deit",
-           "load_mae", "mae_encoder_as_vit", "load_run", "CLASSIFIER_FAMILIES", "CheckpointError",
+           "load_mae", "mae_encoder_as_vit", "load_run", "load_run_init", "read_checkpoint_config", "CLASSIFIER_FAMILIES", "CheckpointError",
            "vit_description", "decoder_analysis_mae", "semantic_reference"]

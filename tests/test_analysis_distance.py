@@ -188,3 +188,43 @@ def test_uniform_baseline_equals_uniform_attention(g, p):
     want = float(per_query[positions].mean())
     assert abs(uniform_attention_distance(g, p, torch.tensor(positions)) - want) < 1e-4
     assert uniform_attention_distance(g, p, [0]) > uniform_attention_distance(g, p)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# attention entropy: did attention form at all?
+
+
+def test_entropy_fraction_is_one_for_uniform_and_zero_for_one_hot_attention():
+    from lcmae_core.analysis import attention_entropy
+
+    n = 16
+    uniform = with_prefix(torch.full((2, 3, n, n), 1.0 / n), 1, prefix_mass=0.4)  # prefix dropped, rows renormalised
+    assert torch.allclose(attention_entropy(uniform), torch.ones(3), atol=1e-6)
+    one_hot = with_prefix(torch.eye(n).expand(2, 3, n, n).clone(), 1)
+    assert torch.allclose(attention_entropy(one_hot), torch.zeros(3), atol=1e-6)
+    # attention spread evenly over 4 of the 16 keys: entropy log 4, a fraction log 4 / log 16 = 1/2
+    four = torch.zeros(1, 1, n, n)
+    four[..., :4] = 0.25
+    assert torch.allclose(attention_entropy(with_prefix(four, 1)), torch.tensor([0.5]), atol=1e-6)
+    # a query mask averages only the selected queries
+    mixed = with_prefix(torch.cat([torch.full((1, 1, n, n), 1.0 / n), torch.eye(n)[None, None]], 0), 1)
+    qmask = torch.tensor([[1] * n, [0] * n])
+    assert torch.allclose(attention_entropy(mixed, query_mask=qmask), torch.ones(1), atol=1e-6)
+
+
+def test_entropy_curves_stream_like_distance_curves():
+    from lcmae_core.analysis import attention_entropy_curves
+
+    torch.manual_seed(0)
+    model = create_model("mae", "test", img_size=32, patch_size=8).eval()
+    imgs = torch.randn(6, 3, 32, 32)
+    enc = attention_entropy_curves(model, imgs, part="encoder", batch_size=4)
+    assert enc.shape == (len(model.blocks), model.blocks[0].attn.num_heads)
+    assert ((enc > 0) & (enc <= 1 + 1e-6)).all()
+    assert torch.allclose(enc, attention_entropy_curves(model, imgs, part="encoder", batch_size=6), atol=1e-5)
+    mask = torch.zeros(model.num_patches)
+    mask[::2] = 1
+    dec = attention_entropy_curves(model, imgs, part="decoder", mask=mask, queries="masked")
+    assert dec.shape[0] == len(model.decoder_blocks) and ((dec > 0) & (dec <= 1 + 1e-6)).all()
+    with pytest.raises(ValueError, match="statistic"):
+        attention_distance_curves(model, imgs, statistic="variance")

@@ -3,7 +3,8 @@
 - ``attention``: attention probabilities of every encoder/decoder block via hooks that leave outputs untouched
   (``AttentionRecorder``, ``encoder_attention``, ``decoder_attention``, ``masked_query_rows``,
   ``query_attention_maps``).
-- ``distance``: attention distance (Figs. 5, 6, A.1): ``attention_distance``, ``attention_distance_curves``.
+- ``distance``: attention distance (Figs. 5, 6, A.1): ``attention_distance``, ``attention_distance_curves``; and
+  attention entropy (``attention_entropy_curves``), which tells whether attention formed at all.
 - ``similarity``: Eq. 7 S^attn (Fig. 2) and Eq. 8 S^sim (Fig. 3), direct and streaming; Eq. 7 per query
   (``query_similarity_curves``, Fig. 4).
 - ``reconstruction``: Eq. 1 on held-out images with seeded masks (Table 2).
@@ -16,7 +17,8 @@ from .attention import (AttentionMaps, AttentionRecorder, attention_probs, decod
                         encoder_attention, encoder_blocks, masked_positions, masked_query_rows, pick_masked_queries,
                         query_attention_maps, shared_mask)
 from .distance import (attention_distance, attention_distance_curves, attention_distance_per_query,
-                       patch_attention, patch_distance_matrix, uniform_attention_distance)
+                       attention_entropy, attention_entropy_curves, patch_attention, patch_distance_matrix,
+                       uniform_attention_distance)
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
                          attention_similarity_curve, decoder_layer_features, feature_affinity, final_patch_features,
                          query_similarity_curves, semantic_similarity_curve)
@@ -29,7 +31,7 @@ __all__ = [
     "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",
     "shared_mask", "pick_masked_queries", "uniform_attention_distance", "query_similarity_curves",
     "reconstruction_loss",
-    "attention_distance", "attention_distance_curves", "attention_distance_per_query", "patch_attention",
+    "attention_distance", "attention_distance_curves", "attention_entropy", "attention_entropy_curves", "attention_distance_per_query", "patch_attention",
     "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
     "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
     "semantic_similarity_curve", "STYLE", "style", "reconstruct", "reconstruction_figure", "attention_maps_figure",

@@ -105,9 +105,34 @@ def attention_distance(attn: torch.Tensor, patch_size: float, num_prefix_tokens:
     return (s / n).to(attn.dtype)
 
 
+def attention_entropy_per_query(attn: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
+    """The entropy of each query's attention over the patch keys, as a fraction of its maximum log K (1: uniform
+    over every patch, 0: all weight on one patch): attn (B, H, P + K, P + K) -> (B, H, K).
+
+    exp(entropy) is the effective number of keys a query attends to; the fraction f means K**f of the K keys."""
+    a = patch_attention(attn, num_prefix_tokens).double()  # (B, H, K, K)
+    K = a.shape[-1]
+    if K < 2:
+        raise ValueError("attention entropy needs at least two patch keys")
+    h = -(a * a.clamp_min(1e-30).log()).sum(-1)  # (B, H, K)
+    return (h / math.log(K)).to(attn.dtype)
+
+
+def attention_entropy(attn: torch.Tensor, num_prefix_tokens: int = 1,
+                      query_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean attention entropy per head as a fraction of its maximum: attn (B, H, N, N) -> (H,)."""
+    s, n = _query_sums(attention_entropy_per_query(attn, num_prefix_tokens), query_mask)
+    return (s / n).to(attn.dtype)
+
+
 def _distance_sums(attn, patch_size, num_prefix_tokens, grid_size, positions, query_mask):
     """(sum over images and queries of the per-query distance (H,), number of queries summed)."""
     d = attention_distance_per_query(attn, patch_size, num_prefix_tokens, grid_size, positions)  # (B, H, K)
+    return _query_sums(d, query_mask)
+
+
+def _query_sums(d: torch.Tensor, query_mask: torch.Tensor | None):
+    """d (B, H, K) per-query values -> (their sum over images and the selected queries (H,), queries summed)."""
     if query_mask is None:
         return d.sum((0, 2)).double(), d.shape[0] * d.shape[2]
     w = query_mask.to(d)[:, None, :]  # (B, 1, K)
@@ -132,13 +157,25 @@ def uniform_attention_distance(grid_size: tuple[int, int] | int, patch_size: flo
 
 
 QUERIES = ("all", "masked", "visible")
+STATISTICS = ("distance", "entropy")
+
+
+def attention_entropy_curves(model: nn.Module, images, part: str = "encoder", mask: torch.Tensor | None = None,
+                             **kwargs) -> torch.Tensor:
+    """Per-layer, per-head attention entropy over the patch keys, as a fraction of its maximum -> (layers, heads).
+
+    The same streaming and arguments as ``attention_distance_curves``. It tells whether attention formed at all:
+    a fraction near 1 is attention as flat as uniform (and as a random-init model's), whatever its distance."""
+    return attention_distance_curves(model, images, part, mask, statistic="entropy", **kwargs)
 
 
 @torch.no_grad()
 def attention_distance_curves(model: nn.Module, images, part: str = "encoder", mask: torch.Tensor | None = None,
                               mask_ratio: float = 0.75, queries: str = "all", batch_size: int = 64, device=None,
-                              limit: int | None = None, seed: int = 0) -> torch.Tensor:
+                              limit: int | None = None, seed: int = 0, statistic: str = "distance") -> torch.Tensor:
     """Per-layer, per-head attention distance over a set of images, streamed: -> (layers, heads), pixels.
+    (``statistic="entropy"``: the attention entropy as a fraction of its maximum instead; see
+    ``attention_entropy_curves``.)
 
     model: this project's MAE family (MAE, LC-MAE, block AE) or a timm ``VisionTransformer`` (DINO, DeiT).
     images: a tensor (N, C, H, W) or an iterable of batches (a DataLoader of (images, labels) works).
@@ -154,6 +191,8 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
         raise ValueError(f"part must be 'encoder' or 'decoder', got {part!r}")
     if queries not in QUERIES:
         raise ValueError(f"queries must be one of {QUERIES}, got {queries!r}")
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     if part == "encoder" and queries != "all":
         raise ValueError("queries='masked'/'visible' applies to the decoder; the encoder has only visible tokens")
     model.eval()
@@ -176,6 +215,8 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
                 positions = (m == 0).nonzero()[:, 1].reshape(B, -1)  # (B, K)
 
             def reduce(i, a, positions=positions):  # a: (B, H, N, N) -> ((H,), count)
+                if statistic == "entropy":
+                    return _query_sums(attention_entropy_per_query(a, prefix), None)
                 return _distance_sums(a, p, prefix, grid, positions, None)
 
             res = encoder_attention(model, imgs, mask, reduce=reduce)
@@ -186,6 +227,8 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
             qmask = {"all": None, "masked": m, "visible": 1 - m}[queries]
 
             def reduce(i, a, qmask=qmask):
+                if statistic == "entropy":
+                    return _query_sums(attention_entropy_per_query(a, 1), qmask)
                 return _distance_sums(a, p, 1, grid, None, qmask)
 
             res = decoder_attention(model, imgs, m, reduce=reduce)
@@ -247,5 +290,5 @@ def distance_trend(curves: dict[float, torch.Tensor], deep: int | None = None) -
             "spread_shallow": float(spread[:L - deep].mean()), "spread_deep": float(spread[L - deep:].mean())}
 
 
-__all__ = ["attention_distance", "uniform_attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
+__all__ = ["attention_entropy", "attention_entropy_per_query", "attention_entropy_curves", "attention_distance", "uniform_attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
            "patch_distance_matrix", "patch_centres", "grid_of", "spearman", "distance_trend"]

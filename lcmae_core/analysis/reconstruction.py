@@ -17,8 +17,11 @@ from ..masking import masking_from_noise, noise_for_mask
 
 @torch.no_grad()
 def reconstruction_loss(model: nn.Module, images, mask_ratio: float = 0.75, seed: int = 0, batch_size: int = 64,
-                        device=None, limit: int | None = None) -> float:
+                        device=None, limit: int | None = None, zero_prediction: bool = False) -> float:
     """Eq. 1 averaged over images: mean over images of the MSE on the masked patches of each.
+
+    zero_prediction: score the prediction 0 for every patch instead of the decoder's (the null control of
+    Table 2: with norm-pix targets it predicts each patch's own mean, and scores about 1 on textured patches).
 
     model: an MAE-family model (``forward_encoder``, ``forward_decoder``, ``forward_loss``); any decoder.
     images: a tensor (N, C, H, W) or an iterable of batches. Every image has the same number of masked patches, so
@@ -35,6 +38,8 @@ def reconstruction_loss(model: nn.Module, images, mask_ratio: float = 0.75, seed
         mask = masking_from_noise(torch.rand(B, model.num_patches, generator=gen), mask_ratio).mask.to(dev)  # (B, L)
         latent, mask_out, ids_restore = model.forward_encoder(imgs, mask_ratio, noise_for_mask(mask))
         pred = model.forward_decoder(latent, ids_restore)  # (B, L, P)
+        if zero_prediction:
+            pred = torch.zeros_like(pred)
         total += float(model.forward_loss(imgs, pred, mask_out)) * B
         count += B
     if count == 0:

@@ -262,13 +262,15 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
 # evaluation
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "fp32",
-             top5: bool = True) -> dict[str, float]:
+             top5: bool = True, per_sample: bool = False) -> dict:
     """Top-1 (and top-5) accuracy in %, and the cross-entropy, over a loader's samples; summed over processes.
 
-    model: images (N, C, H, W) -> logits (N, K).
+    model: images (N, C, H, W) -> logits (N, K). per_sample (one process, unshuffled loader): also "correct",
+    the top-1 hit of every sample in loader order as ``pack_correct`` text (McNemar across models).
     """
     model.eval()
     tot = torch.zeros(4, dtype=torch.float64, device=device)  # correct1, correct5, loss sum, count
+    hits = []
     for imgs, labels in loader:
         imgs, labels = imgs.to(device), labels.to(device)
         with autocast_for(device, amp):
@@ -277,6 +279,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "fp32",
         k = min(5, logits.shape[1])
         topk = logits.topk(k, dim=1).indices  # (N, k)
         hit = topk == labels[:, None]
+        if per_sample:
+            hits.append(hit[:, 0].cpu())
         tot += torch.stack([hit[:, 0].sum(), hit.any(1).sum(), F.cross_entropy(logits, labels, reduction="sum"),
                             torch.tensor(len(labels), device=device)]).double()
     tot = dist_utils.all_reduce_sum(tot)
@@ -284,7 +288,26 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "fp32",
     out = {"top1": 100.0 * c1 / max(count, 1), "loss": loss / max(count, 1), "num_samples": int(count)}
     if top5:
         out["top5"] = 100.0 * c5 / max(count, 1)
+    if per_sample and dist_utils.world_size() == 1:
+        out["correct"] = pack_correct(torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool))
     return out
+
+
+def pack_correct(correct: torch.Tensor) -> str:
+    """Per-sample hits (M,) bool -> a compact hex text (8 samples a byte), for a run's metrics.json."""
+    import numpy as np
+
+    return np.packbits(correct.cpu().numpy().astype(bool)).tobytes().hex()
+
+
+def unpack_correct(text: str, n: int):
+    """``pack_correct``'s text back to a numpy bool array of n samples."""
+    import numpy as np
+
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))
+    if len(bits) < n or len(bits) - n >= 8:
+        raise ValueError(f"the packed hits hold {len(bits)} bits, which cannot be {n} samples")
+    return bits[:n].astype(bool)
 
 
 @torch.no_grad()
@@ -306,15 +329,17 @@ def extract_features(feature_fn: Callable[[torch.Tensor], torch.Tensor], loader,
 @torch.no_grad()
 def knn_classify(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
                  test_labels: torch.Tensor, k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
-                 chunk: int = 1024) -> dict[str, float]:
+                 chunk: int = 1024, per_sample: bool = False) -> dict:
     """Weighted kNN on cosine similarity, as DINO's evaluation: each of the k nearest training features votes
     for its class with weight exp(cos / T). train_feats: (M, D), test_feats: (Q, D). Returns top-1 (and top-5
-    when there are at least 5 classes) in %."""
+    when there are at least 5 classes) in %; per_sample: also "knn_correct", each query's top-1 hit
+    (``pack_correct`` text)."""
     num_classes = int(num_classes or int(train_labels.max()) + 1)
     k = min(k, len(train_feats))
     tr = F.normalize(train_feats.float(), dim=1)
     te = F.normalize(test_feats.float(), dim=1)
     c1 = c5 = 0
+    hits = []
     for s in range(0, len(te), chunk):
         sim = te[s:s + chunk] @ tr.T  # (q, M)
         w, idx = sim.topk(k, dim=1)  # (q, k)
@@ -322,9 +347,12 @@ def knn_classify(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
         votes.scatter_add_(1, train_labels[idx], (w / temperature).exp())
         pred = votes.topk(min(5, num_classes), dim=1).indices  # (q, 5)
         y = test_labels[s:s + chunk, None]
+        hits.append((pred[:, 0] == y[:, 0]))
         c1 += int((pred[:, :1] == y).sum())
         c5 += int((pred == y).any(1).sum())
     out = {"knn_top1": 100.0 * c1 / len(te)}
     if num_classes >= 5:
         out["knn_top5"] = 100.0 * c5 / len(te)
+    if per_sample:
+        out["knn_correct"] = pack_correct(torch.cat(hits))
     return out

@@ -8,7 +8,9 @@ head weight starts from a truncated normal of std 0.01, as fb/mae. LARS adapts t
 
 With ``cache_features`` (the smoke and cpu presets) the frozen features are extracted once with the eval
 transform and the head is trained on them: the same head and optimizer, no augmentation, a fraction of the
-cost.
+cost; the same features also give the weighted kNN accuracy (``knn_top1``, DINO's protocol, ``knn_k`` and
+``knn_t`` of the config). The metrics keep each validation image's hit (``correct``, ``knn_correct``: packed
+text, ``engine.unpack_correct``) so that two encoders can be compared on the same images (McNemar).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from timm.optim import Lars
 
 from .. import data as data_mod
 from . import common
-from .engine import ClassifyObjective, evaluate, extract_features
+from .engine import ClassifyObjective, evaluate, extract_features, knn_classify
 from .finetune import load_pretrained_encoder, pretrained_state, vit_kwargs
 from .trainer import Job
 
@@ -76,8 +78,13 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
             loader = common.eval_loader(feats["val"], bs, cfg, device)
         else:
             loader = common.eval_loader(common.eval_dataset(cfg, cfg.data.dataset, "val"), bs, cfg, device)
-        res = evaluate(eval_model, loader, device, cfg.amp, top5=info.top5)
-        return {f"val_{k}" if k in ("loss", "num_samples") else k: v for k, v in res.items()}
+        res = evaluate(eval_model, loader, device, cfg.amp, top5=info.top5, per_sample=True)
+        out = {f"val_{k}" if k in ("loss", "num_samples") else k: v for k, v in res.items()}
+        if cfg.cache_features:  # the kNN of the same frozen features: a second, nearly deterministic probe
+            (ftr, ytr), (fva, yva) = feats["train"].tensors, feats["val"].tensors
+            out.update(knn_classify(ftr, ytr, fva, yva, k=cfg.knn_k, temperature=cfg.knn_t, num_classes=K,
+                                    per_sample=True))
+        return out
 
     ck_cfg = {"family": "linprobe", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
               "head": "batchnorm_linear", "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}

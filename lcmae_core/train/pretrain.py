@@ -13,7 +13,7 @@ import torch
 
 from .. import data as data_mod
 from ..models import FAMILIES
-from ..monitors import collapse_stats
+from ..monitors import lcmae_collapse
 from . import common
 from . import distributed as dist_utils
 from .engine import PretrainObjective, make_optimizer
@@ -51,14 +51,8 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
         if cfg.family == "lcmae":
             # collapse monitors on one fixed held-out batch
             ds = common.eval_dataset(cfg, eval_name, "val") if eval_name else train_set
-            imgs = torch.stack([ds[i][0] for i in range(min(64, len(ds)))]).to(device)
-            g = torch.Generator(device=device).manual_seed(cfg.seed)
-            noise = torch.rand(2, len(imgs), model.num_patches, generator=g, device=device)
-            res = model.compute_losses(imgs, cfg.mask_ratio, noise)
-            stats = collapse_stats(res["v"], res["mask"])
-            out.update({f"final_{k}": v for k, v in stats.items()})
-            stats = collapse_stats(res["hidden"], res["mask"])  # h, the projector's input
-            out.update({f"final_hidden_{k}": v for k, v in stats.items()})
+            imgs = collapse_batch(cfg, ds).to(device)
+            out.update({f"final_{k}": v for k, v in lcmae_collapse(model, imgs, cfg.mask_ratio, cfg.seed).items()})
         return out
 
     ck_cfg = {"family": cfg.family, "model": cfg.model.kwargs(cfg.family), "mask_ratio": cfg.mask_ratio,
@@ -67,6 +61,11 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
                train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval,
                find_unused_parameters=cfg.family == "lcmae" and not all((model.w_mae, model.w_cross, model.w_in)),
                make_loader=make_loader)
+
+
+def collapse_batch(cfg, ds) -> torch.Tensor:
+    """The fixed held-out batch of the collapse monitors: the first 64 images of ``ds`` -> (N, C, H, W)."""
+    return torch.stack([ds[i][0] for i in range(min(64, len(ds)))])
 
 
 def data_path(cfg, device: torch.device) -> str:

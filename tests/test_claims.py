@@ -1,0 +1,363 @@
+"""Every claim function of the paper, fed numbers, reaches each of its branches: holds, does not hold, not testable
+(noise), not testable (precondition unmet) and, where it has null controls, a control that reproduces the effect.
+
+The numbers are three "seeds" as a cpu-scale run has them; none of these tests runs at the smoke scale, so an
+inverted comparison in any claim function fails here."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from lcmae_core import claims
+from lcmae_core.claims import Arm, Precondition
+
+H, F, U, X = claims.HOLDS, claims.FAILS, claims.UNTESTABLE, claims.UNFORMED
+MET = Precondition(True, "formed")
+UNMET = Precondition(False, "did not form")
+
+HI = [70.0, 71.0, 69.5]
+LO = [60.0, 61.5, 59.0]
+NEAR = [69.0, 72.5, 68.0]  # within the noise of HI
+RANDOM = [40.0, 41.0, 39.0]
+
+
+def arms(values, name):
+    return Arm(name, list(values), knn=list(values), correct=np.array([True, False] * 50))
+
+
+def plus(v, d):
+    return [x + d for x in v]
+
+
+# the four accuracy scenarios: (better, worse, gate)
+SCENARIOS = {"holds": (HI, LO, MET, H), "fails": (LO, HI, MET, F), "noise": (HI, NEAR, MET, U),
+             "unformed": (HI, LO, UNMET, X)}
+
+# accuracy claims as functions of the values that should be better (B) and worse (W)
+ACCURACY = {
+    "t1_a_beats_b": lambda B, W, gate: claims.t1_a_beats_b(arms(B, "(a)"), arms(W, "(b)"), gate, "lp"),
+    "t1_recon_helps": lambda B, W, gate: claims.t1_recon_helps(arms(B, "(a)"), arms(W, "(g)"), arms(B, "(f)"),
+                                                               arms(W, "(d)"), gate, "lp"),
+    "t1_cross_helps": lambda B, W, gate: claims.t1_cross_helps(arms(B, "(g)"), arms(W, "(d)"), arms(B, "(a)"),
+                                                               arms(W, "(f)"), gate, "lp"),
+    "t1_in_view_declines": lambda B, W, gate: claims.t1_in_view_declines(arms(B, "(e)"), arms(W, "(a)"),
+                                                                         arms(B, "(b)"), arms(W, "(f)"), gate, "lp"),
+    # (g) above the midpoint of MAE and random init, which is W
+    "t1_g_close_to_mae": lambda B, W, gate: claims.t1_g_close_to_mae(arms(B, "(g)"), arms(plus(W, 10), "(b)"),
+                                                                     arms(plus(W, -10), "random"), gate, "lp"),
+    "t2_akin": None,  # an equivalence claim: below
+    "t3_no_mask_drop": lambda B, W, gate: claims.t3_no_mask_drop(arms(B, "MAE"), arms(W, "AE(4)"), gate, "lp"),
+    # AE(p) below the midpoint of MAE and random init, which is B
+    "t3_like_random": lambda B, W, gate: claims.t3_like_random(arms(W, "AE(4)"), arms(plus(B, -10), "random"),
+                                                               arms(plus(B, 10), "MAE"), gate, "lp"),
+    "t3_block_size": lambda B, W, gate: claims.t3_block_size(arms(W, "AE(4)"), arms(B, "AE(28)"), gate, "lp"),
+    "t3_steady_rise": lambda B, W, gate: claims.t3_steady_rise(
+        [arms(plus(W, -20), "AE(4)"), arms(plus(W, -10), "AE(12)"), arms(W, "AE(20)"), arms(B, "AE(28)")]
+        if B is not LO else [arms(plus(W, 20), "AE(4)"), arms(plus(W, 10), "AE(12)"), arms(W, "AE(20)"),
+                             arms(B, "AE(28)")], gate, "lp"),
+    "ta1_below_full_data": lambda B, W, gate: claims.ta1_below_full_data(arms(B, "MAE"), arms(W, "single"), gate, "lp"),
+}
+UNGATED = {  # accuracy claims without a precondition
+    "t3_linprobe_gap": lambda B, W: claims.t3_linprobe_gap(arms(B, "MAE"), [arms(W, "AE(4)"), arms(W, "AE(12)")]),
+    "ta1_single_beats_random": lambda B, W: claims.ta1_single_beats_random(arms(B, "single"), arms(W, "random"), "lp"),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("name", [k for k, v in ACCURACY.items() if v is not None])
+def test_accuracy_claims_reach_every_branch(name, scenario):
+    B, W, gate, expected = SCENARIOS[scenario]
+    c = ACCURACY[name](B, W, gate)
+    assert c.verdict == expected, (c.evidence, c.why)
+    assert "linear probe" in c.reading and "[" in c.evidence and c.precondition == gate.text
+    assert "kNN" in c.evidence or name in ("t1_g_close_to_mae", "t3_like_random")
+
+
+def test_steady_rise_fails_when_one_step_falls():
+    aes = [arms(LO, "AE(4)"), arms(HI, "AE(12)"), arms(plus(HI, 10), "AE(20)"), arms(plus(HI, 5), "AE(28)")]
+    assert claims.t3_steady_rise(aes, MET, "lp").verdict == F
+
+
+@pytest.mark.parametrize("scenario", ["holds", "fails", "noise"])
+@pytest.mark.parametrize("name", list(UNGATED))
+def test_ungated_accuracy_claims(name, scenario):
+    B, W, _, expected = SCENARIOS[scenario]
+    assert UNGATED[name](B, W).verdict == expected
+
+
+def test_accuracy_evidence_has_knn_and_mcnemar():
+    c = claims.t1_a_beats_b(arms(HI, "(a)"), arms(LO, "(b)"), MET, "lp")
+    assert "kNN" in c.evidence and "McNemar on seed 0's images" in c.evidence and "pt" in c.evidence
+
+
+# ------------------------------------------------------------------------------------------------------------
+def test_pretraining_helps_gate():
+    assert claims.pretraining_helps(Arm("MAE", HI), Arm("random", RANDOM)).met is True
+    no = claims.pretraining_helps(Arm("MAE", RANDOM), Arm("random", HI))
+    assert no.met is False and "no" in no.text
+
+
+def test_formed_entropy_threshold():
+    assert claims.formed_entropy(49) == pytest.approx(1 - np.log(2) / np.log(49))
+    assert 0.82 < claims.formed_entropy(49) < 0.83 and 0.86 < claims.formed_entropy(144) < 0.87
+    with pytest.raises(ValueError):
+        claims.formed_entropy(1)
+
+
+def test_attention_formed():
+    init = [[0.98, 0.99], [0.985, 0.99], [0.98, 0.995]]
+    formed = [[0.60, 0.70], [0.62, 0.71], [0.61, 0.69]]
+    assert claims.attention_formed("decoder", formed, init, 49).met is True
+    flat = [[0.60, 0.95], [0.62, 0.96], [0.61, 0.95]]  # layer 2 above the threshold 0.82
+    pre = claims.attention_formed("decoder", flat, init, 49)
+    assert pre.met is False and "layer(s) 2" in pre.text
+    assert claims.attention_formed("decoder", flat, init, 49, layers=[0]).met is True
+    # concentrated but no different from random init: not formed by training
+    assert claims.attention_formed("encoder", formed, formed, 49).met is False
+    with pytest.raises(ValueError, match="shape"):
+        claims.attention_formed("decoder", formed, init[:2], 49)
+
+
+def test_all_of():
+    assert claims.all_of(MET, claims.NO_PRECONDITION).met is True
+    assert claims.all_of(MET, UNMET).met is False
+    assert claims.all_of(claims.NO_PRECONDITION).met is None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the other claims, scenario by scenario: (call, expected verdict)
+def _layers(*rows):
+    return np.array(rows, dtype=float)
+
+
+FLAT = _layers([0.99, 0.99, 0.99, 0.99], [0.991, 0.99, 0.989, 0.99], [0.99, 0.991, 0.99, 0.99])
+POSITIONAL = _layers([0.95, 0.85, 0.60, 0.70], [0.94, 0.845, 0.62, 0.72], [0.96, 0.855, 0.61, 0.69])
+REVERSED = POSITIONAL[:, ::-1].copy()
+NOISY = _layers([0.95, 0.90, 0.60, 0.70], [0.80, 0.91, 0.62, 0.92], [0.96, 0.89, 0.61, 0.69])
+
+RATIOS = [0.3, 0.45, 0.6, 0.75, 0.9]
+RISING = _layers([10, 11, 12, 13, 14], [10.2, 11.1, 11.9, 13.2, 14.1], [9.9, 11.0, 12.1, 12.9, 14.0])
+SAME = np.full((3, 5), 12.0)
+
+
+def _seeds_ratio_layers(slope_shallow, slope_deep, jitter=(0.0, 0.0, 0.0)):
+    """(seeds, ratios, 4 layers) distances whose per-layer slopes on the ratio are given."""
+    r = np.array(RATIOS)[:, None]
+    slopes = np.array([slope_shallow, slope_shallow, slope_deep, slope_deep])
+    return np.stack([10 + r * (slopes + j) for j in jitter])
+
+
+OTHER = {
+    "s32_aligns": {
+        H: lambda: claims.s32_aligns([0.05, 0.06, 0.055], [0.14, 0.15, 0.13]),
+        F: lambda: claims.s32_aligns([0.14, 0.15, 0.13], [0.05, 0.06, 0.055]),
+        U: lambda: claims.s32_aligns([0.05, 0.16, 0.10], [0.10, 0.06, 0.12]),
+    },
+    "s32_eq4_term": {
+        H: lambda: claims.s32_eq4_term([0.5, 0.55, 0.52], [1.0, 1.05, 0.98]),
+        F: lambda: claims.s32_eq4_term([1.5, 1.6, 1.55], [1.0, 1.05, 0.98]),
+        U: lambda: claims.s32_eq4_term([0.7, 1.3, 0.95], [1.0, 1.05, 0.98]),
+        "control": lambda: claims.s32_eq4_term([0.5, 0.55, 0.52], [0.51, 0.54, 0.53]),
+    },
+    "t1_c_collapses": {
+        H: lambda: claims.t1_c_collapses([0.04, 0.05, 0.06], [0.5, 0.45, 0.55]),
+        F: lambda: claims.t1_c_collapses([0.5, 0.45, 0.6], [0.5, 0.45, 0.55]),
+        U: lambda: claims.t1_c_collapses([0.05, 0.2, 0.08], [0.5, 0.45, 0.55]),
+        "control": lambda: claims.t1_c_collapses([0.04, 0.05, 0.06], [0.04, 0.05, 0.06]),
+    },
+    "t1_e_g_no_collapse": {
+        H: lambda: claims.t1_e_g_no_collapse([0.4, 0.42, 0.41], [0.5, 0.52, 0.49]),
+        F: lambda: claims.t1_e_g_no_collapse([0.04, 0.05, 0.045], [0.5, 0.52, 0.49]),
+        U: lambda: claims.t1_e_g_no_collapse([0.05, 0.3, 0.1], [0.5, 0.52, 0.49]),
+    },
+    "t2_akin": {
+        H: lambda: claims.t2_akin({"conv": Arm("conv", [69.8, 71.1, 69.4])}, Arm("transformer", HI), Arm("r", RANDOM),
+                                  MET, "lp"),
+        F: lambda: claims.t2_akin({"conv": Arm("conv", [55.0, 56.0, 54.5])}, Arm("transformer", HI), Arm("r", RANDOM),
+                                  MET, "lp"),
+        U: lambda: claims.t2_akin({"conv": Arm("conv", [58.0, 78.0, 66.0])}, Arm("transformer", HI), Arm("r", RANDOM),
+                                  MET, "lp"),
+        X: lambda: claims.t2_akin({"conv": Arm("conv", HI)}, Arm("transformer", HI), Arm("r", RANDOM), UNMET, "lp"),
+    },
+    "t2_local_enough": {
+        H: lambda: claims.t2_local_enough({"conv": [1.02, 1.03, 1.01]}, [2.0, 2.1, 1.9]),
+        F: lambda: claims.t2_local_enough({"conv": [1.5, 1.6, 1.55]}, [2.0, 2.1, 1.9]),
+        U: lambda: claims.t2_local_enough({"conv": [0.9, 1.4, 1.05]}, [2.0, 2.1, 1.9]),
+        "control": lambda: claims.t2_local_enough({"conv": [1.02, 1.03, 1.01]}, [1.02, 1.03, 1.01]),
+    },
+    "f2_first_highest": {
+        H: lambda: claims.f2_first_highest(POSITIONAL, FLAT, MET),
+        F: lambda: claims.f2_first_highest(REVERSED, FLAT, MET),
+        U: lambda: claims.f2_first_highest(NOISY, FLAT, MET),
+        X: lambda: claims.f2_first_highest(POSITIONAL, FLAT, UNMET),
+        "control": lambda: claims.f2_first_highest(POSITIONAL, POSITIONAL, MET),
+    },
+    "f2_first_two": {
+        H: lambda: claims.f2_first_two(POSITIONAL, FLAT, MET),
+        F: lambda: claims.f2_first_two(REVERSED, FLAT, MET),
+        U: lambda: claims.f2_first_two(_layers([0.9, 0.8, 0.7, 0.7], [0.9, 0.7, 0.8, 0.7], [0.9, 0.75, 0.7, 0.74]),
+                                       FLAT, MET),
+        X: lambda: claims.f2_first_two(POSITIONAL[:, :2], FLAT[:, :2], MET),  # a 2-layer decoder cannot show it
+        "control": lambda: claims.f2_first_two(POSITIONAL, POSITIONAL, MET),
+    },
+    "f2_lowest_third": {
+        H: lambda: claims.f2_lowest_third(POSITIONAL, FLAT, MET),
+        F: lambda: claims.f2_lowest_third(_layers([0.5, 0.9, 0.95, 0.7], [0.5, 0.9, 0.96, 0.7],
+                                                  [0.52, 0.9, 0.94, 0.7]), FLAT, MET),
+        U: lambda: claims.f2_lowest_third(_layers([0.9, 0.8, 0.6, 0.7], [0.9, 0.8, 0.75, 0.7],
+                                                  [0.9, 0.5, 0.62, 0.7]), FLAT, MET),
+        X: lambda: claims.f2_lowest_third(POSITIONAL, FLAT, UNMET),
+        "control": lambda: claims.f2_lowest_third(POSITIONAL, POSITIONAL, MET),
+    },
+    "f3_deeper_semantic": {
+        H: lambda: claims.f3_deeper_semantic(REVERSED, FLAT, FLAT),
+        F: lambda: claims.f3_deeper_semantic(POSITIONAL, FLAT, FLAT),
+        U: lambda: claims.f3_deeper_semantic(_layers([0.6, 0.7, 0.9, 0.9], [0.9, 0.9, 0.7, 0.6], [0.7, 0.7, 0.8, 0.7]),
+                                             FLAT, FLAT),
+        X: lambda: claims.f3_deeper_semantic(REVERSED[:, :1], FLAT[:, :1], FLAT[:, :1]),
+        "control": lambda: claims.f3_deeper_semantic(REVERSED, FLAT, REVERSED),  # position embeddings rise as much
+    },
+    "f4_layer1_alike": {
+        H: lambda: claims.f4_layer1_alike(np.stack([POSITIONAL] * 2, 1), np.stack([FLAT] * 2, 1), MET),
+        F: lambda: claims.f4_layer1_alike(np.stack([REVERSED] * 2, 1), np.stack([FLAT] * 2, 1), MET),
+        U: lambda: claims.f4_layer1_alike(np.stack([NOISY] * 2, 1), np.stack([FLAT] * 2, 1), MET),
+        X: lambda: claims.f4_layer1_alike(np.stack([POSITIONAL] * 2, 1), np.stack([FLAT] * 2, 1), UNMET),
+        "control": lambda: claims.f4_layer1_alike(np.stack([POSITIONAL] * 2, 1), np.stack([POSITIONAL] * 2, 1), MET),
+    },
+    "f4_nearby": {
+        H: lambda: claims.f4_nearby(_layers([8, 9], [8.2, 9.1], [7.9, 9.0]), _layers([12, 12], [12, 11.9], [12, 12.1]),
+                                    12.0, MET),
+        F: lambda: claims.f4_nearby(_layers([14, 15], [14.2, 15.1], [13.9, 15]), _layers([12, 12], [12, 11.9],
+                                                                                      [12, 12.1]), 12.0, MET),
+        U: lambda: claims.f4_nearby(_layers([10, 11], [13, 14], [11, 12.5]), _layers([12, 12], [12, 11.9],
+                                                                                   [12, 12.1]), 12.0, MET),
+        X: lambda: claims.f4_nearby(_layers([8, 9], [8.2, 9.1], [7.9, 9.0]), _layers([12, 12], [12, 11.9],
+                                                                                   [12, 12.1]), 12.0, UNMET),
+        "control": lambda: claims.f4_nearby(_layers([8, 9], [8.2, 9.1], [7.9, 9.0]),
+                                            _layers([8, 9], [8.2, 9.1], [7.9, 9.0]), 12.0, MET),
+    },
+    "f5_mae_local": {
+        H: lambda: claims.f5_mae_local([8.0, 8.2, 7.9], {"DINO": [12.0, 12.3, 11.8]}, [12.0] * 3, {"DINO": [12.0] * 3},
+                                       MET),
+        F: lambda: claims.f5_mae_local([14.0, 14.2, 13.9], {"DINO": [12.0, 12.3, 11.8]}, [12.0] * 3,
+                                       {"DINO": [12.0] * 3}, MET),
+        U: lambda: claims.f5_mae_local([11.0, 13.0, 12.5], {"DINO": [12.0, 12.3, 11.8]}, [12.0] * 3,
+                                       {"DINO": [12.0] * 3}, MET),
+        X: lambda: claims.f5_mae_local([8.0, 8.2, 7.9], {"DINO": [12.0, 12.3, 11.8]}, [12.0] * 3, {"DINO": [12.0] * 3},
+                                       UNMET),
+        "control": lambda: claims.f5_mae_local([8.0, 8.2, 7.9], {"DINO": [12.0, 12.3, 11.8]}, [8.0, 8.2, 7.9],
+                                               {"DINO": [12.0, 12.3, 11.8]}, MET),
+    },
+    "f6_strong_correlation": {
+        H: lambda: claims.f6_strong_correlation(RATIOS, RISING, SAME, MET),
+        F: lambda: claims.f6_strong_correlation(RATIOS, RISING[:, ::-1], SAME, MET),
+        U: lambda: claims.f6_strong_correlation(RATIOS, _layers([10, 11, 12, 13, 14], [14, 11, 12, 13, 10],
+                                                                [10, 13, 11, 12, 14]), SAME, MET),
+        X: lambda: claims.f6_strong_correlation(RATIOS, RISING, SAME, UNMET),
+        "control": lambda: claims.f6_strong_correlation(RATIOS, RISING, RISING, MET),
+    },
+    "f6_larger_ratio_larger_field": {
+        H: lambda: claims.f6_larger_ratio_larger_field(RATIOS, RISING, SAME, MET),
+        F: lambda: claims.f6_larger_ratio_larger_field(RATIOS, RISING[:, ::-1], SAME, MET),
+        U: lambda: claims.f6_larger_ratio_larger_field(RATIOS, _layers([10, 11, 12, 13, 14], [14, 11, 12, 13, 10],
+                                                                       [10, 13, 11, 12, 13]), SAME, MET),
+        X: lambda: claims.f6_larger_ratio_larger_field(RATIOS, RISING, SAME, UNMET),
+        "control": lambda: claims.f6_larger_ratio_larger_field(RATIOS, RISING, RISING, MET),
+    },
+    "f6_deeper_layers": {
+        H: lambda: claims.f6_deeper_layers(RATIOS, _seeds_ratio_layers(1.0, 5.0, (0.0, 0.2, -0.1)), MET),
+        F: lambda: claims.f6_deeper_layers(RATIOS, _seeds_ratio_layers(5.0, 1.0, (0.0, 0.2, -0.1)), MET),
+        U: lambda: claims.f6_deeper_layers(RATIOS, np.stack([_seeds_ratio_layers(1.0, 5.0)[0],
+                                                             _seeds_ratio_layers(5.0, 1.0)[0],
+                                                             _seeds_ratio_layers(2.0, 2.5)[0]]), MET),
+        X: lambda: claims.f6_deeper_layers(RATIOS, _seeds_ratio_layers(1.0, 5.0, (0.0, 0.2, -0.1)), UNMET),
+    },
+    "fa1_ae_smallest": {
+        H: lambda: claims.fa1_ae_smallest([5.0, 5.1, 4.9], {"MAE": [8.0, 8.2, 7.9]}, [9.0] * 3, {"MAE": [9.0] * 3},
+                                          MET),
+        F: lambda: claims.fa1_ae_smallest([9.0, 9.1, 8.9], {"MAE": [8.0, 8.2, 7.9]}, [9.0] * 3, {"MAE": [9.0] * 3},
+                                          MET),
+        U: lambda: claims.fa1_ae_smallest([7.0, 9.1, 8.0], {"MAE": [8.0, 8.2, 7.9]}, [9.0] * 3, {"MAE": [9.0] * 3},
+                                          MET),
+        X: lambda: claims.fa1_ae_smallest([5.0, 5.1, 4.9], {"MAE": [8.0, 8.2, 7.9]}, [9.0] * 3, {"MAE": [9.0] * 3},
+                                          UNMET),
+        "control": lambda: claims.fa1_ae_smallest([5.0, 5.1, 4.9], {"MAE": [8.0, 8.2, 7.9]}, [5.0, 5.1, 4.9],
+                                                  {"MAE": [8.0, 8.2, 7.9]}, MET),
+    },
+    "fa1_block_expands": {
+        H: lambda: claims.fa1_block_expands([5.0, 5.1, 4.9], [9.0, 9.2, 8.9], [9.0] * 3, [9.0] * 3, MET),
+        F: lambda: claims.fa1_block_expands([9.0, 9.2, 8.9], [5.0, 5.1, 4.9], [9.0] * 3, [9.0] * 3, MET),
+        U: lambda: claims.fa1_block_expands([5.0, 9.1, 7.0], [9.0, 5.2, 8.0], [9.0] * 3, [9.0] * 3, MET),
+        X: lambda: claims.fa1_block_expands([5.0, 5.1, 4.9], [9.0, 9.2, 8.9], [9.0] * 3, [9.0] * 3, UNMET),
+        "control": lambda: claims.fa1_block_expands([5.0, 5.1, 4.9], [9.0, 9.2, 8.9], [5.0, 5.1, 4.9],
+                                                    [9.0, 9.2, 8.9], MET),
+    },
+    "fa1_ae_shallow_wider": {
+        H: lambda: claims.fa1_ae_shallow_wider(np.full((3, 4), 8.0) + [[0, 0, 0, 0], [0.1, 0, 0, 0], [0, 0, 0.1, 0]],
+                                               {"AE": _layers([12, 12, 8, 8], [12.2, 12, 8, 8], [11.9, 12, 8.1, 8])},
+                                               np.full((3, 4), 9.0), {"AE": np.full((3, 4), 9.0)}, MET),
+        F: lambda: claims.fa1_ae_shallow_wider(_layers([12, 12, 8, 8], [12.2, 12, 8, 8], [11.9, 12, 8.1, 8]),
+                                               {"AE": np.full((3, 4), 8.0) + [[0, 0, 0, 0], [0.1, 0, 0, 0],
+                                                                              [0, 0, 0.1, 0]]},
+                                               np.full((3, 4), 9.0), {"AE": np.full((3, 4), 9.0)}, MET),
+        U: lambda: claims.fa1_ae_shallow_wider(np.full((3, 4), 8.0),
+                                               {"AE": _layers([12, 12, 8, 8], [6, 6, 8, 8], [9, 9, 8, 8])},
+                                               np.full((3, 4), 9.0), {"AE": np.full((3, 4), 9.0)}, MET),
+        X: lambda: claims.fa1_ae_shallow_wider(np.full((3, 2), 8.0), {"AE": np.full((3, 2), 9.0)},
+                                               np.full((3, 2), 9.0), {"AE": np.full((3, 2), 9.0)}, MET),
+        "control": lambda: claims.fa1_ae_shallow_wider(
+            np.full((3, 4), 8.0) + [[0, 0, 0, 0], [0.1, 0, 0, 0], [0, 0, 0.1, 0]],
+            {"AE": _layers([12, 12, 8, 8], [12.2, 12, 8, 8], [11.9, 12, 8.1, 8])},
+            np.full((3, 4), 8.0) + [[0, 0, 0, 0], [0.1, 0, 0, 0], [0, 0, 0.1, 0]],
+            {"AE": _layers([12, 12, 8, 8], [12.2, 12, 8, 8], [11.9, 12, 8.1, 8])}, MET),
+    },
+}
+EXPECTED = {H: H, F: F, U: U, X: X, "control": U}
+
+
+@pytest.mark.parametrize("name,branch", [(n, b) for n, cases in OTHER.items() for b in cases])
+def test_claims_reach_every_branch(name, branch):
+    c = OTHER[name][branch]()
+    assert c.verdict == EXPECTED[branch], (c.evidence, c.why, c.controls)
+    if branch == "control":
+        assert "control" in c.why and "not beaten" in c.controls + c.why or "random-init control" in c.why
+    if branch == X:
+        assert "precondition" in c.why
+    if branch in (H, F) and c.controls:
+        assert "trained minus control" in c.controls or "random init" in c.controls
+
+
+def test_every_claim_function_is_tested_in_every_branch_it_has():
+    tested = {**ACCURACY, **UNGATED, **OTHER}
+    functions = {f.__name__ for page in claims.PAGES.values() for f in page}
+    assert functions == set(tested), functions ^ set(tested)
+    for name in functions:
+        src = inspect.getsource(getattr(claims, name))
+        if name in OTHER:
+            branches = set(OTHER[name])
+            assert {H, F, U} <= branches, name
+            if "pre" in inspect.signature(getattr(claims, name)).parameters or "gate" in src:
+                assert X in branches, name
+            if "Control(" in src:
+                assert "control" in branches, name
+
+
+def test_claim_records_are_plain_and_verdicts_checked():
+    c = OTHER["f2_first_highest"][H]()
+    d = c.as_dict()
+    assert set(d) == {"id", "text", "verdict", "evidence", "why", "reading", "precondition", "controls"}
+    assert all(isinstance(v, str) for v in d.values())
+    with pytest.raises(ValueError, match="verdict"):
+        claims.Claim("x", "t", "maybe", "e")
+
+
+def test_one_seed_is_never_decisive():
+    c = claims.t1_a_beats_b(Arm("(a)", [90.0]), Arm("(b)", [10.0]), MET, "lp")
+    assert c.verdict == U and "one replicate" in c.why
+
+
+def test_primary_metric_by_scale():
+    assert claims.primary_metric("cpu") == "lp" and claims.primary_metric("paper") == "ft"
+    with pytest.raises(ValueError):
+        claims.primary_metric("laptop")
