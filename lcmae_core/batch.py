@@ -1,7 +1,8 @@
 """Run the book's notebooks with papermill: in this process, or one SLURM job per notebook through submitit.
 
-``python -m lcmae_core batch --scale gpu --data-root DIR [--only NAME ...] [--launcher slurm ...]`` executes
-every notebook of ``notebooks/`` into an output folder (``book/executed`` by default), which the book build
+``python -m lcmae_core batch --scale gpu --data-root DIR [--only NAME ...] [--launcher slurm ...] [--jobs N]``
+first trains every run the notebooks need (``lcmae_core.plan``: N worker processes, independent runs at once),
+then executes every notebook of ``notebooks/`` into an output folder (``book/executed`` by default), which the book build
 then renders without executing anything again. Alongside the notebooks it writes ``run_status.json`` and
 ``run_status.md``: each notebook's scale, wall time, hardware and outcome. Any failure gives a non-zero exit.
 
@@ -160,8 +161,12 @@ def write_status(out_dir: Path, records: list[dict]) -> None:
 def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[str] | None = None,
               data_root: str | None = None, run_root: str | None = None, device: str = "auto",
               launcher: str = "local", notebook_dir: str | os.PathLike | None = None, progress: bool = True,
-              slurm: dict | None = None, timeout: int | None = None, reuse: bool = False) -> list[dict]:
+              slurm: dict | None = None, timeout: int | None = None, reuse: bool = False,
+              jobs: int | None = None) -> list[dict]:
     """Execute the notebooks; returns their status records (the caller decides the exit code).
+
+    With the local launcher every run the notebooks need is planned first and the missing ones are trained in
+    ``jobs`` worker processes (default: the usable cores at the smoke and cpu scales, 1 otherwise).
 
     reuse: keep an executed notebook whose inputs (source, parameters, library code) have not changed since it
     last ran successfully into ``out_dir``; its training runs come from the run store either way.
@@ -181,6 +186,8 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     keys = {n: input_key(n, scale, params, notebook_dir, library) for n in names}
     reused = {n: r for n in names if reuse and (r := reusable(n, keys[n], out_dir))}
     todo = [n for n in names if n not in reused]
+    if launcher == "local" and todo:
+        train_planned(scale, todo, run_root or None, data_root, device, jobs)
     if launcher == "slurm":
         records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
@@ -200,6 +207,22 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     records.sort(key=lambda r: names.index(r["notebook"]))
     write_status(out_dir, records)
     return records
+
+
+def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_root: str | None, device: str,
+                  jobs: int | None = None) -> None:
+    """Before the notebooks run: plan every run they need (``lcmae_core.plan``) and train the missing ones in
+    ``jobs`` worker processes, so that the notebooks only load. Raises ``BatchError`` naming failed runs."""
+    from .plan import PlanError, default_jobs, plan_runs, train_runs
+
+    cfgs = plan_runs(scale, notebooks, run_root, data_root, device)
+    jobs = jobs or default_jobs(scale)
+    print(f"planned {len(cfgs)} runs for {len(notebooks)} notebook(s); training the missing ones, {jobs} at a time",
+          flush=True)
+    try:
+        train_runs(cfgs, run_root, jobs)
+    except PlanError as e:
+        raise BatchError(f"runs failed before the notebooks could run: {e}") from None
 
 
 def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
@@ -241,15 +264,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     p.add_argument("--reuse", action="store_true",
                    help="keep executed notebooks whose source, parameters and library code are unchanged")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="train the notebooks' runs in this many worker processes before the notebooks run "
+                        "(default: the usable cores at smoke and cpu scale, 1 otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute the batch described by parsed arguments; 0 when every notebook ran, 1 otherwise, 2 on bad input."""
+    if args.jobs is not None and args.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
     try:
         records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
                             args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,
                                                       gpus_per_node=args.gpus_per_node, time_min=args.time_min),
-                            timeout=args.timeout, reuse=args.reuse)
+                            timeout=args.timeout, reuse=args.reuse, jobs=args.jobs)
     except BatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

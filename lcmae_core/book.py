@@ -4,7 +4,8 @@
 1. installs MathJax, RequireJS and the Jupyter widget manager from the npm registry into ``.cache/npm`` (once)
    and copies them into ``book/_static/vendor``, so that the built book renders with no network: equations
    are typeset and widgets appear with their frozen state;
-2. executes every notebook at the scale with papermill (``lcmae_core.batch``) into ``book/executed``;
+2. trains every run the notebooks need, in parallel worker processes (``lcmae_core.plan``, ``--jobs``), then
+   executes every notebook at the scale with papermill (``lcmae_core.batch``) into ``book/executed``;
 3. builds the HTML book with ``jupyter-book build . -W -n --keep-going``.
 A failing notebook or a warning fails the build with a non-zero exit.
 """
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .batch import DEFAULT_OUT, HARDWARE_NEEDED, REPO, SCALES, list_notebooks, run_batch
+from .batch import DEFAULT_OUT, HARDWARE_NEEDED, REPO, SCALES, BatchError, list_notebooks, run_batch
 
 NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
 VENDOR = REPO / "book" / "_static" / "vendor"
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="execute every notebook again, even those whose inputs are unchanged since the last build")
     p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes that train the runs before the notebooks execute (default: the usable "
+                        "cores at smoke and cpu scale)")
     args = p.parse_args(argv)
     try:
         vendor_assets()
@@ -131,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if not args.no_execute and list_notebooks():
-        records = run_batch(args.scale, DEFAULT_OUT, data_root=args.data_root, run_root=args.run_root,
-                            reuse=not args.rerun)
+        try:
+            records = run_batch(args.scale, DEFAULT_OUT, data_root=args.data_root, run_root=args.run_root,
+                                reuse=not args.rerun, jobs=args.jobs)
+        except BatchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         failed = [r["notebook"] for r in records if not r["ok"]]
         if failed:
             print(f"error: notebook(s) failed: {', '.join(failed)}; the executed copies in {DEFAULT_OUT} "

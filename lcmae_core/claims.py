@@ -66,6 +66,7 @@ PRIMARY_METRIC = {"smoke": "lp", "cpu": "lp", "gpu": "ft", "paper": "ft"}
 METRIC_NAMES = {"lp": "linear probe", "knn": "kNN", "ft": "finetuning"}
 
 Values = Sequence[float]
+UNFORMED_WHY = "the precondition is unmet, so the comparison says nothing about the claim"
 
 
 def formed_entropy(n_keys: int, key_fraction: float = FORMED_KEY_FRACTION) -> float:
@@ -217,7 +218,7 @@ def _judge(cid: str, text: str, reading: str, parts: list[Part], side: str = ">"
         verdict = UNTESTABLE
         why = f"the null control(s) {', '.join(sorted(set(reproduced)))} show the effect as well"
     if precondition.met is False:
-        verdict, why = UNFORMED, "the precondition did not form, so the comparison says nothing about the claim"
+        verdict, why = UNFORMED, UNFORMED_WHY
     return Claim(cid, text, verdict, "; ".join(evidence), why, reading, precondition.text, "; ".join(controls))
 
 
@@ -225,8 +226,7 @@ def _unformed_or(cid, text, reading, precondition: Precondition, missing: str | 
     """A claim whose measurement needs something the run lacks (a deeper decoder, say): precondition unmet."""
     if missing:
         pre = Precondition(False, f"{missing}" + ("" if precondition.met is None else f"; {precondition.text}"))
-        return Claim(cid, text, UNFORMED, "not measured", "the precondition did not form, so the comparison says "
-                     "nothing about the claim", reading, pre.text, "")
+        return Claim(cid, text, UNFORMED, "not measured", UNFORMED_WHY, reading, pre.text, "")
     return build()
 
 
@@ -318,7 +318,7 @@ def s32_eq4_term(q_trained: Values, q_init: Values) -> Claim:
         "their pixel difference (x_i - x_j).",
         "The Eq. 4 contrastive term relative to a constant prediction's (h_i = h_j, the null): below 1 means the "
         "output differences follow the pixel differences; it must also fall below the random-init model's.",
-        [Part("trained term / constant prediction's", q_trained, 1.0,
+        [Part("trained term / constant prediction's, minus 1", q_trained, 1.0,
               controls=[Control("random init", np.asarray(q_init, dtype=float) - 1.0)])], side="<")
 
 
@@ -363,7 +363,7 @@ def t1_c_collapses(c_std: Values, c_init_std: Values) -> Claim:
         "point.",
         f"(c)'s decoder hidden state h (the projector's input) ends with a feature std below {COLLAPSE_STD} of "
         "1/sqrt(D), and below its value at initialisation (training caused the collapse).",
-        [Part("(c) std x sqrt(D)", c_std, COLLAPSE_STD,
+        [Part(f"(c) std x sqrt(D), minus {COLLAPSE_STD:g}", c_std, COLLAPSE_STD,
               controls=[Control("random init", np.asarray(c_init_std, dtype=float) - COLLAPSE_STD)])], side="<")
 
 
@@ -372,7 +372,8 @@ def t1_e_g_no_collapse(e_std: Values, g_std: Values) -> Claim:
         "T1-e-g-no-collapse", "When the model is equipped with the in-view loss (setting (g)) or reconstruction loss "
         "(setting (e)), it is able to avoid collapsed solutions.",
         f"Both (e) and (g) end with a decoder hidden-state feature std above {COLLAPSE_STD} of 1/sqrt(D).",
-        [Part("(e) std x sqrt(D)", e_std, COLLAPSE_STD), Part("(g) std x sqrt(D)", g_std, COLLAPSE_STD)], side=">")
+        [Part(f"(e) std x sqrt(D), minus {COLLAPSE_STD:g}", e_std, COLLAPSE_STD),
+         Part(f"(g) std x sqrt(D), minus {COLLAPSE_STD:g}", g_std, COLLAPSE_STD)], side=">")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -386,7 +387,7 @@ def t2_akin(local: dict[str, Arm], transformer: Arm, random: Arm, gate: Precondi
     if gate.met is False or not gain > 0:
         pre = gate if gate.met is False else Precondition(False, f"the transformer MAE gains {gain:.2f} pt")
         return Claim("T2-akin", text, UNFORMED, f"gain of the transformer MAE over random init {gain:.2f} pt",
-                     "the precondition did not form, so the comparison says nothing about the claim", reading,
+                     UNFORMED_WHY, reading,
                      pre.text, "")
     margin = fraction * gain
     k = len(local)
@@ -407,7 +408,7 @@ def t2_local_enough(local_ratio: dict[str, Values], zero_ratio: Values, toleranc
     """local_ratio: {decoder: its validation reconstruction loss / the transformer decoder's, per seed, on the same
     images and masks}; zero_ratio: the zero prediction's loss / the transformer's, per seed (the null)."""
     z = np.asarray(zero_ratio, dtype=float) - (1 + tolerance)
-    parts = [Part(f"{name} loss / transformer's", r, 1 + tolerance, controls=[Control("zero prediction", z)])
+    parts = [Part(f"{name} loss / transformer's, minus {1 + tolerance:g}", r, 1 + tolerance, controls=[Control("zero prediction", z)])
              for name, r in local_ratio.items()]
     return _judge(
         "T2-local-enough", "Local features within a limited region is sufficient for the decoder to reconstruct the "
@@ -550,7 +551,7 @@ def f6_strong_correlation(ratios: Sequence[float], dist, dist_init, pre: Precond
     if verdict == HOLDS and stats.decide(stats.fisher_z_mean(r0), ">", threshold) != FAILS:
         verdict, why = UNTESTABLE, "the random-init control shows the correlation as well"
     if pre.met is False:
-        verdict, why = UNFORMED, "the precondition did not form, so the comparison says nothing about the claim"
+        verdict, why = UNFORMED, UNFORMED_WHY
     return Claim("F6-strong-correlation", text, verdict, f"mean r {iv.text(2)}; per seed "
                  + ", ".join(f"{x:.2f}" for x in r), why, reading, pre.text, ctrl)
 

@@ -1,7 +1,7 @@
 """The command line: ``python -m lcmae_core {pretrain,finetune,linprobe,...} [options]``.
 
 Subcommands are registrations (``register_command``): this module registers the three training commands;
-other modules add theirs (``batch``, ``bench``) by defining ``add_cli_commands(register)``, which ``main``
+other modules add theirs (``batch``, ``plan``, ``bench``) by defining ``add_cli_commands(register)``, which ``main``
 calls for each module named in ``COMMAND_MODULES`` that exists.
 
 Every training command resolves a config (``configs.preset(family, scale)`` + ``--dataset``/``--data-root`` +
@@ -21,7 +21,7 @@ import sys
 from typing import Callable
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
-COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.bench")
+COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.bench")
 EXIT_BAD_INPUT = 2
 
 

@@ -256,6 +256,15 @@ def data_preset(scale: str) -> DataConfig:
     return DataConfig(dataset="imagenet", num_workers=10, photo_short_side=None)
 
 
+# The seeds of the runs that decide a claim, per scale: the arms of a comparison share each seed (the same
+# initialisation, masks and data order), and every configuration's own spread over them is its noise
+# (lcmae_core.stats). Smoke trains two, so that every interval is computed (and wide); cpu three, which resolve an
+# effect of 3.3 standard deviations of one seed's difference four times in five (two: 11.5); gpu three, at
+# the cost of three trainings each; paper one: ImageNet pretraining is days per seed, so its accuracy verdicts are
+# not testable and its attention verdicts replicate over images of fixed checkpoints.
+SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
+
+
 # the cpu scale's pretraining base rates (batch 64: absolute rate = base / 4)
 CPU_BASE_LR = {"mae": 8e-3, "lcmae": 1.6e-2, "ae": 8e-3}
 

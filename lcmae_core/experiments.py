@@ -22,32 +22,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import configs
-from .runs import Run, run_or_load
+from .runs import Run, run_or_load, run_path
 
 AE_BLOCK_MULTIPLES = (1, 3, 5, 7)
-SEED_SPREAD_SCALES = ("smoke", "cpu")  # where Study.seed_spread trains its second seed
 MASK_RATIOS_FIG6 = (0.9, 0.75, 0.6, 0.45, 0.3)
 
 
 @dataclass
-class SeedSpread:
-    """``Study.seed_spread``: the largest seed-to-seed difference of finetuning (``ft``) and linear-probe
-    (``lp``) top-1 accuracy, in points, and each pair behind them ({"MAE FT": (seed 0, seed 1), ...})."""
-
-    ft: float | None
-    lp: float | None
-    pairs: dict
-
-    def table(self):
-        import pandas as pd
-
-        return pd.DataFrame([{"measurement": k, "seed 0": a, "seed 1": b, "|difference|": abs(a - b)}
-                             for k, (a, b) in self.pairs.items()]).set_index("measurement")
-
-
-@dataclass
 class Study:
-    """Where and how a notebook's runs live. ``overrides`` apply to every run (dotted keys, as ``--set``)."""
+    """Where and how a notebook's runs live. ``overrides`` apply to every run (dotted keys, as ``--set``).
+
+    seeds: the seeds of the runs that decide a claim (default ``configs.SEEDS[scale]``); the arms of a comparison
+    share each seed. planner: a list to record run configs in instead of training them (``lcmae_core.plan``): every
+    method then returns unfinished ``Run`` records with the names the real runs will have.
+    """
 
     scale: str = "cpu"
     run_root: str | None = None
@@ -58,10 +46,16 @@ class Study:
     overrides: dict = field(default_factory=dict)
     deep_decoder_depth: int = 4
     verbose: bool = True
+    seeds: tuple[int, ...] | None = None
+    planner: list | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.scale not in configs.SCALES:
             raise ValueError(f"unknown scale {self.scale!r}; choose one of {', '.join(configs.SCALES)}")
+        seeds = tuple(configs.SEEDS[self.scale] if self.seeds is None else self.seeds)
+        if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) and s >= 0 for s in seeds):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
+        self.seeds = seeds
 
     # --------------------------------------------------------------------------------------------------
     def config(self, family: str, changes: dict | None = None) -> configs.RunConfig:
@@ -77,6 +71,10 @@ class Study:
         return configs.apply_overrides(cfg, {**base, **self.overrides, **(changes or {})})
 
     def run(self, cfg: configs.RunConfig) -> Run:
+        if self.planner is not None:  # planning: record the config, train nothing
+            configs.validate(cfg)
+            self.planner.append(cfg)
+            return Run(configs.run_name(cfg), run_path(cfg, self.run_root), configs.to_dict(cfg))
         run = run_or_load(cfg, launcher=self.launcher, root=self.run_root)
         if self.verbose:
             print(f"{run.name}: {describe(cfg)}")
@@ -93,24 +91,24 @@ class Study:
         return self.pretrain("mae", {"mask_ratio": mask_ratio, "model.decoder": decoder,
                                      "model.decoder_depth": decoder_depth or 2, "seed": seed})
 
-    def mae_deep_decoder(self) -> Run:
+    def mae_deep_decoder(self, seed: int = 0) -> Run:
         """An MAE whose decoder is deep enough to show layer-by-layer behaviour (Figs. 2-4)."""
         depth = 8 if self.scale == "paper" else self.deep_decoder_depth
-        return self.mae(decoder_depth=depth)
+        return self.mae(decoder_depth=depth, seed=seed)
 
     def lcmae(self, setting: str, seed: int = 0) -> Run:
         """LC-MAE with one of Table 1's loss settings, a to g (2-block decoder)."""
         return self.pretrain("lcmae", {"model.setting": setting, "model.decoder_depth": 2, "seed": seed})
 
-    def ae(self, multiple: int) -> Run:
+    def ae(self, multiple: int, seed: int = 0) -> Run:
         """AE(b) of Table 3 with b = multiple x patch size (multiple odd)."""
         p = self.config("ae").model.patch_size
-        return self.pretrain("ae", {"model.block_size": multiple * p, "model.decoder_depth": 2})
+        return self.pretrain("ae", {"model.block_size": multiple * p, "model.decoder_depth": 2, "seed": seed})
 
-    def single_image(self, image: str = "astronaut", epochs: int | None = None) -> Run:
+    def single_image(self, image: str = "astronaut", epochs: int | None = None, seed: int = 0) -> Run:
         """MAE pretrained on one bundled photo with heavy random-resized-crop augmentation (Table A.1)."""
         changes = {"data.dataset": "single_image", "data.image": image, "data.eval_dataset": self.labelled(),
-                   "model.decoder_depth": 2}
+                   "model.decoder_depth": 2, "seed": seed}
         if epochs:  # a short schedule keeps its warmup inside it (the paper: 5 epochs on one image)
             warmup = self.config("mae").optim.warmup_epochs
             changes.update({"optim.epochs": epochs, "optim.warmup_epochs": min(warmup, epochs / 4)})
@@ -131,40 +129,37 @@ class Study:
         return self.run(self.config("linprobe", {"pretrain": pretrain.name if pretrain else None,
                                                  **self._encoder_of(pretrain), **(changes or {})}))
 
-    def seed_spread(self, seeds: tuple[int, int] = (0, 1)) -> "SeedSpread":
-        """How far one run's finetuning and linear-probe accuracy move with the seed at this scale: the MAE
-        baseline, LC-MAE (a) and random initialisation, each pretrained (where it is) and evaluated with two
-        seeds; the spread is the largest |difference|. The seed-0 runs are the book's own runs. Claims on
-        differences smaller than the spread are not testable with one run (``results.judge_gaps``).
+    def supervised(self, seed: int = 0) -> Run:
+        """The supervised ViT: finetuned from random initialisation (Table 3's first row; Fig. 5's stand-in for
+        DeiT and Eq. 8's reference below the paper scale)."""
+        return self.finetune(None, {"seed": seed})
 
-        Estimated at the small scales (``SEED_SPREAD_SCALES``), where it costs minutes; elsewhere the spreads
-        are None and verdicts read the signs of the differences.
-        """
-        if self.scale not in SEED_SPREAD_SCALES:
-            return SeedSpread(None, None, {})
-        pairs: dict[str, tuple[float, float]] = {}
-        for name, make in (("MAE", lambda s: self.mae(seed=s)), ("LC-MAE (a)", lambda s: self.lcmae("a", seed=s)),
-                           ("random init", lambda s: None)):
-            pre = [make(s) for s in seeds]
-            pairs[f"{name} FT"] = tuple(self.finetune(p, {"seed": s}).metrics["top1"] for p, s in zip(pre, seeds))
-            pairs[f"{name} LP"] = tuple(self.linprobe(p, {"seed": s}).metrics["top1"] for p, s in zip(pre, seeds))
-        ft = max(abs(a - b) for k, (a, b) in pairs.items() if k.endswith("FT"))
-        lp = max(abs(a - b) for k, (a, b) in pairs.items() if k.endswith("LP"))
-        return SeedSpread(ft, lp, pairs)
+    # --------------------------------------------------------------------------------------------------
+    # seeds
+    def per_seed(self, make) -> dict[int, Run | None]:
+        """{seed: make(seed)} over the study's seeds: one configuration's runs, paired with every other's."""
+        return {s: make(s) for s in self.seeds}
 
-    def distance_spread(self, images, device=None, seeds: tuple[int, int] = (0, 1)) -> dict | None:
-        """How far the MAE baseline's encoder attention distance (Figs. 5, 6, A.1; pixels, all tokens visible)
-        moves with the seed, on ``images``: {"mean": |difference of the mean over layers and heads|, "layer": the
-        largest |difference| of a layer's mean}. The runs are ``seed_spread``'s; None where it is not estimated.
-        """
-        if self.scale not in SEED_SPREAD_SCALES:
-            return None
-        from .analysis import attention_distance_curves
+    @property
+    def metric(self) -> str:
+        """The accuracy the verdicts read at this scale (``claims.primary_metric``): "lp" or "ft"."""
+        from .claims import primary_metric
 
-        curves = [attention_distance_curves(self.model(self.mae(seed=s)), images, part="encoder", device=device).cpu()
-                  for s in seeds]
-        layer = (curves[0].mean(1) - curves[1].mean(1)).abs()
-        return {"mean": float((curves[0].mean() - curves[1].mean()).abs()), "layer": float(layer.max())}
+        return primary_metric(self.scale)
+
+    def evaluations(self, pretrained: dict[int, Run | None]) -> dict[int, dict[str, Run]]:
+        """The evaluation runs of one configuration, per seed: {seed: {"lp": linear probe, "ft": finetune}}.
+
+        The linear probe (with its kNN on the same features) runs at every seed; finetuning at every seed where it
+        is the primary metric (gpu, paper) and at the first seed only elsewhere, where it is a further column.
+        Each evaluation uses the seed of its pretraining, so the arms of a comparison stay paired."""
+        ft_seeds = self.seeds if self.metric == "ft" else self.seeds[:1]
+        out = {}
+        for s, pre in pretrained.items():
+            out[s] = {"lp": self.linprobe(pre, {"seed": s})}
+            if s in ft_seeds:
+                out[s]["ft"] = self.finetune(pre, {"seed": s})
+        return out
 
     # --------------------------------------------------------------------------------------------------
     # what notebooks analyse
@@ -174,6 +169,12 @@ class Study:
 
         model, _ = load_run(run.checkpoint)
         return model.eval()
+
+    def init_model(self, run: Run):
+        """The run's model at its initialisation (same shape, same seed): the random-init null control."""
+        from .reference_models import load_run_init
+
+        return load_run_init(run.dir)
 
     def images(self, n: int = 64, split: str = "val", dataset: str | None = None, with_labels: bool = False):
         """The first n images of a labelled split with the eval transform: (n, C, H, W) [, labels (n,)]."""

@@ -90,9 +90,11 @@ def term_sizes(model, imgs: torch.Tensor, mask_ratio: float = 0.75, seed: int = 
     Eq. 2: two independent masks per image; means over every (image, position) masked in both.
     Eq. 4: one mask shared by the images; means over every ordered pair (i, j), i != j, of its masked positions.
     Returns {"eq2_lhs", "eq2_contrastive", "eq2_error", "eq2_max_rel_diff", "eq4_lhs", "eq4_contrastive",
-    "eq4_error", "eq4_max_rel_diff", "pair_distance"}; "*_max_rel_diff" is max |lhs - rhs| / lhs, and
-    "pair_distance" the mean squared distance ||h_i - h_j||^2 between the predictions at two masked positions
-    of one view (the scale against which the Eq. 2 contrastive term, same position in two views, is small).
+    "eq4_error", "eq4_max_rel_diff", "pair_distance", "target_pair_distance"}; "*_max_rel_diff" is
+    max |lhs - rhs| / lhs; "pair_distance" the mean squared distance ||h_i - h_j||^2 between the predictions at two
+    masked positions of one view (the scale against which the Eq. 2 contrastive term, same position in two views,
+    is small); "target_pair_distance" the same between the targets, ||x_i - x_j||^2: the Eq. 4 contrastive term of
+    a constant prediction (h_i = h_j).
     """
     g = torch.Generator().manual_seed(seed)
     n, L = imgs.shape[0], model.num_patches
@@ -114,4 +116,5 @@ def term_sizes(model, imgs: torch.Tensor, mask_ratio: float = 0.75, seed: int = 
         "eq4_error": float((err**2).sum(-1)[:, None].expand(-1, len(idx), -1)[:, off].mean()),
         "eq4_max_rel_diff": rel(lhs4[:, off], rhs4[:, off]),
         "pair_distance": float(((h[:, :, None] - h[:, None]) ** 2).sum(-1)[:, off].mean()),
+        "target_pair_distance": float(((t[:, :, None] - t[:, None]) ** 2).sum(-1)[:, off].mean()),
     }

@@ -21,8 +21,8 @@ unexpected or of the wrong shape raises ``CheckpointError`` naming it.
 Which reference at which scale (Eq. 8, Fig. 3; Fig. 5): at paper scale DINO ViT-B/16 and DeiT-B from here; at
 cpu/gpu scale there is no DINO of the right patch grid, so the reference is a model trained by this project (its
 finetuned ViT or its MAE encoder, loaded with ``load_run``); ``lcmae_core.analysis.semantic_similarity_curve``
-takes either. ``decoder_analysis_mae`` and ``semantic_reference`` pick Figs. 2-4's MAE and Eq. 8's reference by
-scale and say which they picked.
+takes either. ``load_decoder_mae`` and ``load_semantic_reference`` read Figs. 2-4's official MAE and Eq. 8's DINO
+from files; ``lcmae_core.pages`` picks them, or this project's runs, by scale.
 """
 
 from __future__ import annotations
@@ -393,48 +393,31 @@ def vit_description(model: nn.Module) -> str:
     return f"ViT dim {model.pos_embed.shape[-1]} depth {len(model.blocks)} patch {p} on {size} px"
 
 
-def _describe_run(run) -> str:
-    from .configs import from_dict
-    from .experiments import describe
-    return f"{run.name} ({describe(from_dict(run.config))})"
+def load_decoder_mae(checkpoint: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+                     ) -> tuple[MaskedAutoencoderViT, str]:
+    """An official fb/mae checkpoint **with its decoder**, for Figs. 2-4, and a description: (model, text).
+
+    checkpoint: ``mae_visualize_vit_base.pth`` or a ``*_full.pth`` file (a file name of ``OFFICIAL_URLS``, a URL or
+    a path), loaded with ``load_mae``; an encoder-only file is refused with the files to use instead."""
+    model, report = load_mae(checkpoint, cache_dir)
+    if report.decoder_initialised:
+        raise CheckpointError(f"{os.path.basename(os.fspath(checkpoint))} holds only the encoder; Figs. 2-4 "
+                              "analyse the decoder: use mae_visualize_vit_base.pth or a *_full.pth file")
+    text = (f"official fb/mae checkpoint {os.path.basename(os.fspath(checkpoint))} "
+            f"({vit_description(model)}, decoder transformer x{len(model.decoder_blocks)})")
+    return model.eval(), text
 
 
-def decoder_analysis_mae(study, checkpoint: str | os.PathLike = "",
-                         cache_dir: str | os.PathLike | None = None) -> tuple[MaskedAutoencoderViT, str]:
-    """The MAE of Figs. 2-4, which needs a deep decoder, and a description of it: (model in eval mode, text).
-
-    checkpoint: an official fb/mae file with a decoder (``mae_visualize_vit_base.pth``, ``..._full.pth``: a file
-    name of ``OFFICIAL_URLS``, a URL or a path; the paper's 8-block decoder), loaded with ``load_mae``; "" means
-    the study's deep-decoder MAE run (``study.mae_deep_decoder()``: 8 blocks at paper scale, trained here)."""
-    if checkpoint:
-        model, report = load_mae(checkpoint, cache_dir)
-        if report.decoder_initialised:
-            raise CheckpointError(f"{os.path.basename(os.fspath(checkpoint))} holds only the encoder; Figs. 2-4 "
-                                  "analyse the decoder: use mae_visualize_vit_base.pth or a *_full.pth file")
-        text = (f"official fb/mae checkpoint {os.path.basename(os.fspath(checkpoint))} "
-                f"({vit_description(model)}, decoder transformer x{len(model.decoder_blocks)})")
-        return model.eval(), text
-    run = study.mae_deep_decoder()
-    return study.model(run), _describe_run(run)
-
-
-def semantic_reference(study, source: str | os.PathLike = "", cache_dir: str | os.PathLike | None = None,
-                       **dino_kwargs) -> tuple[nn.Module, str]:
-    """The reference model of Eq. 8 (Fig. 3) and a description of it: (model in eval mode, text).
-
-    source: DINO as ``load_dino`` takes it (a timm name, a URL or a local file). "" means the paper's DINO ViT-B/16
-    (``vit_base_patch16_224.dino``, needs a network or timm's cache) at paper scale, and at the smaller scales,
-    where no DINO has the right patch grid, the supervised ViT trained here: ``study.finetune(None)``, the ViT
-    finetuned from random initialisation (Table 3's first row). dino_kwargs go to ``load_dino``."""
-    if source or study.scale == "paper":
-        name = source or DINO_TIMM
-        model = load_dino(name, cache_dir=cache_dir, **dino_kwargs)
-        return model.eval(), f"DINO {os.path.basename(os.fspath(name))} ({vit_description(model)})"
-    run = study.finetune(None)
-    return study.model(run), f"the supervised ViT trained here, {_describe_run(run)}"
+def load_semantic_reference(source: str | os.PathLike = DINO_TIMM, cache_dir: str | os.PathLike | None = None,
+                            **dino_kwargs) -> tuple[nn.Module, str]:
+    """Eq. 8's reference at the paper's scale, DINO as ``load_dino`` takes it (a timm name, a URL or a local file),
+    and a description: (model in eval mode, text). Below the paper's scale the reference is a run of this project
+    (``lcmae_core.pages.semantic_references``)."""
+    model = load_dino(source, cache_dir=cache_dir, **dino_kwargs)
+    return model.eval(), f"DINO {os.path.basename(os.fspath(source))} ({vit_description(model)})"
 
 
 __all__ = ["DINO_TIMM", "DEIT_TIMM", "REFERENCE_URLS", "RUN_FORMAT", "download", "read_weights", "vit_state_dict",
            "vit_kwargs_from_state_dict", "load_vit_state_dict", "load_timm_vit", "load_dino", "load_deit",
            "load_mae", "mae_encoder_as_vit", "load_run", "load_run_init", "read_checkpoint_config", "CLASSIFIER_FAMILIES", "CheckpointError",
-           "vit_description", "decoder_analysis_mae", "semantic_reference"]
+           "vit_description", "load_decoder_mae", "load_semantic_reference"]

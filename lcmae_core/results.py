@@ -4,10 +4,11 @@ Every notebook ends by calling ``record(...)``, which writes two files atomicall
 ``<results_root>/<scale>/<notebook>/``:
 
 - ``metrics.json``: {"notebook", "scale", "hardware", "metrics", "paper", "written_at"}
-- ``claims.json``:  {"notebook", "scale", "claims": [{"id", "text", "verdict", "evidence"}, ...]}
+- ``claims.json``:  {"notebook", "scale", "claims": [{"id", "text", "verdict", "evidence", "why", "reading",
+  "precondition", "controls"}, ...]}
 
-The results page of the book reads them all back with ``load_all``. A verdict is one of ``HOLDS``,
-``FAILS`` or ``UNTESTABLE``; ``verdict(condition)`` turns a measured condition into one.
+The results page of the book reads them all back with ``load_all``. The claims are ``lcmae_core.claims.Claim``
+records, each made by that module's function for the claim; a verdict is one of ``stats.VERDICTS``.
 """
 
 from __future__ import annotations
@@ -20,71 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .atomic import atomic_write_json as _atomic_write_json
-
-HOLDS = "holds"
-FAILS = "does not hold"
-UNTESTABLE = "not testable at this scale"
-VERDICTS = (HOLDS, FAILS, UNTESTABLE)
+from .claims import Claim
+from .stats import FAILS, HOLDS, UNFORMED, UNTESTABLE, VERDICTS
 
 METRICS_KEYS = ("notebook", "scale", "hardware", "metrics", "paper", "written_at")
 CLAIMS_KEYS = ("notebook", "scale", "claims")
-CLAIM_KEYS = ("id", "text", "verdict", "evidence")
-
-
-@dataclass
-class Claim:
-    """One claim of the paper, in the paper's words, with what this run found."""
-
-    id: str
-    text: str
-    verdict: str
-    evidence: str
-
-    def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-
-def verdict(condition: bool | None) -> str:
-    """True -> holds, False -> does not hold, None -> not testable at this scale."""
-    if condition is None:
-        return UNTESTABLE
-    return HOLDS if bool(condition) else FAILS
-
-
-def judge(scale: str, condition: bool | None) -> str:
-    """The verdict on a claim at a scale: the smoke scale only exercises the code, so it tests no claim."""
-    return UNTESTABLE if scale == "smoke" else verdict(condition)
-
-
-def judge_gaps(scale: str, pairs: list[tuple[float, float]], spread: float | None = None) -> str:
-    """The verdict on "a > b" for every (a, b) in ``pairs`` (accuracies, say), read against ``spread``, the
-    seed-to-seed spread of the same measurement at this scale (``Study.seed_spread``; None: not estimated,
-    read the signs).
-
-    Does not hold when some a falls below its b by more than the spread; holds when every a exceeds its b by
-    more than the spread; otherwise a difference is within the noise of one run and the claim is not testable
-    at this scale.
-    """
-    if scale == "smoke" or spread is None:
-        return judge(scale, all(a > b for a, b in pairs))
-    if any(b - a > spread for a, b in pairs):
-        return FAILS
-    if all(a - b > spread for a, b in pairs):
-        return HOLDS
-    return UNTESTABLE
-
-
-def judge_gap(scale: str, a: float, b: float, spread: float | None = None) -> str:
-    """``judge_gaps`` for one claim "a > b"."""
-    return judge_gaps(scale, [(a, b)], spread)
-
-
-def spread_note(spread: float | None) -> str:
-    """The evidence's note on the noise a verdict was read against."""
-    if spread is None:
-        return ""
-    return f"; seed-to-seed spread at this scale {spread:.1f} (differences within it are not testable)"
+CLAIM_KEYS = ("id", "text", "verdict", "evidence", "why", "reading", "precondition", "controls")
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
@@ -166,9 +108,21 @@ def table_frame(record: dict):
 
 
 def claims_rows(loaded: dict[str, dict]) -> list[dict]:
-    """Every claim of every notebook, one row each: notebook, id, claim, verdict, evidence."""
-    return [{"notebook": nb, "id": c["id"], "claim": c["text"], "verdict": c["verdict"], "evidence": c["evidence"]}
+    """Every claim of every notebook, one row each: notebook, id, claim, verdict, why, evidence, precondition,
+    null controls."""
+    return [{"notebook": nb, "id": c["id"], "claim": c["text"], "verdict": c["verdict"], "why": c.get("why", ""),
+             "evidence": c["evidence"], "precondition": c.get("precondition", ""),
+             "null controls": c.get("controls", "")}
             for nb, r in loaded.items() for c in r["claims"]["claims"]]
+
+
+def claims_table(claims: list[Claim]):
+    """A page's claims as a table: verdict, why, evidence (with intervals), precondition, null controls."""
+    import pandas as pd
+
+    return pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "why": c.why, "evidence": c.evidence,
+                          "precondition": c.precondition, "null controls": c.controls}
+                         for c in claims]).set_index("claim")
 
 
 def run_rows(run_root: str | os.PathLike | None = None, scale: str | None = None) -> list[dict]:

@@ -152,35 +152,23 @@ def test_bad_run_checkpoints_fail_clearly(tmp_path):
         load_run(tmp_path / "ns.pt")
 
 
-class _FakeStudy:
-    """What decoder_analysis_mae / semantic_reference use of a Study."""
-
-    scale = "cpu"
-
-    def mae_deep_decoder(self):
-        raise AssertionError("a checkpoint was given: the study must not train")
-
-    def finetune(self, run):
-        raise AssertionError("a reference was given: the study must not train")
-
-
 def test_figs2_4_models_from_files(tmp_path):
-    from lcmae_core.reference_models import decoder_analysis_mae, semantic_reference
+    from lcmae_core.reference_models import load_decoder_mae, load_semantic_reference
 
     torch.manual_seed(0)
     net = create_model("mae", "test", decoder_depth=3).eval()
     full = tmp_path / "mae_full.pth"
     torch.save({"model": net.state_dict()}, full)
-    model, text = decoder_analysis_mae(_FakeStudy(), str(full))
+    model, text = load_decoder_mae(str(full))
     assert len(model.decoder_blocks) == 3 and "mae_full.pth" in text and "decoder transformer x3" in text
     enc_only = tmp_path / "mae_enc.pth"
     torch.save({"model": {k: v for k, v in net.state_dict().items()
                           if not k.startswith(("decoder_", "mask_token"))}}, enc_only)
     with pytest.raises(CheckpointError, match="only the encoder"):
-        decoder_analysis_mae(_FakeStudy(), str(enc_only))
+        load_decoder_mae(str(enc_only))
     dino = tmp_path / "dino_hub.pth"
     torch.save(tiny_vit().state_dict(), dino)
-    ref, text = semantic_reference(_FakeStudy(), str(dino), arch="vit_tiny_patch16_224", **TINY)
+    ref, text = load_semantic_reference(str(dino), arch="vit_tiny_patch16_224", **TINY)
     assert text.startswith("DINO dino_hub.pth") and "patch" in text
 
 

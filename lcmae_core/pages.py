@@ -1,0 +1,330 @@
+"""What each page of the book trains and measures, named once.
+
+``PAGE_RUNS[notebook](study)`` asks a ``Study`` for every run a page needs, per seed, and returns them in a
+nested dict. The notebook calls it to get its runs; ``lcmae_core.plan`` calls the same function on a planning
+study to list every run of a build before any notebook starts, and trains them in parallel. The two cannot
+disagree, since they are one function.
+
+The measurement helpers turn runs into what the claim functions (``lcmae_core.claims``) take: one value per seed,
+the arms of a comparison paired by seed, and the same measurement on the random-init model of each seed (the
+null control):
+
+- ``arm``: a configuration's accuracy on the primary metric, its kNN accuracy and seed 0's per-image hits;
+- ``accuracy_table``: the page's table, mean and 95% half-width over seeds, with the raw-pixel reference rows;
+- ``encoder_measures`` / ``decoder_measures``: attention distance and entropy per layer, trained and at init.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+
+import numpy as np
+
+from . import claims, configs, stats
+from .experiments import AE_BLOCK_MULTIPLES, MASK_RATIOS_FIG6, Study
+from .runs import Run
+
+TABLE1_SETTINGS = tuple("abcdefg")
+TABLE2_DECODERS = ("transformer", "gaussian", "conv")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the runs of each page
+def _with_evaluations(study: Study, pretrained: dict) -> dict:
+    return {"pretrained": pretrained, "evals": {k: study.evaluations(v) for k, v in pretrained.items()}}
+
+
+def runs_eq2_eq4(study: Study) -> dict:
+    return {"mae": study.per_seed(lambda s: study.mae(seed=s))}
+
+
+def runs_table1(study: Study, settings=TABLE1_SETTINGS) -> dict:
+    """The seven settings (b is the MAE baseline) and random init, each pretrained and evaluated per seed."""
+    pre = {st: study.per_seed(lambda s, st=st: study.mae(seed=s) if st == "b" else study.lcmae(st, seed=s))
+           for st in settings}
+    pre["random"] = study.per_seed(lambda s: None)
+    return _with_evaluations(study, pre)
+
+
+def runs_table2(study: Study, decoders=TABLE2_DECODERS) -> dict:
+    pre = {d: study.per_seed(lambda s, d=d: study.mae(decoder=d, seed=s)) for d in decoders}
+    pre["random"] = study.per_seed(lambda s: None)
+    return _with_evaluations(study, pre)
+
+
+def runs_decoder(study: Study) -> dict:
+    """Figs. 2-4 and the explorer: the deep-decoder MAE per seed, and Eq. 8's reference (the supervised ViT)."""
+    return {"mae": study.per_seed(lambda s: study.mae_deep_decoder(seed=s)),
+            "reference": study.per_seed(lambda s: study.supervised(seed=s))}
+
+
+def runs_fig4(study: Study) -> dict:
+    return {"mae": study.per_seed(lambda s: study.mae_deep_decoder(seed=s))}
+
+
+def runs_fig5(study: Study) -> dict:
+    """The MAE baseline, LC-MAE (g) (the contrastive stand-in) and the supervised ViT, per seed."""
+    return {"mae": study.per_seed(lambda s: study.mae(seed=s)),
+            "contrastive": study.per_seed(lambda s: study.lcmae("g", seed=s)),
+            "supervised": study.per_seed(lambda s: study.supervised(seed=s))}
+
+
+def runs_fig6(study: Study, mask_ratios=MASK_RATIOS_FIG6) -> dict:
+    return {r: study.per_seed(lambda s, r=r: study.mae(mask_ratio=r, seed=s)) for r in mask_ratios}
+
+
+def runs_table3(study: Study, block_multiples=AE_BLOCK_MULTIPLES) -> dict:
+    pre = {"random": study.per_seed(lambda s: None), "mae": study.per_seed(lambda s: study.mae(seed=s))}
+    pre.update({f"ae{m}": study.per_seed(lambda s, m=m: study.ae(m, seed=s)) for m in block_multiples})
+    return _with_evaluations(study, pre)
+
+
+def runs_tableA1(study: Study, image: str = "astronaut", epochs: int | None = None) -> dict:
+    pre = {"single": study.per_seed(lambda s: study.single_image(image=image, epochs=epochs, seed=s)),
+           "imagenet": study.per_seed(lambda s: study.mae(seed=s)), "random": study.per_seed(lambda s: None)}
+    return _with_evaluations(study, pre)
+
+
+def runs_explorer(study: Study) -> dict:
+    return {"mae": {study.seeds[0]: study.mae_deep_decoder(seed=study.seeds[0])}}
+
+
+PAGE_RUNS = {
+    "eq2_eq4_local_contrastive": runs_eq2_eq4,
+    "table1_lcmae_ablation": runs_table1,
+    "fig2_fig3_decoder_position_semantics": runs_decoder,
+    "fig4_figB1_decoder_attention_maps": runs_fig4,
+    "table2_decoders": runs_table2,
+    "fig5_attention_distance_pretraining": runs_fig5,
+    "fig6_attention_distance_mask_ratio": runs_fig6,
+    "table3_fig7_figA1_autoencoders": runs_table3,
+    "tableA1_single_image": runs_tableA1,
+    "explorer": runs_explorer,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accuracy
+def arm(name: str, evals: dict[int, dict[str, Run]], metric: str) -> claims.Arm:
+    """One configuration's accuracies over its seeds: the primary metric's top-1 per seed, the linear probe's kNN
+    per seed, and seed 0's per-image hits on the primary metric (for McNemar)."""
+    from .train.engine import unpack_correct
+
+    seeds = sorted(evals)
+    values = [float(evals[s][metric].metrics["top1"]) for s in seeds if metric in evals[s]]
+    knn = [evals[s]["lp"].metrics.get("knn_top1") for s in seeds]
+    m = evals[seeds[0]][metric].metrics
+    correct = unpack_correct(m["correct"], m["val_num_samples"]) if "correct" in m else None
+    return claims.Arm(name, values, [float(k) for k in knn] if None not in knn else None, correct)
+
+
+def mean_pm(values, digits: int = 1) -> str:
+    """'67.2 ± 1.3': the mean over seeds and the half-width of its 95% t-interval ('67.2' for one seed)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return f"{v.mean():.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {stats.compare(v).half_width:.{digits}f}"
+
+
+def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict | None = None,
+                   baselines: dict | None = None):
+    """The accuracy table of a page: per configuration the linear probe and kNN (mean ± 95% half-width over
+    seeds), finetuning (the mean over its seeds: seed 0 alone at the small scales), and the paper's finetuning;
+    raw-pixel kNN and logistic regression as reference rows (``baselines``, from ``raw_pixel_baselines``)."""
+    import pandas as pd
+
+    rows = []
+    for key, ev in evals.items():
+        seeds = sorted(ev)
+        lp = [ev[s]["lp"].metrics["top1"] for s in seeds]
+        knn = [ev[s]["lp"].metrics.get("knn_top1", math.nan) for s in seeds]
+        ft = [ev[s]["ft"].metrics["top1"] for s in seeds if "ft" in ev[s]]
+        rows.append({"pretraining": names.get(key, key), "LP": mean_pm(lp), "kNN": mean_pm(knn),
+                     "FT": mean_pm(ft) if ft else "", "FT seeds": len(ft),
+                     "FT paper": (paper_ft or {}).get(key, "")})
+    if baselines:
+        for k, label in (("knn", "raw pixels, kNN"), ("logreg", "raw pixels, logistic regression")):
+            rows.append({"pretraining": label, "LP": f"{baselines[k]:.1f}" if k == "logreg" else "",
+                         "kNN": f"{baselines[k]:.1f}" if k == "knn" else "", "FT": "", "FT seeds": 0,
+                         "FT paper": ""})
+    return pd.DataFrame(rows).set_index("pretraining")
+
+
+def raw_pixel_baselines(study: Study) -> dict:
+    """kNN and logistic regression on the raw pixels of the study's labelled split (``analysis.controls``),
+    cached in the run store (they depend only on the data)."""
+    from .analysis.controls import raw_pixel_baselines as compute
+    from .atomic import atomic_write_json
+    from .runs import resolve_root
+    from .train.common import eval_dataset
+
+    cfg = study.config("linprobe")
+    key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
+           "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = os.path.join(resolve_root(study.run_root), "baselines", f"raw-pixels-{digest}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            out = json.load(f)
+    else:
+        res = compute(eval_dataset(cfg, cfg.data.dataset, "train"), eval_dataset(cfg, cfg.data.dataset, "val"),
+                      k=cfg.knn_k, temperature=cfg.knn_t)
+        out = {**key, "knn": res["knn"], "logreg": res["logreg"]}
+        atomic_write_json(path, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# attention
+def _stack(xs) -> np.ndarray:
+    return np.stack([np.asarray(x, dtype=float) for x in xs])
+
+
+def encoder_measures(study: Study, runs: dict[int, Run], images, device=None) -> dict:
+    """Each seed's encoder attention on whole images (mask ratio 0), trained and at initialisation:
+    {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels;
+    fraction of the maximum entropy), and "n_keys" (patch tokens)."""
+    from .analysis import attention_distance_curves, attention_entropy_curves
+
+    out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init")}
+    n_keys = None
+    for s in sorted(runs):
+        for tag, model in (("", study.model(runs[s])), ("_init", study.init_model(runs[s]))):
+            out["distance" + tag].append(attention_distance_curves(model, images, "encoder", device=device)
+                                         .mean(-1).cpu())
+            out["entropy" + tag].append(attention_entropy_curves(model, images, "encoder", device=device)
+                                        .mean(-1).cpu())
+            n_keys = _num_patches(model)
+    return {**{k: _stack(v) for k, v in out.items()}, "n_keys": n_keys}
+
+
+def decoder_measures(models: dict[int, object], inits: dict[int, object], images, mask, device=None) -> dict:
+    """Each seed's decoder, with one mask shared by every image: Eq. 7 per layer, and the mask tokens' attention
+    distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
+    "entropy"} and the same with "_init", each (seeds, layers); "n_keys"."""
+    from .analysis import attention_distance_curves, attention_entropy_curves, attention_similarity_curve
+
+    out = {}
+    for tag, ms in (("", models), ("_init", inits)):
+        rows = {"s_attn": [], "distance": [], "entropy": []}
+        for s in sorted(ms):
+            m = ms[s]
+            rows["s_attn"].append(attention_similarity_curve(m, images, mask=mask, device=device).cpu())
+            rows["distance"].append(attention_distance_curves(m, images, "decoder", mask=mask, queries="masked",
+                                                              device=device).mean(-1).cpu())
+            rows["entropy"].append(attention_entropy_curves(m, images, "decoder", mask=mask, queries="masked",
+                                                            device=device).mean(-1).cpu())
+        out.update({k + tag: _stack(v) for k, v in rows.items()})
+    out["n_keys"] = _num_patches(next(iter(models.values())))
+    return out
+
+
+def alignment_terms(model, images, mask_ratio: float, seed: int = 0) -> dict[str, float]:
+    """The two local-contrastive readings of Sec. 3.2 for one model (``identities.term_sizes``): "alignment", the
+    Eq. 2 contrastive term over the distance between two patches' predictions, and "eq4_vs_constant", the Eq. 4
+    contrastive term over a constant prediction's (||x_i - x_j||^2)."""
+    from .identities import term_sizes
+
+    t = term_sizes(model, images, mask_ratio, seed)
+    return {"alignment": t["eq2_contrastive"] / t["pair_distance"],
+            "eq4_vs_constant": t["eq4_contrastive"] / t["target_pair_distance"]}
+
+
+def random_init_like(model, seed: int = 0):
+    """A copy of a checkpoint's model, re-initialised as its class initialises itself, from ``seed``: the random-
+    init null control of a model that is not one of this project's runs (an official MAE, DINO, DeiT)."""
+    import copy
+
+    import torch
+
+    m = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    if hasattr(m, "initialize_weights"):  # the MAE family (fb/mae's initialisation)
+        m.initialize_weights()
+    elif hasattr(m, "init_weights"):  # a timm VisionTransformer
+        m.init_weights()
+    else:
+        raise ValueError(f"cannot re-initialise a {type(m).__name__}")
+    return m.eval()
+
+
+def run_text(run: Run) -> str:
+    from .configs import from_dict
+    from .experiments import describe
+
+    return f"{run.name} ({describe(from_dict(run.config))})"
+
+
+def decoder_models(study: Study, runs: dict[int, Run] | None, mae_checkpoint: str = "") -> tuple[dict, dict, str]:
+    """Figs. 2-4's MAE per seed, its random-init twin per seed, and a description: ({seed: model}, {seed: init},
+    text). mae_checkpoint: an official fb/mae file with its decoder (one model, seed 0, and a random-init model of
+    its shape); "" means the deep-decoder MAE runs (``runs``)."""
+    if mae_checkpoint:
+        from .reference_models import load_decoder_mae
+
+        model, text = load_decoder_mae(mae_checkpoint)
+        return {0: model}, {0: random_init_like(model, 0)}, text
+    models = {s: study.model(r) for s, r in runs.items()}
+    inits = {s: study.init_model(r) for s, r in runs.items()}
+    return models, inits, "; ".join(f"seed {s}: {run_text(r)}" for s, r in runs.items())
+
+
+def semantic_references(study: Study, runs: dict[int, Run] | None, reference: str = "") -> tuple[dict, dict, str]:
+    """Eq. 8's reference per seed and its random-init twin: ({seed: model}, {seed: init}, text). ``reference`` (or
+    the paper scale): DINO from ``reference_models.load_semantic_reference`` (one model, seed 0); else the supervised
+    ViT trained here per seed (``runs``), which sees the whole image: a weaker semantic reference than DINO."""
+    if reference or study.scale == "paper":
+        from .reference_models import DINO_TIMM, load_semantic_reference
+
+        model, text = load_semantic_reference(reference or DINO_TIMM)
+        return {0: model}, {0: random_init_like(model, 0)}, text
+    models = {s: study.model(r) for s, r in runs.items()}
+    inits = {s: study.init_model(r) for s, r in runs.items()}
+    return models, inits, "the supervised ViT trained here: " + "; ".join(f"seed {s}: {run_text(r)}"
+                                                                         for s, r in runs.items())
+
+
+def collapse_measures(study: Study, runs: dict[int, Run]) -> dict:
+    """An LC-MAE setting's collapse monitors per seed, as fractions of 1/sqrt(D): {"h", "v"} at the end of training
+    (the run's held-out batch) and {"h_init", "v_init"} of its random-init model on the same batch and masks."""
+    from .monitors import lcmae_collapse
+    from .train.common import eval_dataset
+    from .train.pretrain import collapse_batch
+
+    out = {"h": [], "v": [], "h_init": [], "v_init": []}
+    for s in sorted(runs):
+        run = runs[s]
+        m = run.metrics
+        out["h"].append(m["final_hidden_feature_std"] / m["final_hidden_uniform_std"])
+        out["v"].append(m["final_feature_std"] / m["final_uniform_std"])
+        cfg = configs.from_dict(run.config)
+        imgs = collapse_batch(cfg, eval_dataset(cfg, cfg.data.eval_dataset or cfg.data.dataset, "val"))
+        init = lcmae_collapse(study.init_model(run), imgs, run.config["mask_ratio"], run.config["seed"])
+        out["h_init"].append(init["hidden_feature_std"] / init["hidden_uniform_std"])
+        out["v_init"].append(init["feature_std"] / init["uniform_std"])
+    return out
+
+
+def _num_patches(model) -> int:
+    n = getattr(model, "num_patches", None)
+    return int(n if n is not None else model.patch_embed.num_patches)
+
+
+def layer_table(curves: dict[str, np.ndarray], digits: int = 3):
+    """{name: (seeds, layers)} -> a table of mean ± 95% half-width over seeds per layer (rows: layers)."""
+    import pandas as pd
+
+    depth = next(iter(curves.values())).shape[1]
+    return pd.DataFrame({name: [mean_pm(c[:, l], digits) for l in range(depth)] for name, c in curves.items()},
+                        index=pd.RangeIndex(1, depth + 1, name="layer"))
+
+
+def seeds_text(study: Study) -> str:
+    return f"{len(study.seeds)} seed(s) ({', '.join(map(str, study.seeds))})"
+
+
+__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "random_init_like", "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures",
+           "decoder_measures", "layer_table", "TABLE1_SETTINGS", "TABLE2_DECODERS"]

@@ -1,0 +1,221 @@
+"""Every run a build of the book needs, planned before any notebook runs, and trained in parallel.
+
+``plan_runs(scale, notebooks)`` asks each page's run function (``pages.PAGE_RUNS``) for its runs on a planning
+``Study``, which records configs instead of training, and returns the distinct configs in the order the pages
+ask for them. ``train_runs(configs, jobs)`` trains the missing ones in ``jobs`` worker processes (one thread each
+at the smoke and cpu scales, as their presets say): independent runs at once, the longest first, and a run that
+needs another (a finetune, a linear probe after its pretraining) as soon as that one has finished. The notebooks
+then only load. ``python -m lcmae_core plan --scale cpu --jobs 2`` does both; ``--dry-run`` lists the plan.
+
+A run that fails stops the runs that depend on it; the others go on, and the failures are reported together
+(``PlanError``). Two processes never train the same run: the run store's lock (``runs.run_lock``) makes the
+second wait and then find it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+from . import configs
+from .experiments import Study
+from .pages import PAGE_RUNS
+from .runs import RunError, resolve_root, run_path
+
+# relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
+# MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s
+COST = {"mae": 1.0, "lcmae": 1.9, "ae": 2.2, "finetune": 0.75, "linprobe": 0.1}
+
+
+class PlanError(RuntimeError):
+    """Runs of the plan that failed (one line per run)."""
+
+
+def default_jobs(scale: str) -> int:
+    """Worker processes by default: the usable cores at the smoke and cpu scales (one thread per run), one on a GPU."""
+    if scale in ("smoke", "cpu"):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1
+
+
+def plan_runs(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
+              device: str = "auto", seeds=None) -> list[configs.RunConfig]:
+    """The distinct run configs the notebooks (default: every page) need at a scale, in the order asked for."""
+    planner: list = []
+    study = Study(scale=scale, run_root=run_root, data_root=data_root, device=device, verbose=False, seeds=seeds,
+                  planner=planner)
+    names = list(PAGE_RUNS) if notebooks is None else [n for n in notebooks if n in PAGE_RUNS]
+    for name in names:
+        PAGE_RUNS[name](study)
+    seen, out = set(), []
+    for cfg in planner:
+        name = configs.run_name(cfg)
+        if name not in seen:
+            seen.add(name)
+            out.append(cfg)
+    return out
+
+
+def cost(cfg) -> float:
+    return COST.get(cfg.family, 1.0) * cfg.optim.epochs
+
+
+def _finished(cfg, root: str) -> bool:
+    return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
+
+
+def _train_one(cfg_dict: dict, root: str) -> tuple[str, float]:
+    """Worker: train (or find) one run; returns (name, seconds)."""
+    from .runs import train_from_dict
+
+    t0 = time.time()
+    run = train_from_dict(cfg_dict, root)
+    return run.name, time.time() - t0
+
+
+def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: bool = True,
+               log=None) -> dict[str, float]:
+    """Train the configs that are not finished yet; returns {run name: seconds} of those trained here.
+
+    jobs > 1: that many worker processes (spawned, so each imports torch once); jobs 1: in this process. A run
+    whose ``pretrain`` names another run of the list waits for it. Raises ``PlanError`` naming every run that
+    failed or could not start because its pretraining failed."""
+    from tqdm.auto import tqdm
+
+    root = resolve_root(root)
+    todo = {configs.run_name(c): c for c in cfgs if not _finished(c, root)}
+    if not todo:
+        return {}
+    deps = {n: (c.pretrain if getattr(c, "pretrain", None) in todo else None) for n, c in todo.items()}
+    done: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(todo), desc=f"training {len(todo)} runs, {jobs} at a time", disable=not progress,
+               unit="run")
+    log = log or bar.write  # one JSON line per finished run, above the progress bar
+
+    def ready():
+        out = [n for n in todo if n not in done and n not in failed and n not in running
+               and (deps[n] is None or deps[n] in done)]
+        return sorted(out, key=lambda n: -cost(todo[n]))
+
+    def blocked():
+        return [n for n in todo if n not in done and n not in failed and deps[n] in failed]
+
+    def note(name, seconds=None, error=None):
+        event = {"event": "run", "run": name, "family": todo[name].family, "ok": error is None}
+        if seconds is not None:
+            event["seconds"] = round(seconds, 1)
+        if error:
+            event["error"] = error
+        log(json.dumps(event))
+        bar.update(1)
+
+    running: dict = {}
+    if jobs <= 1:
+        for name in ready_order(todo, deps):
+            if deps[name] in failed:
+                failed[name] = f"its pretraining {deps[name]} failed"
+                note(name, error=failed[name])
+                continue
+            t0 = time.time()
+            try:
+                _train_one(configs.to_dict(todo[name]), root)
+                done[name] = time.time() - t0
+                note(name, done[name])
+            except Exception as e:  # noqa: BLE001 - collected and reported together
+                failed[name] = _one_line(e)
+                note(name, error=failed[name])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            while True:
+                for name in ready()[: max(0, jobs - len(running))]:
+                    running[name] = pool.submit(_train_one, configs.to_dict(todo[name]), root)
+                for name in blocked():
+                    failed[name] = f"its pretraining {deps[name]} failed"
+                    note(name, error=failed[name])
+                if not running:
+                    break
+                finished, _ = cf.wait(list(running.values()), return_when=cf.FIRST_COMPLETED)
+                for name in [n for n, f in running.items() if f in finished]:
+                    fut = running.pop(name)
+                    try:
+                        done[name] = fut.result()[1]
+                        note(name, done[name])
+                    except Exception as e:  # noqa: BLE001
+                        failed[name] = _one_line(e)
+                        note(name, error=failed[name])
+    bar.close()
+    if failed:
+        raise PlanError("; ".join(f"{n}: {e}" for n, e in failed.items()))
+    return done
+
+
+def ready_order(todo: dict, deps: dict) -> list[str]:
+    """A sequential order in which every run comes after the run it needs, the longest first among the ready."""
+    order, placed = [], set()
+    while len(order) < len(todo):
+        ready = sorted((n for n in todo if n not in placed and (deps[n] is None or deps[n] in placed)),
+                       key=lambda n: -cost(todo[n]))
+        if not ready:
+            raise PlanError("the plan has a dependency cycle: " + ", ".join(n for n in todo if n not in placed))
+        order.append(ready[0])
+        placed.add(ready[0])
+    return order
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[-1] if lines else ''}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", default="cpu", choices=configs.SCALES, help="the scale of the book (default cpu)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK", help="plan only these pages' runs")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: the usable cores at smoke and cpu scale, 1 otherwise)")
+    p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
+    p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (and which are finished); train nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    unknown = [n for n in (args.only or []) if n not in PAGE_RUNS]
+    if unknown:
+        print(f"error: no runs are planned for {', '.join(unknown)}; choose from {', '.join(PAGE_RUNS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        cfgs = plan_runs(args.scale, args.only, args.run_root, args.data_root, args.device)
+    except (configs.ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    root = resolve_root(args.run_root)
+    if args.dry_run:
+        for c in cfgs:
+            print(f"{configs.run_name(c)}\t{'finished' if _finished(c, root) else 'to train'}")
+        return 0
+    try:
+        trained = train_runs(cfgs, root, args.jobs or default_jobs(args.scale))
+    except PlanError as e:
+        print(f"error: runs failed: {e}", file=sys.stderr)
+        return 1
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(cfgs)} runs planned, {len(trained)} trained now, in {root}")
+    return 0
+
+
+def add_cli_commands(register) -> None:
+    register("plan", "list, and train in parallel, every run the book's notebooks need at a scale", add_arguments, run)
