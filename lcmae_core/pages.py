@@ -272,15 +272,19 @@ def decoder_models(study: Study, runs: dict[int, Run] | None, mae_checkpoint: st
     return models, inits, "; ".join(f"seed {s}: {run_text(r)}" for s, r in runs.items())
 
 
-def semantic_references(study: Study, runs: dict[int, Run] | None, reference: str = "") -> tuple[dict, dict, str]:
+def semantic_references(study: Study, runs: dict[int, Run] | None, reference: str = "",
+                        seeds=None) -> tuple[dict, dict, str]:
     """Eq. 8's reference per seed and its random-init twin: ({seed: model}, {seed: init}, text). ``reference`` (or
-    the paper scale): DINO from ``reference_models.load_semantic_reference`` (one model, seed 0); else the supervised
-    ViT trained here per seed (``runs``), which sees the whole image: a weaker semantic reference than DINO."""
-    if reference or study.scale == "paper":
+    the paper scale, or no runs): DINO from ``reference_models.load_semantic_reference``, one model for every seed
+    of ``seeds`` (default: the study's); else the supervised ViT trained here per seed (``runs``), which sees the
+    whole image: a weaker semantic reference than DINO."""
+    if reference or study.scale == "paper" or runs is None:
         from .reference_models import DINO_TIMM, load_semantic_reference
 
         model, text = load_semantic_reference(reference or DINO_TIMM)
-        return {0: model}, {0: random_init_like(model, 0)}, text
+        init = random_init_like(model, 0)
+        seeds = study.seeds if seeds is None else seeds
+        return {s: model for s in seeds}, {s: init for s in seeds}, text
     models = {s: study.model(r) for s, r in runs.items()}
     inits = {s: study.init_model(r) for s, r in runs.items()}
     return models, inits, "the supervised ViT trained here: " + "; ".join(f"seed {s}: {run_text(r)}"

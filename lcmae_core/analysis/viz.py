@@ -263,16 +263,22 @@ def attention_distance_figure(curves: Mapping[str, torch.Tensor], overlay: bool 
 
 
 def layer_curve_figure(curves: Mapping[str, torch.Tensor], ylabel: str, title: str | None = None) -> Figure:
-    """Figs. 2, 3: one value per decoder layer (S^attn of Eq. 7, S^sim of Eq. 8), one line per model, one axes."""
+    """Figs. 2, 3: one value per decoder layer (S^attn of Eq. 7, S^sim of Eq. 8), one line per model, one axes.
+
+    A curve is (layers,), or (seeds, layers): then the line is the mean over seeds and the band their range."""
     if not curves:
         raise ValueError("no curves to plot; pass {name: (layers,) tensor}")
     with style():
         fig = Figure(figsize=(3.4, 2.6), layout="constrained")
         ax = fig.subplots()
         for i, (name, v) in enumerate(curves.items()):
-            v = _as_array(v).reshape(-1)
-            layers = np.arange(1, v.shape[0] + 1)
-            ax.plot(layers, v, color=COLORS[i % len(COLORS)], marker="o", label=name)
+            v = np.atleast_2d(_as_array(v))
+            v = v.reshape(-1, v.shape[-1])
+            layers = np.arange(1, v.shape[1] + 1)
+            color = COLORS[i % len(COLORS)]
+            ax.plot(layers, v.mean(0), color=color, marker="o", label=name)
+            if v.shape[0] > 1:
+                ax.fill_between(layers, v.min(0), v.max(0), color=color, alpha=0.2, linewidth=0)
             ax.set_xticks(layers)
         ax.set_xlabel("decoder layer")
         ax.set_ylabel(ylabel)
