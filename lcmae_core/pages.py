@@ -184,21 +184,28 @@ def _stack(xs) -> np.ndarray:
 
 
 def encoder_measures(study: Study, runs: dict[int, Run], images, device=None) -> dict:
+    """``encoder_models_measures`` of each seed's run and its random-init model."""
+    return encoder_models_measures({s: study.model(r) for s, r in runs.items()},
+                                   {s: study.init_model(r) for s, r in runs.items()}, images, device)
+
+
+def encoder_models_measures(models: dict, inits: dict, images, device=None) -> dict:
     """Each seed's encoder attention on whole images (mask ratio 0), trained and at initialisation:
-    {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels;
-    fraction of the maximum entropy), and "n_keys" (patch tokens)."""
+    {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels; fraction of
+    the maximum entropy); "heads": (seeds, layers, heads) distances of the trained models (the figures'
+    dots); "n_keys": patch tokens."""
     from .analysis import attention_distance_curves, attention_entropy_curves
 
-    out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init")}
-    n_keys = None
-    for s in sorted(runs):
-        for tag, model in (("", study.model(runs[s])), ("_init", study.init_model(runs[s]))):
-            out["distance" + tag].append(attention_distance_curves(model, images, "encoder", device=device)
-                                         .mean(-1).cpu())
+    out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init", "heads")}
+    for s in sorted(models):
+        for tag, model in (("", models[s]), ("_init", inits[s])):
+            d = attention_distance_curves(model, images, "encoder", device=device).cpu()
+            out["distance" + tag].append(d.mean(-1))
             out["entropy" + tag].append(attention_entropy_curves(model, images, "encoder", device=device)
                                         .mean(-1).cpu())
-            n_keys = _num_patches(model)
-    return {**{k: _stack(v) for k, v in out.items()}, "n_keys": n_keys}
+            if not tag:
+                out["heads"].append(d)
+    return {**{k: _stack(v) for k, v in out.items()}, "n_keys": _num_patches(next(iter(models.values())))}
 
 
 def decoder_measures(models: dict[int, object], inits: dict[int, object], images, mask, device=None) -> dict:
@@ -330,5 +337,5 @@ def seeds_text(study: Study) -> str:
     return f"{len(study.seeds)} seed(s) ({', '.join(map(str, study.seeds))})"
 
 
-__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "random_init_like", "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures",
+__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "random_init_like", "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "encoder_models_measures",
            "decoder_measures", "layer_table", "TABLE1_SETTINGS", "TABLE2_DECODERS"]
