@@ -14,11 +14,13 @@ import nbformat
 import pytest
 
 from lcmae_core import batch, results
+from lcmae_core import claims as claims_module
 from lcmae_core.book import vendor_assets
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = batch.list_notebooks()
 REQUIRED_PARAMETERS = ("scale", "data_root", "run_root", "device", "launcher")
+RECORD_NOTHING = ("explorer", "results_summary", "appendix_statistics")  # pages that record no claims of their own
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,8 @@ def test_notebook_runs_at_smoke_scale_and_records_results(smoke, name):
     rec = smoke["records"][name]
     assert rec["ok"], rec["error"]
     assert (smoke["out"] / f"{name}.ipynb").is_file()
-    if name in ("explorer", "results_summary"):
-        return  # they record nothing of their own
+    if name in RECORD_NOTHING:
+        return
     folder = results.results_root(smoke["run_root"]) / "smoke" / name
     metrics = json.loads((folder / "metrics.json").read_text())
     claims = json.loads((folder / "claims.json").read_text())
@@ -63,8 +65,18 @@ def test_notebook_runs_at_smoke_scale_and_records_results(smoke, name):
     assert set(results.CLAIMS_KEYS) <= set(claims) and claims["claims"]
     for c in claims["claims"]:
         assert set(results.CLAIM_KEYS) <= set(c)
-        assert c["verdict"] == results.UNTESTABLE  # the smoke scale tests no claim
-        assert c["text"] and c["evidence"]
+        assert c["verdict"] in results.VERDICTS and c["text"] and c["evidence"] and c["why"]
+    assert {c["id"] for c in claims["claims"]} == {fn_claim_id(f) for f in claims_module.PAGES[name]}
+
+
+def fn_claim_id(fn) -> str:
+    """The claim id a claim function records (the first string argument of the Claim it builds)."""
+    import inspect
+    import re
+
+    ids = set(re.findall(r'"((?:S32|T1|T2|T3|TA1|F2|F3|F4|F5|F6|FA1)-[a-z0-9-]+)"', inspect.getsource(fn)))
+    assert len(ids) == 1, (fn.__name__, ids)
+    return ids.pop()
 
 
 def test_run_status_page_lists_every_notebook(smoke):
@@ -78,7 +90,7 @@ def test_results_summary_gathers_every_page(smoke):
     nb = nbformat.read(smoke["out"] / "results_summary.ipynb", as_version=4)
     text = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
     for name in NOTEBOOKS:
-        if name not in ("explorer", "results_summary"):
+        if name not in RECORD_NOTHING:
             assert name in text
 
 
@@ -130,7 +142,7 @@ def test_book_builds_and_renders_offline(smoke, tmp_path):
     assert "mask ratio" in explorer
     assert "note admonition" in explorer and "admonition-title\">Scale: smoke" in explorer, "no scale admonition"
     summary = _dom(browser, html / "book" / "executed" / "results_summary.html", tmp_path)
-    assert "Paper vs reproduced" in summary and "not testable at this scale" in summary
+    assert "Paper vs reproduced" in summary and "precondition" in summary and "null controls" in summary
     for page in (method, explorer, summary):
         assert "https://cdn" not in page and "unpkg.com/@jupyter-widgets" not in page
 

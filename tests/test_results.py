@@ -1,63 +1,30 @@
-"""Verdicts read against the seed-to-seed spread of one run (``results.judge_gaps``, ``Study.seed_spread``)."""
+"""The results records: every page's claims as written by ``lcmae_core.claims`` and read back by the summary."""
 
-import pytest
+import json
 
-from lcmae_core import results
-from lcmae_core.experiments import SEED_SPREAD_SCALES, SeedSpread, Study
-
-H, F, U = results.HOLDS, results.FAILS, results.UNTESTABLE
+from lcmae_core import claims, results
+from lcmae_core.claims import Arm, Precondition
 
 
-@pytest.mark.parametrize("pairs, spread, expected", [
-    ([(70.0, 60.0)], 5.0, H),  # better by more than the spread
-    ([(62.0, 60.0)], 5.0, U),  # better, but within the noise of one run
-    ([(58.0, 60.0)], 5.0, U),  # worse, within the noise
-    ([(50.0, 60.0)], 5.0, F),  # worse by more than the spread
-    ([(70.0, 60.0), (61.0, 60.0)], 5.0, U),  # one clear, one within: not testable
-    ([(70.0, 60.0), (50.0, 60.0)], 5.0, F),  # one clearly wrong: fails
-    ([(65.0, 60.0)], 5.0, U),  # equal to the spread is within it
-    ([(61.0, 60.0)], None, H),  # no estimate: the sign decides
-    ([(59.0, 60.0)], None, F),
-])
-def test_judge_gaps(pairs, spread, expected):
-    assert results.judge_gaps("cpu", pairs, spread) == expected
+def _claims():
+    met = Precondition(True, "pretraining helps: yes")
+    return [claims.t1_a_beats_b(Arm("(a)", [70.0, 71.0, 69.5]), Arm("(b)", [60.0, 61.5, 59.0]), met, "lp"),
+            claims.t1_c_collapses([0.04, 0.05, 0.06], [0.5, 0.45, 0.55])]
 
 
-def test_smoke_scale_judges_nothing_and_one_pair_is_judge_gap():
-    assert results.judge_gaps("smoke", [(90.0, 10.0)], 1.0) == U
-    assert results.judge_gap("gpu", 90.0, 10.0, 1.0) == H
-    assert "spread at this scale 3.5" in results.spread_note(3.5) and results.spread_note(None) == ""
+def test_record_writes_every_field_of_every_claim_and_load_all_reads_them(tmp_path):
+    folder = results.record("table1_lcmae_ablation", "cpu", {"x": 1.0}, _claims(), run_root=str(tmp_path))
+    written = json.loads((folder / "claims.json").read_text())
+    assert [c["id"] for c in written["claims"]] == ["T1-a-vs-b", "T1-c-collapse"]
+    for c in written["claims"]:
+        assert set(c) == set(results.CLAIM_KEYS) and c["verdict"] == results.HOLDS
+    loaded = results.load_all("cpu", str(tmp_path))
+    rows = results.claims_rows(loaded)
+    assert rows[0]["precondition"] == "pretraining helps: yes" and "[" in rows[0]["evidence"]
+    assert "random init" in rows[1]["null controls"]
 
 
-def test_seed_spread_only_trains_at_the_small_scales(tmp_path, monkeypatch):
-    assert SEED_SPREAD_SCALES == ("smoke", "cpu")
-
-    def no_training(*a, **k):
-        raise AssertionError("seed_spread trained a run at a large scale")
-
-    monkeypatch.setattr(Study, "run", no_training)
-    for scale in ("gpu", "paper"):
-        assert Study(scale=scale, run_root=str(tmp_path)).seed_spread() == SeedSpread(None, None, {})
-        assert Study(scale=scale, run_root=str(tmp_path)).distance_spread(images=None) is None
-
-
-def test_seed_spread_table_and_maximum():
-    s = SeedSpread(4.0, 1.0, {"MAE FT": (60.0, 56.0), "MAE LP": (50.0, 51.0)})
-    t = s.table()
-    assert list(t.index) == ["MAE FT", "MAE LP"] and list(t["|difference|"]) == [4.0, 1.0]
-
-
-def test_seed_spread_at_smoke_scale_reuses_the_books_runs(tmp_path, one_thread):
-    study = Study(scale="smoke", run_root=str(tmp_path), verbose=False)
-    s = study.seed_spread()
-    assert set(s.pairs) == {f"{m} {e}" for m in ("MAE", "LC-MAE (a)", "random init") for e in ("FT", "LP")}
-    assert s.ft == max(abs(a - b) for k, (a, b) in s.pairs.items() if k.endswith("FT"))
-    assert s.lp == max(abs(a - b) for k, (a, b) in s.pairs.items() if k.endswith("LP"))
-    # seed 0 is the book's own run: the baseline a notebook asks for is the same run, not retrained
-    assert s.pairs["MAE FT"][0] == study.finetune(study.mae()).metrics["top1"]
-    names = {p.name for p in tmp_path.iterdir() if p.name.startswith("mae-")}
-    assert study.mae().name in names and study.mae(seed=1).name in names and len(names) == 2
-    # the attention-distance spread reads the same two MAE runs
-    d = study.distance_spread(study.images(8))
-    assert set(d) == {"mean", "layer"} and 0 <= d["mean"] <= d["layer"] + 1e-9
-    assert {p.name for p in tmp_path.iterdir() if p.name.startswith("mae-")} == names
+def test_claims_table_shows_verdict_reason_evidence_precondition_and_controls():
+    t = results.claims_table(_claims())
+    assert list(t.columns) == ["verdict", "why", "evidence", "precondition", "null controls"]
+    assert list(t.index) == ["T1-a-vs-b", "T1-c-collapse"]

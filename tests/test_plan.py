@@ -1,0 +1,138 @@
+"""Planning the book's runs from the pages' own run functions, and training them in parallel worker processes."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from lcmae_core import configs, pages, plan
+from lcmae_core.experiments import Study
+from lcmae_core.runs import run_or_load
+
+
+def test_a_planning_study_records_configs_and_trains_nothing(tmp_path):
+    planner = []
+    study = Study(scale="smoke", run_root=str(tmp_path), planner=planner, verbose=False)
+    runs = pages.runs_table1(study, settings="ab")
+    assert study.seeds == configs.SEEDS["smoke"] and not any(tmp_path.iterdir())
+    mae = runs["pretrained"]["b"][0]
+    assert not mae.finished and mae.name in {configs.run_name(c) for c in planner}
+    # the evaluations name their pretraining run and share its seed
+    lp = runs["evals"]["b"][1]["lp"]
+    assert lp.config["pretrain"] == runs["pretrained"]["b"][1].name and lp.config["seed"] == 1
+    # finetuning is a further column at the small scales: the first seed only
+    assert "ft" in runs["evals"]["b"][0] and "ft" not in runs["evals"]["b"][1]
+    assert all(runs["evals"]["random"][s]["lp"].config["pretrain"] is None for s in study.seeds)
+
+
+def test_seeds_are_validated_and_default_per_scale():
+    assert Study(scale="cpu").seeds == (0, 1, 2) and Study(scale="paper").seeds == (0,)
+    assert Study(scale="cpu", seeds=(3, 5)).seeds == (3, 5)
+    for bad in ((), (1, 1), (-1,)):
+        with pytest.raises(ValueError, match="seeds"):
+            Study(scale="cpu", seeds=bad)
+    assert Study(scale="gpu").metric == "ft" and Study(scale="cpu").metric == "lp"
+    assert "ft" in Study(scale="gpu", planner=[]).evaluations({1: None})[1]
+
+
+def test_plan_covers_every_page_without_duplicates(tmp_path):
+    cfgs = plan.plan_runs("smoke", run_root=str(tmp_path))
+    names = [configs.run_name(c) for c in cfgs]
+    assert len(names) == len(set(names))
+    families = {c.family for c in cfgs}
+    assert families == set(configs.ALL_FAMILIES)
+    # every evaluation's pretraining is in the plan, and comes before it
+    for i, c in enumerate(cfgs):
+        if getattr(c, "pretrain", None):
+            assert c.pretrain in names[:i]
+    # one page alone plans a subset
+    only = plan.plan_runs("smoke", ["fig6_attention_distance_mask_ratio"], run_root=str(tmp_path))
+    assert {configs.run_name(c) for c in only} < set(names) and len(only) == 5 * 2
+
+
+def test_ready_order_puts_each_run_after_the_one_it_needs():
+    cfgs = plan.plan_runs("smoke", ["tableA1_single_image"])
+    todo = {configs.run_name(c): c for c in cfgs}
+    deps = {n: c.pretrain if getattr(c, "pretrain", None) in todo else None for n, c in todo.items()}
+    order = plan.ready_order(todo, deps)
+    assert sorted(order) == sorted(todo)
+    for n, d in deps.items():
+        if d:
+            assert order.index(d) < order.index(n)
+
+
+def test_parallel_training_then_the_notebooks_only_load(tmp_path):
+    cfgs = plan.plan_runs("smoke", ["eq2_eq4_local_contrastive", "tableA1_single_image"], run_root=str(tmp_path))
+    events = []
+    trained = plan.train_runs(cfgs, str(tmp_path), jobs=2, progress=False, log=events.append)
+    assert set(trained) == {configs.run_name(c) for c in cfgs}
+    assert all(json.loads(e)["ok"] for e in events) and len(events) == len(cfgs)
+    for c in cfgs:
+        assert os.path.exists(os.path.join(tmp_path, configs.run_name(c), "metrics.json"))
+    # a second plan trains nothing, and a page finds every run finished
+    assert plan.train_runs(cfgs, str(tmp_path), jobs=2, progress=False) == {}
+    study = Study(scale="smoke", run_root=str(tmp_path), verbose=False)
+    runs = pages.runs_tableA1(study)
+    assert all(r.finished for e in runs["evals"].values() for s in e.values() for r in s.values())
+
+
+def test_a_failed_run_stops_its_dependents_and_is_reported(tmp_path, monkeypatch):
+    cfgs = plan.plan_runs("smoke", ["eq2_eq4_local_contrastive"], run_root=str(tmp_path))
+    lp = configs.apply_overrides(configs.preset("linprobe", "smoke"), {"pretrain": configs.run_name(cfgs[0])})
+    real = plan._train_one
+
+    def fail_first(cfg_dict, root):
+        if configs.run_name(configs.from_dict(cfg_dict)) == configs.run_name(cfgs[0]):
+            raise RuntimeError("disk full")
+        return real(cfg_dict, root)
+
+    monkeypatch.setattr(plan, "_train_one", fail_first)
+    with pytest.raises(plan.PlanError) as err:
+        plan.train_runs([*cfgs, lp], str(tmp_path), jobs=1, progress=False, log=lambda e: None)
+    msg = str(err.value)
+    assert "disk full" in msg and f"its pretraining {configs.run_name(cfgs[0])} failed" in msg
+    assert os.path.exists(os.path.join(tmp_path, configs.run_name(cfgs[1]), "metrics.json"))  # the other seed ran
+
+
+def test_plan_cli_dry_run_and_bad_input(tmp_path, capsys):
+    from lcmae_core.cli import main
+
+    assert main(["plan", "--scale", "smoke", "--only", "fig6_attention_distance_mask_ratio", "--dry-run",
+                 "--run-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 10 and all(line.endswith("to train") for line in out)
+    assert main(["plan", "--scale", "smoke", "--jobs", "0", "--run-root", str(tmp_path)]) == 2
+    assert main(["plan", "--scale", "smoke", "--only", "nope", "--run-root", str(tmp_path)]) == 2
+    assert "no runs are planned for nope" in capsys.readouterr().err
+
+
+def test_init_model_is_the_runs_initial_weights(tmp_path, one_thread):
+    from lcmae_core.train.checkpoint import load, snapshots
+
+    cfg = configs.apply_overrides(configs.preset("mae", "smoke"), {"seed": 3})
+    run = run_or_load(cfg, root=str(tmp_path))
+    init = Study(scale="smoke", run_root=str(tmp_path)).init_model(run)
+    snap = load(snapshots(run.dir)[0])["model"]
+    assert set(snap) == set(init.state_dict())
+    assert all(torch.equal(snap[k], v) for k, v in init.state_dict().items())
+    trained = load(run.checkpoint)["model"]
+    assert not torch.equal(trained["blocks.0.attn.qkv.weight"], init.state_dict()["blocks.0.attn.qkv.weight"])
+
+
+def test_arm_and_accuracy_table_from_runs(tmp_path):
+    from lcmae_core.runs import Run
+    from lcmae_core.train.engine import pack_correct
+
+    def ev(top1, knn):
+        hits = pack_correct(torch.tensor([True, False, True, True]))
+        return {"lp": Run("lp", "", {}, {"top1": top1, "knn_top1": knn, "correct": hits, "val_num_samples": 4})}
+    evals = {0: ev(70.0, 60.0), 1: ev(72.0, 61.0), 2: ev(71.0, 59.0)}
+    evals[0]["ft"] = Run("ft", "", {}, {"top1": 80.0})
+    a = pages.arm("MAE", evals, "lp")
+    assert a.values == [70.0, 72.0, 71.0] and a.knn == [60.0, 61.0, 59.0]
+    assert a.correct.tolist() == [True, False, True, True]
+    t = pages.accuracy_table({"mae": evals}, {"mae": "MAE"}, {"mae": 82.9}, {"knn": 93.3, "logreg": 88.7})
+    assert t.loc["MAE", "LP"].startswith("71.0 ± ") and t.loc["MAE", "FT"] == "80.0" and t.loc["MAE", "FT seeds"] == 1
+    assert t.loc["raw pixels, kNN", "kNN"] == "93.3" and t.loc["raw pixels, logistic regression", "LP"] == "88.7"
+    assert pages.mean_pm([1.0]) == "1.0"
