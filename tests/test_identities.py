@@ -123,4 +123,9 @@ def test_term_sizes_are_the_means_of_the_sides(setup):
         pred = model.forward_decoder(latent, ids)
     want = torch.stack([((pred[:, i] - pred[:, j]) ** 2).sum(-1) for i in masked for j in masked if i != j]).mean()
     assert out["pair_distance"] == pytest.approx(float(want), rel=1e-5)
+    # the target pair distance: ||x_i - x_j||^2, the Eq. 4 contrastive term of a constant prediction (h_i = h_j)
+    x = model.patchify(imgs)
+    x = (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + 1e-6) ** 0.5  # norm-pix targets
+    want = torch.stack([((x[:, i] - x[:, j]) ** 2).sum(-1) for i in masked for j in masked if i != j]).mean()
+    assert out["target_pair_distance"] == pytest.approx(float(want), rel=1e-5)
     assert term_sizes(model, imgs, 0.75, seed=8) == out  # deterministic
