@@ -408,8 +408,8 @@ def t2_local_enough(local_ratio: dict[str, Values], zero_ratio: Values, toleranc
     """local_ratio: {decoder: its validation reconstruction loss / the transformer decoder's, per seed, on the same
     images and masks}; zero_ratio: the zero prediction's loss / the transformer's, per seed (the null)."""
     z = np.asarray(zero_ratio, dtype=float) - (1 + tolerance)
-    parts = [Part(f"{name} loss / transformer's, minus {1 + tolerance:g}", r, 1 + tolerance, controls=[Control("zero prediction", z)])
-             for name, r in local_ratio.items()]
+    parts = [Part(f"{name} loss / transformer's, minus {1 + tolerance:g}", r, 1 + tolerance,
+                  controls=[Control("zero prediction", z)]) for name, r in local_ratio.items()]
     return _judge(
         "T2-local-enough", "Local features within a limited region is sufficient for the decoder to reconstruct the "
         "image.", f"Each local decoder's validation reconstruction loss at most {tolerance:g} above the transformer "
@@ -422,43 +422,38 @@ def _layer_effect(curves, fn) -> np.ndarray:
     return np.array([fn(np.asarray(c, dtype=float)) for c in np.atleast_2d(np.asarray(curves, dtype=float))])
 
 
-def f2_first_highest(s_attn, s_attn_init, pre: Precondition) -> Claim:
-    """s_attn, s_attn_init: Eq. 7 per decoder layer, (seeds, layers), trained and at initialisation."""
-    fn = lambda c: c[0] - c[1:].max()  # noqa: E731
-    text = ("The average attention map similarity across all images is the highest at the first decoder layer "
-            "(up to 0.9).")
-    reading = "S^attn of layer 1 minus the highest of the other layers, above 0."
+def _s_attn_claim(cid: str, text: str, reading: str, label: str, fn, need: int, s_attn, s_attn_init,
+                  pre: Precondition) -> Claim:
+    """A Fig. 2 claim: ``fn`` maps one seed's S^attn per layer to the effect, measured on the trained decoder, its
+    random-init twin and uniform attention (S^attn 1 in every layer, so every layer difference is 0)."""
     depth = np.atleast_2d(s_attn).shape[1]
-    return _unformed_or("F2-first-highest", text, reading, pre, decoder_deep_enough(depth, 2), lambda: _judge(
-        "F2-first-highest", text, reading,
-        [Part("S^attn layer 1 minus the highest other", _layer_effect(s_attn, fn), 0.0,
+    return _unformed_or(cid, text, reading, pre, decoder_deep_enough(depth, need), lambda: _judge(
+        cid, text, reading,
+        [Part(label, _layer_effect(s_attn, fn), 0.0,
               controls=[Control("random init", _layer_effect(s_attn_init, fn)), Control("uniform attention", 0.0)])],
         precondition=pre))
+
+
+def f2_first_highest(s_attn, s_attn_init, pre: Precondition) -> Claim:
+    """s_attn, s_attn_init: Eq. 7 per decoder layer, (seeds, layers), trained and at initialisation."""
+    return _s_attn_claim(
+        "F2-first-highest", "The average attention map similarity across all images is the highest at the first "
+        "decoder layer (up to 0.9).", "S^attn of layer 1 minus the highest of the other layers, above 0.",
+        "S^attn layer 1 minus the highest other", lambda c: c[0] - c[1:].max(), 2, s_attn, s_attn_init, pre)
 
 
 def f2_first_two(s_attn, s_attn_init, pre: Precondition) -> Claim:
-    fn = lambda c: c[:2].min() - c[2:].max()  # noqa: E731
-    text = ("The average cosine similarity of the first two layers is significantly higher than that of the "
-            "subsequent layers.")
-    reading = "The lower of S^attn's layers 1 and 2 minus the highest later layer, above 0."
-    depth = np.atleast_2d(s_attn).shape[1]
-    return _unformed_or("F2-first-two", text, reading, pre, decoder_deep_enough(depth, 3), lambda: _judge(
-        "F2-first-two", text, reading,
-        [Part("S^attn min(layers 1-2) minus max(later)", _layer_effect(s_attn, fn), 0.0,
-              controls=[Control("random init", _layer_effect(s_attn_init, fn)), Control("uniform attention", 0.0)])],
-        precondition=pre))
+    return _s_attn_claim(
+        "F2-first-two", "The average cosine similarity of the first two layers is significantly higher than that of "
+        "the subsequent layers.", "The lower of S^attn's layers 1 and 2 minus the highest later layer, above 0.",
+        "S^attn min(layers 1-2) minus max(later)", lambda c: c[:2].min() - c[2:].max(), 3, s_attn, s_attn_init, pre)
 
 
 def f2_lowest_third(s_attn, s_attn_init, pre: Precondition) -> Claim:
-    fn = lambda c: np.delete(c, 2).min() - c[2]  # noqa: E731
-    text = "[The average attention map similarity is] lowest at the third layer."
-    reading = "The lowest S^attn of the other layers minus layer 3's, above 0."
-    depth = np.atleast_2d(s_attn).shape[1]
-    return _unformed_or("F2-lowest-third", text, reading, pre, decoder_deep_enough(depth, 3), lambda: _judge(
-        "F2-lowest-third", text, reading,
-        [Part("S^attn min(other layers) minus layer 3", _layer_effect(s_attn, fn), 0.0,
-              controls=[Control("random init", _layer_effect(s_attn_init, fn)), Control("uniform attention", 0.0)])],
-        precondition=pre))
+    return _s_attn_claim(
+        "F2-lowest-third", "[The average attention map similarity is] lowest at the third layer.",
+        "The lowest S^attn of the other layers minus layer 3's, above 0.", "S^attn min(other layers) minus layer 3",
+        lambda c: np.delete(c, 2).min() - c[2], 3, s_attn, s_attn_init, pre)
 
 
 def _deep_minus_shallow(c: np.ndarray) -> float:

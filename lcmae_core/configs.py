@@ -58,6 +58,9 @@ NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", 
               "data.data_path")
 
 
+AUGMENT_BACKENDS = ("auto", "pil", "batched")
+BATCHED_DATASETS = ("mnist5k", "photos", "single_image")  # in memory: data.augment=batched applies
+
 # torch.compile modes a config may name (CUDA graphs are cuda_graphs=true, which composes with them)
 COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")
 
@@ -138,6 +141,9 @@ class DataConfig:
     # GPU (gpu_data); cpu: PIL in loader workers; auto: gpu on CUDA, cpu on CPU. Not hashed
     eval_dataset: Optional[str] = None  # pretraining: labelled set for the kNN monitor (None: the dataset
     # itself when labelled, else none)
+    augment: str = "auto"  # the training augmentation's backend: "pil" (torchvision/timm transforms, one image at
+    # a time), "batched" (bundled in-memory sets only: one RandomResizedCrop + flip + normalise call per batch,
+    # bilinear), or "auto": batched where it applies (``augment_backend``). Hashed: the crops differ
 
 
 @dataclass
@@ -372,6 +378,7 @@ def _build(cls, d: dict, prefix: str):
 def config_hash(cfg) -> str:
     """12 hex digits of the SHA-256 of the config's hashed fields, in canonical JSON."""
     d = to_dict(from_dict(to_dict(cfg)))  # canonical types: 1 and 1.0 hash alike for a float field
+    d["data"]["augment"] = augment_backend(cfg)  # "auto" hashes as what it resolves to
     for key in NOT_HASHED:
         parts = key.split(".")
         node = d
@@ -519,6 +526,15 @@ def validate(cfg) -> RunConfig:
         raise ConfigError(f"unknown bundled photo {d.image!r}; choose one of {', '.join(PHOTO_NAMES)}")
     if cfg.family in EVAL_FAMILIES and DATASETS[d.dataset].num_classes == 0:
         raise ConfigError(f"{cfg.family} needs a labelled dataset; {d.dataset!r} is unlabelled")
+    if d.augment not in AUGMENT_BACKENDS:
+        raise ConfigError(f"unknown data.augment {d.augment!r}; choose {' or '.join(AUGMENT_BACKENDS)}")
+    if d.augment == "batched":
+        if d.dataset not in BATCHED_DATASETS:
+            raise ConfigError(f"data.augment=batched is for the bundled sets ({', '.join(BATCHED_DATASETS)}), not "
+                              f"{d.dataset!r}; set data.augment=pil")
+        if isinstance(cfg, FinetuneConfig) and (cfg.randaug or cfg.reprob):
+            raise ConfigError("data.augment=batched does RandomResizedCrop and flips only; with RandAugment or "
+                              "random erasing set data.augment=pil (or randaug=none reprob=0)")
     if not (0 < d.crop_scale[0] <= d.crop_scale[1] <= 1):
         raise ConfigError(f"data.crop_scale must satisfy 0 < lo <= hi <= 1, got {d.crop_scale}")
     if o.epochs < 1 or o.batch_size < 1 or o.accum_iter < 1:
@@ -553,6 +569,17 @@ def validate(cfg) -> RunConfig:
         if d.limit is not None:
             raise ConfigError("data.data_path=gpu reads the whole folder; unset data.limit or use data.data_path=cpu")
     return cfg
+
+
+def augment_backend(cfg) -> str:
+    """The training augmentation a config runs: "batched" for the bundled in-memory sets when the recipe is
+    RandomResizedCrop + flip (pretraining; finetuning without RandAugment and random erasing), else "pil";
+    ``data.augment`` "pil" or "batched" forces it (``validate`` refuses "batched" where it cannot apply)."""
+    d = cfg.data
+    if d.augment != "auto":
+        return d.augment
+    plain = not (isinstance(cfg, FinetuneConfig) and (cfg.randaug or cfg.reprob))
+    return "batched" if d.dataset in BATCHED_DATASETS and plain else "pil"
 
 
 def check_device(device: str) -> str:

@@ -285,6 +285,41 @@ class GpuLoader:
             yield imgs, labels.to(self.device, non_blocking=True)
 
 
+class TensorLoader:
+    """Batches ``(imgs (N, 3, S, S) float32, labels (N,) int64)`` from images held in memory, augmented a batch at
+    a time: one ``GpuAugment`` call (RandomResizedCrop boxes drawn at once, one ``roi_align``, flip, normalise)
+    instead of a PIL transform per image, on any device. For the bundled sets of the smoke and cpu scales, where
+    the per-image PIL path cost about a fifth of a training step on one CPU thread (0.36 ms an image).
+
+    images: a list of (3, H, W) uint8 tensors, the same size (MNIST-5k) or not (photos); ``picks``: the image
+    each sample index draws from (``index % len(images)`` for the photo sets, the index itself otherwise);
+    labels: one per image. Has ``len`` and ``set_epoch`` like a DataLoader with a sampler; the epoch's order comes
+    from the sampler, its crops from a generator reseeded by ``set_epoch``, so a resumed epoch replays exactly.
+    """
+
+    def __init__(self, images: list[torch.Tensor], labels: torch.Tensor, batch_size: int, augment: "GpuAugment",
+                 sampler, seed: int = 0, cycle: bool = False, device="cpu"):
+        self.images, self.labels = images, torch.as_tensor(labels, dtype=torch.int64)
+        self.batch_size, self.augment, self.sampler, self.seed = batch_size, augment, sampler, seed
+        self.cycle, self.device = cycle, torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size  # drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.augment.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = list(self.sampler)
+        n = len(self.images)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            picks = [i % n for i in idx] if self.cycle else idx
+            imgs = self.augment([self.images[i] for i in picks])
+            yield imgs.to(self.device), self.labels[torch.tensor(picks)].to(self.device)
+
+
 def cpu_pretrain_loader(root: str, batch_size: int, img_size: int, device, *, num_workers: int = 8,
                         scale: tuple[float, float] = (0.2, 1.0), hflip: float = 0.5, seed: int = 0,
                         shuffle: bool = True, drop_last: bool = True) -> torch.utils.data.DataLoader:

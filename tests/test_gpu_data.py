@@ -191,3 +191,57 @@ def test_auto_picks_the_cpu_path_off_cuda(jpeg_folder):
     assert imgs.shape == (4, 3, 32, 32)
     with pytest.raises(G.DataError, match="unknown data path"):
         G.resolve_data_path("fast", "cpu")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the batched in-memory path of the smoke and cpu presets (data.augment=batched)
+def test_tensor_loader_batches_are_deterministic_per_epoch_and_labelled():
+    from lcmae_core.train.distributed import EpochSampler
+
+    imgs = [torch.full((3, 8, 8), i, dtype=torch.uint8) for i in range(10)]  # image i is the constant i
+    labels = torch.arange(10) + 100
+    aug = G.GpuAugment(8, (0.5, 1.0), hflip=0.5, mean=None, std=None, seed=0)
+    loader = G.TensorLoader(imgs, labels, 4, aug, EpochSampler(10, seed=0), seed=7)
+    assert len(loader) == 2  # drop_last
+    loader.set_epoch(3)
+    first = list(loader)
+    loader.set_epoch(3)
+    again = list(loader)
+    for (x, y), (x2, y2) in zip(first, again):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+        assert x.shape == (4, 3, 8, 8) and x.dtype == torch.float32
+        # a constant image stays constant under any crop: each sample's value names its image, its label agrees
+        which = (x[:, 0, 0, 0] * 255).round().long()
+        assert torch.equal(labels[which], y) and torch.allclose(x, x[:, :1, :1, :1].expand_as(x))
+    loader.set_epoch(4)
+    assert not all(torch.equal(a[1], b[1]) for a, b in zip(first, loader))  # another epoch, another order
+
+
+def test_batched_loader_for_the_presets_and_its_validation():
+    from lcmae_core import configs
+    from lcmae_core.train import common
+
+    cfg = configs.preset("mae", "smoke")
+    assert cfg.data.augment == "auto" and configs.augment_backend(cfg) == "batched"
+    assert configs.augment_backend(configs.preset("mae", "gpu")) == "pil"  # CIFAR-10: torchvision's transforms
+    assert configs.augment_backend(configs.apply_overrides(configs.preset("finetune", "cpu"),
+                                                           ["randaug=rand-m9-mstd0.5"])) == "pil"
+    ds = common.train_dataset(cfg, "pretrain")
+    make = common.batched_loader(cfg, ds, torch.device("cpu"))
+    from lcmae_core.train.distributed import EpochSampler
+
+    loader = make(EpochSampler(len(ds), 0), 32)
+    loader.set_epoch(0)
+    x, y = next(iter(loader))
+    assert x.shape == (32, 3, 28, 28) and y.shape == (32,) and int(y.min()) >= 0
+    assert common.batched_loader(configs.apply_overrides(cfg, ["data.augment=pil"]), ds, torch.device("cpu")) is None
+    assert configs.run_name(configs.apply_overrides(cfg, ["data.augment=batched"])) == configs.run_name(cfg)
+    # hashed (the crops differ), and refused where it cannot apply
+    assert configs.run_name(cfg) != configs.run_name(configs.apply_overrides(cfg, ["data.augment=pil"]))
+    with pytest.raises(configs.ConfigError, match="data.augment"):
+        configs.validate(configs.apply_overrides(cfg, ["data.augment=fast"]))
+    with pytest.raises(configs.ConfigError, match="bundled sets"):
+        configs.validate(configs.apply_overrides(configs.preset("mae", "gpu"), ["data.augment=batched"]))
+    with pytest.raises(configs.ConfigError, match="RandAugment"):
+        configs.validate(configs.apply_overrides(configs.preset("finetune", "smoke"),
+                                                 ["randaug=rand-m9-mstd0.5", "data.augment=batched"]))

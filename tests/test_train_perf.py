@@ -16,7 +16,7 @@ from lcmae_core.train.schedule import set_lr
 
 # configs.run_name(configs.preset("mae", "cpu")): the not-hashed fields (compile, compile_mode, cuda_graphs,
 # data.data_path, ...) must leave it unchanged
-MAE_CPU_RUN_NAME = "mae-a23008e4d690"
+MAE_CPU_RUN_NAME = "mae-e5a4e594e1a8"  # since data.augment (auto: batched for the bundled sets) joined the config
 
 
 class TinyObjective(nn.Module):

@@ -74,7 +74,7 @@ CASES = {
     "lcmae": ("pretrain", ["--family", "lcmae", "--set", "optim.epochs=6", "data.limit=384", "knn=false"]),
     # finetuning with mixup/cutmix (numpy RNG), RandAugment and random erasing (python and torch RNG), drop path
     "finetune": ("finetune", ["--family", "none", "--set", "optim.epochs=6", "data.limit=384", "mixup=0.8",
-                              "cutmix=1.0", "randaug=rand-m9-mstd0.5-inc1", "reprob=0.25"]),
+                              "cutmix=1.0", "randaug=rand-m9-mstd0.5-inc1", "reprob=0.25", "data.augment=pil"]),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import configs
 from .. import data as data_mod
 from . import distributed as dist_utils
 from .engine import extract_features, knn_classify
@@ -18,6 +19,42 @@ def train_dataset(cfg, recipe: str, **transform_kw):
     return data_mod.build_dataset(d.dataset, "train", tf, root=d.root, download=d.download, image=d.image,
                                   samples_per_epoch=d.samples_per_epoch, limit=d.limit,
                                   photo_short_side=d.photo_short_side)
+
+
+def batched_loader(cfg, train_set, device: torch.device):
+    """``make_loader(sampler, batch_size)`` when the augmentation is batched (``configs.augment_backend``: the
+    bundled sets of the smoke and cpu scales): the in-memory images augmented a batch at a time (``gpu_data.TensorLoader``: RandomResizedCrop with a bilinear,
+    box-filtered resize instead of PIL's bicubic, flip, normalise); None for ``"pil"``, the per-image transform."""
+    if configs.augment_backend(cfg) != "batched":
+        return None
+    import numpy as np
+
+    from .. import gpu_data
+
+    d = cfg.data
+    info = data_mod.dataset_info(d.dataset)
+    base, keep = train_set, None
+    if isinstance(train_set, torch.utils.data.Subset):  # data.limit: a seeded subset
+        base, keep = train_set.dataset, np.asarray(train_set.indices)
+    if isinstance(base, data_mod.ArrayImages):  # grey (N, H, W) -> N x (3, H, W)
+        grey, labels = np.asarray(base.images), np.asarray(base.labels)
+        if keep is not None:
+            grey, labels = grey[keep], labels[keep]
+        images = list(torch.from_numpy(np.ascontiguousarray(grey))[:, None].expand(-1, 3, -1, -1))
+        labels, cycle = torch.as_tensor(labels), False
+    elif isinstance(base, data_mod.PhotoCrops) and keep is None:
+        images = [torch.from_numpy(np.asarray(p.convert("RGB"))).permute(2, 0, 1).contiguous() for p in base.photos]
+        labels, cycle = torch.full((len(images),), -1), True
+    else:
+        raise data_mod.DataError(f"data.augment=batched needs a bundled in-memory dataset, not {d.dataset!r}; "
+                                 "set data.augment=pil")
+    seed = dist_utils.epoch_seed(cfg.seed, 0, dist_utils.rank(), stream=3) % 2**31  # crops differ per rank
+
+    def make_loader(sampler, batch_size: int):
+        aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=d.hflip, mean=info.mean,
+                                  std=info.std, seed=seed)
+        return gpu_data.TensorLoader(images, labels, batch_size, aug, sampler, seed=seed, cycle=cycle, device=device)
+    return make_loader
 
 
 def eval_dataset(cfg, name: str, split: str):

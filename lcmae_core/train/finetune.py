@@ -79,8 +79,7 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
     model.to(device)
     o = cfg.optim
     optimizer = create_optimizer_v2(model, "adamw", lr=o.absolute_lr(), weight_decay=o.weight_decay,
-                                    layer_decay=o.layer_decay, betas=tuple(o.betas),
-                                    **({"fused": True} if device.type == "cuda" else {}))
+                                    layer_decay=o.layer_decay, betas=tuple(o.betas), fused=True)
     mixup = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
         mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing, num_classes=K)
@@ -90,6 +89,7 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
     else:
         criterion = nn.CrossEntropyLoss()
     train_set = common.train_dataset(cfg, "finetune", randaug=cfg.randaug, reprob=cfg.reprob)
+    make_loader = common.batched_loader(cfg, train_set, device)
 
     def final_eval() -> dict:
         va = common.eval_dataset(cfg, cfg.data.dataset, "val")
@@ -100,4 +100,4 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
     ck_cfg = {"family": "finetune", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
               "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}
     return Job(model=model, objective=ClassifyObjective(model, criterion, mixup), optimizer=optimizer,
-               train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval)
+               train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval, make_loader=make_loader)

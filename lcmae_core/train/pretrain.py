@@ -39,6 +39,7 @@ def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
         train_set, make_loader = gpu_train_data(cfg, device)
     else:
         train_set = common.train_dataset(cfg, "pretrain")
+        make_loader = common.batched_loader(cfg, train_set, device)
     eval_name = cfg.data.eval_dataset or (cfg.data.dataset
                                           if data_mod.dataset_info(cfg.data.dataset).num_classes != 0 else None)
 
