@@ -166,7 +166,8 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     """Execute the notebooks; returns their status records (the caller decides the exit code).
 
     With the local launcher every run the notebooks need is planned first and the missing ones are trained in
-    ``jobs`` worker processes (default: the usable cores at the smoke and cpu scales, 1 otherwise).
+    ``jobs`` worker processes (default: the usable cores at the smoke and cpu scales, 1 otherwise); then the
+    notebooks run, ``jobs`` at a time.
 
     reuse: keep an executed notebook whose inputs (source, parameters, library code) have not changed since it
     last ran successfully into ``out_dir``; its training runs come from the run store either way.
@@ -191,22 +192,52 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     if launcher == "slurm":
         records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
-        records = []
-        for i, name in enumerate(names):
-            if name in reused:
-                print(f"[{i + 1}/{len(names)}] {name}: unchanged since its last run, reused", flush=True)
-                continue
-            print(f"[{i + 1}/{len(names)}] {name} at scale {scale}", flush=True)
-            rec = execute_one(name, scale, str(out_dir), params, str(notebook_dir), progress, timeout)
-            print(f"    {'ok' if rec['ok'] else 'FAILED'} in {rec['wall_s']:.1f} s"
-                  + ("" if rec["ok"] else f": {rec['error']}"), flush=True)
-            records.append(rec)
+        records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
+                             jobs or _default_jobs(scale))
     for rec in records:
         rec["key"] = keys[rec["notebook"]]
     records += list(reused.values())
     records.sort(key=lambda r: names.index(r["notebook"]))
     write_status(out_dir, records)
     return records
+
+
+def _default_jobs(scale: str) -> int:
+    from .plan import default_jobs
+
+    return default_jobs(scale)
+
+
+def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, timeout, jobs) -> list[dict]:
+    """Execute the notebooks here, ``jobs`` at a time (each kernel then gets cores / jobs torch threads); the
+    results summary last, on its own."""
+    import concurrent.futures as cf
+
+    for i, name in enumerate(names):
+        if name in reused:
+            print(f"[{i + 1}/{len(names)}] {name}: unchanged since its last run, reused", flush=True)
+    todo = [n for n in names if n not in reused]
+    first, last = [n for n in todo if n not in LAST], [n for n in todo if n in LAST]
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if jobs > 1 and len(first) > 1:  # the kernels inherit it: two kernels on two cores, one thread each
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+
+    def one(name):
+        print(f"[{names.index(name) + 1}/{len(names)}] {name} at scale {scale}", flush=True)
+        rec = execute_one(name, scale, str(out_dir), params, notebook_dir, progress and jobs == 1, timeout)
+        print(f"    {name}: {'ok' if rec['ok'] else 'FAILED'} in {rec['wall_s']:.1f} s"
+              + ("" if rec["ok"] else f": {rec['error']}"), flush=True)
+        return rec
+
+    try:
+        with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            records = list(pool.map(one, first))
+    finally:
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
+    return records + [one(n) for n in last]
 
 
 def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_root: str | None, device: str,
@@ -265,8 +296,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reuse", action="store_true",
                    help="keep executed notebooks whose source, parameters and library code are unchanged")
     p.add_argument("--jobs", type=int, default=None,
-                   help="train the notebooks' runs in this many worker processes before the notebooks run "
-                        "(default: the usable cores at smoke and cpu scale, 1 otherwise)")
+                   help="train the notebooks' runs in this many worker processes before the notebooks run, then "
+                        "run this many notebooks at a time (default: the usable cores at smoke and cpu scale, "
+                        "1 otherwise)")
 
 
 def run(args: argparse.Namespace) -> int:

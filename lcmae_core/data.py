@@ -357,6 +357,24 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
     return ds
 
 
+def eval_tensors(name: str, split: str, img_size: int, limit: int | None = None):
+    """The eval split of MNIST-5k as a ``TensorDataset`` of (N, 3, H, W) normalised images, computed at once, or
+    None where that does not apply (another dataset, or a size that needs a resize). At its native size the eval
+    transform (resize and centre-crop to 28 px, ``ToTensor``, ``Normalize``) is the identity plus the scaling, and
+    this gives the same tensors without a PIL image per digit (0.47 ms each)."""
+    info = dataset_info(name) if name in DATASETS else None
+    if name != "mnist5k" or img_size != info.native_size or info.crop_pct != 1.0:
+        return None
+    X, y = mnist5k_arrays()
+    idx = mnist5k_split(split)
+    if limit is not None and limit < len(idx):
+        idx = idx[np.sort(np.random.default_rng(MNIST_SPLIT_SEED).permutation(len(idx))[:limit])]
+    x = torch.from_numpy(np.ascontiguousarray(X[idx])).float().div_(255.0)[:, None]  # (N, 1, H, W)
+    mean = torch.tensor(info.mean, dtype=torch.float32)[:, None, None]
+    std = torch.tensor(info.std, dtype=torch.float32)[:, None, None]
+    return torch.utils.data.TensorDataset((x - mean) / std, torch.as_tensor(y[idx], dtype=torch.int64))
+
+
 def num_classes(name: str, root: str | None = None) -> int:
     """Number of classes of a labelled dataset (for ``imagefolder``, counted from root/train)."""
     info = dataset_info(name)

@@ -84,3 +84,20 @@ def test_imagefolder_reads_and_flags_corrupt_images(tmp_path):
     (tmp_path / "train" / "a" / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(data.DataError, match="corrupt"):
         data.build_dataset("imagefolder", "train", root=str(tmp_path))
+
+
+def test_mnist_eval_tensors_equal_the_pil_eval_transform():
+    """The bundled digits' eval split, computed at once, is the eval transform's output exactly."""
+    import torch
+
+    from lcmae_core import data
+
+    info = data.dataset_info("mnist5k")
+    for split, limit in (("val", None), ("train", 300)):
+        fast = data.eval_tensors("mnist5k", split, 28, limit)
+        slow = data.build_dataset("mnist5k", split, data.build_transform("eval", info, 28), limit=limit)
+        assert len(fast) == len(slow)
+        for i in (0, len(slow) // 2, len(slow) - 1):
+            (a, ya), (b, yb) = fast[i], slow[i]
+            assert ya == yb and torch.allclose(a, b, atol=1e-6)
+    assert data.eval_tensors("mnist5k", "val", 32) is None and data.eval_tensors("photos", "val", 28) is None

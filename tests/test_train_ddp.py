@@ -18,7 +18,7 @@ def _one_thread_per_process(monkeypatch):
 def test_torchrun_two_gloo_processes(tmp_path):
     # setting (c): L_cross alone leaves the prediction head without gradient: DDP must cope with unused parameters
     cfg = configs.apply_overrides(configs.preset("lcmae", "smoke"),
-                                  ["progress=false", "model.setting=c", "optim.epochs=2"])
+                                  ["progress=false", "model.setting=c", "optim.epochs=2", "knn=true"])
     run = runs.run_or_load(cfg, launcher="torchrun", root=str(tmp_path), nproc_per_node=2)
     m = run.metrics
     assert m["world_size"] == 2

@@ -108,7 +108,7 @@ def smoke_runs(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("runs"))
     out = {}
     for fam in ("mae", "lcmae", "ae"):
-        cfg = configs.apply_overrides(configs.preset(fam, "smoke"), ["progress=false"])
+        cfg = configs.apply_overrides(configs.preset(fam, "smoke"), ["progress=false", "knn=true"])
         out[fam] = runs.run_or_load(cfg, root=root)
     for fam in ("finetune", "linprobe"):
         cfg = configs.apply_overrides(configs.preset(fam, "smoke"), ["progress=false", f"pretrain={out['mae'].name}"])
@@ -132,7 +132,7 @@ def test_every_family_trains_at_smoke_scale(smoke_runs, family):
         from lcmae_core.models import FAMILIES
         model = FAMILIES[family](**ck["config"]["model"])
         model.load_state_dict(ck["model"])  # the analysis loaders rebuild it this way
-        assert 0 <= run.metrics["knn_top1"] <= 100
+        assert 0 <= run.metrics["knn_top1"] <= 100  # the pretraining kNN monitor (asked for: off at small scales)
     else:
         from timm.models.vision_transformer import VisionTransformer
         vit = VisionTransformer(**ck["config"]["model"])

@@ -23,8 +23,9 @@ def train_dataset(cfg, recipe: str, **transform_kw):
 
 def batched_loader(cfg, train_set, device: torch.device):
     """``make_loader(sampler, batch_size)`` when the augmentation is batched (``configs.augment_backend``: the
-    bundled sets of the smoke and cpu scales): the in-memory images augmented a batch at a time (``gpu_data.TensorLoader``: RandomResizedCrop with a bilinear,
-    box-filtered resize instead of PIL's bicubic, flip, normalise); None for ``"pil"``, the per-image transform."""
+    bundled sets of the smoke and cpu scales): the in-memory images augmented a batch at a time
+    (``gpu_data.TensorLoader``: RandomResizedCrop with a bilinear, box-filtered resize instead of PIL's bicubic,
+    flip, normalise); None for ``"pil"``, the per-image transform."""
     if configs.augment_backend(cfg) != "batched":
         return None
     import numpy as np
@@ -60,9 +61,12 @@ def batched_loader(cfg, train_set, device: torch.device):
 def eval_dataset(cfg, name: str, split: str):
     """A split of a labelled dataset with the eval transform (limit / val_limit of cfg.data apply)."""
     d = cfg.data
+    limit = d.limit if split == "train" else d.val_limit
+    fast = data_mod.eval_tensors(name, split, cfg.model.img_size, limit)
+    if fast is not None:  # the bundled digits at their native size: the same tensors, computed at once
+        return fast
     info = data_mod.dataset_info(name)
     tf = data_mod.build_transform("eval", info, cfg.model.img_size)
-    limit = d.limit if split == "train" else d.val_limit
     return data_mod.build_dataset(name, split, tf, root=d.root, download=d.download, limit=limit,
                                   photo_short_side=d.photo_short_side)
 
