@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from . import claims, configs, stats
-from .experiments import AE_BLOCK_MULTIPLES, MASK_RATIOS_FIG6, Study
+from .experiments import MASK_RATIOS_FIG6, Study
 from .runs import Run
 
 TABLE1_SETTINGS = tuple("abcdefg")
@@ -76,7 +76,9 @@ def runs_fig6(study: Study, mask_ratios=MASK_RATIOS_FIG6) -> dict:
     return {r: study.per_seed(lambda s, r=r: study.mae(mask_ratio=r, seed=s)) for r in mask_ratios}
 
 
-def runs_table3(study: Study, block_multiples=AE_BLOCK_MULTIPLES) -> dict:
+def runs_table3(study: Study, block_multiples=None) -> dict:
+    """MAE, the autoencoders AE(b) for b in ``block_multiples`` patches (default: the scale's) and random init."""
+    block_multiples = block_multiples or study.ae_block_multiples
     pre = {"random": study.per_seed(lambda s: None), "mae": study.per_seed(lambda s: study.mae(seed=s))}
     pre.update({f"ae{m}": study.per_seed(lambda s, m=m: study.ae(m, seed=s)) for m in block_multiples})
     return _with_evaluations(study, pre)
