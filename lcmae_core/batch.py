@@ -20,21 +20,13 @@ import time
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .configs import SCALES
 from .results import atomic_write_json, hardware_info
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 DEFAULT_OUT = REPO / "book" / "executed"
-SCALES = ("smoke", "cpu", "gpu", "paper")
 LAST = ("results_summary",)  # run after every other notebook
-
-HARDWARE_NEEDED = {
-    "smoke": "any CPU; seconds",
-    "cpu": "a laptop CPU (2 cores are enough); minutes",
-    "gpu": "one CUDA GPU (an A100 or H100 class card); hours",
-    "paper": "a multi-GPU cluster (e.g. 8 nodes x 8 GPUs through torchrun or SLURM), ImageNet-1K; days",
-}
-
 
 class BatchError(RuntimeError):
     pass
@@ -91,21 +83,12 @@ def reusable(name: str, key: str, out_dir: Path) -> dict | None:
 def non_default_parameters(notebook: str | Path, parameters: dict) -> dict:
     """The entries of ``parameters`` whose values differ from the defaults in the notebook's parameters cell
     (a parameter the notebook does not declare is kept, as papermill would inject it)."""
-    import ast
-
-    import papermill as pm
-
     try:
-        declared = pm.inspect_notebook(str(notebook))
+        defaults = declared_parameters(Path(notebook))
     except Exception:  # noqa: BLE001 - a notebook papermill cannot inspect: inject everything, as before
         return dict(parameters)
-    defaults = {}
-    for k, info in declared.items():
-        try:
-            defaults[k] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError):  # an expression papermill cannot evaluate: always inject
-            continue
-    return {k: v for k, v in parameters.items() if k not in defaults or defaults[k] != v}
+    return {k: v for k, v in parameters.items() if k not in defaults or defaults[k] is UNEVALUATED
+            or defaults[k] != v}
 
 
 def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_dir: str = str(NOTEBOOK_DIR),
@@ -162,7 +145,8 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
               data_root: str | None = None, run_root: str | None = None, device: str = "auto",
               launcher: str = "local", notebook_dir: str | os.PathLike | None = None, progress: bool = True,
               slurm: dict | None = None, timeout: int | None = None, reuse: bool = False,
-              jobs: int | None = None) -> list[dict]:
+              jobs: int | None = None, parameters: dict | None = None, checkpoints: str | None = None,
+              train: bool = False) -> list[dict]:
     """Execute the notebooks; returns their status records (the caller decides the exit code).
 
     With the local launcher every run the notebooks need is planned first and the missing ones are trained in
@@ -171,6 +155,9 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
 
     reuse: keep an executed notebook whose inputs (source, parameters, library code) have not changed since it
     last ran successfully into ``out_dir``; its training runs come from the run store either way.
+    parameters: {name: value} for every notebook that declares the parameter (``-p name value``); checkpoints: a
+    folder of the official checkpoint files, given to the pages that analyse them (``CHECKPOINT_PARAMS``); train:
+    at the gpu and paper scales, train the runs that are missing (otherwise a page that needs one refuses).
     """
     if scale not in SCALES:
         raise BatchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -182,13 +169,18 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     out_dir.mkdir(parents=True, exist_ok=True)
     # notebooks run with the repository as their working directory, where "" means $LCMAE_RUN_ROOT or ./runs
     run_root = str(Path(run_root).resolve()) if run_root else ""
-    params = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
+    common = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
+    extra = notebook_extras(names, notebook_dir, parameters or {}, checkpoints, train)
+    params = {n: {**common, **extra[n]} for n in names}
     library = library_digest()
-    keys = {n: input_key(n, scale, params, notebook_dir, library) for n in names}
+    keys = {n: input_key(n, scale, params[n], notebook_dir, library) for n in names}
     reused = {n: r for n in names if reuse and (r := reusable(n, keys[n], out_dir))}
     todo = [n for n in names if n not in reused]
-    if launcher == "local" and todo:
-        train_planned(scale, todo, run_root or None, data_root, device, jobs)
+    # gpu and paper runs take hours to days: planned and trained only when asked (--train); without it a page that
+    # needs a missing run refuses in its first seconds, naming what to pass instead
+    if launcher == "local" and todo and (train or scale not in ASK_BEFORE_TRAINING):
+        train_planned(scale, [n for n in todo if not _uses_checkpoints(extra[n])], run_root or None, data_root,
+                      device, jobs)
     if launcher == "slurm":
         records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
@@ -200,6 +192,102 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     records.sort(key=lambda r: names.index(r["notebook"]))
     write_status(out_dir, records)
     return records
+
+
+# the pages that analyse released checkpoints, their parameters and the official file names (first found wins)
+MAE_DECODER_FILES = ("mae_visualize_vit_base.pth", "mae_pretrain_vit_base_full.pth")
+DINO_FILES = ("dino_vitbase16_pretrain.pth", "dino_vitbase16_full_checkpoint.pth",
+              "dino_vitbase16_pretrain_full_checkpoint.pth")
+CHECKPOINT_PARAMS = {
+    "fig2_fig3_decoder_position_semantics": {"mae_checkpoint": MAE_DECODER_FILES, "reference": DINO_FILES},
+    "fig4_figB1_decoder_attention_maps": {"mae_checkpoint": MAE_DECODER_FILES},
+    "fig5_attention_distance_pretraining": {
+        "mae_checkpoint": ("mae_pretrain_vit_base.pth", "mae_pretrain_vit_base_full.pth", *MAE_DECODER_FILES),
+        "dino": DINO_FILES, "deit": ("deit_base_patch16_224-b5f2ef4d.pth", "deit_base_patch16_224.pth")},
+    "explorer": {"mae_checkpoint": MAE_DECODER_FILES},
+}
+ASK_BEFORE_TRAINING = ("gpu", "paper")
+
+
+UNEVALUATED = object()  # a parameter default that is an expression, not a literal
+
+
+def declared_parameters(notebook: Path) -> dict:
+    """{name: default value} of a notebook's parameters cell (``UNEVALUATED`` for an expression)."""
+    import ast
+
+    import papermill as pm
+
+    out = {}
+    for k, info in pm.inspect_notebook(str(notebook)).items():
+        try:
+            out[k] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            out[k] = UNEVALUATED
+    return out
+
+
+def parse_value(text: str):
+    """A ``-p`` value: a Python literal (number, list, True, None, quoted text), else the text itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _type_ok(default, value) -> bool:
+    if default is None or value is None or default is UNEVALUATED:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple)) or (isinstance(value, str) and value == "auto")
+    return isinstance(value, type(default)) or (isinstance(default, str) and isinstance(value, (list, tuple)))
+
+
+def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, checkpoints: str | None,
+                    train: bool) -> dict[str, dict]:
+    """Each notebook's parameters beyond the common ones: the ``-p`` values it declares (each checked against the
+    type of its default), the checkpoint files of ``checkpoints`` for the pages that take them, ``train``.
+    Raises ``BatchError`` (one line) for a parameter no selected notebook takes, a badly typed value, a missing
+    checkpoint folder or file."""
+    declared = {n: declared_parameters(Path(notebook_dir) / f"{n}.ipynb") for n in names}
+    for k, v in parameters.items():
+        takers = [n for n in names if k in declared[n]]
+        if not takers:
+            raise BatchError(f"no selected notebook takes parameter {k!r}; see the parameters cells of "
+                             f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
+        for n in takers:
+            if not _type_ok(declared[n][k], v):
+                raise BatchError(f"parameter {k!r} of {n} takes a {type(declared[n][k]).__name__} like "
+                                 f"{declared[n][k]!r}, got {v!r}")
+    if checkpoints is not None and not os.path.isdir(checkpoints):
+        raise BatchError(f"checkpoint folder {checkpoints} does not exist; pass --checkpoints DIR holding the "
+                         "official files (e.g. mae_visualize_vit_base.pth, dino_vitbase16_pretrain.pth)")
+    out = {}
+    for n in names:
+        extra = {k: v for k, v in parameters.items() if k in declared[n]}
+        if train and "train" in declared[n]:
+            extra["train"] = True
+        if checkpoints is not None:
+            for param, files in CHECKPOINT_PARAMS.get(n, {}).items():
+                if param in extra:
+                    continue
+                found = [os.path.join(checkpoints, f) for f in files if os.path.isfile(os.path.join(checkpoints, f))]
+                if not found:
+                    raise BatchError(f"{n} needs one of {', '.join(files)} in {checkpoints} (or pass -p {param} "
+                                     "FILE)")
+                extra[param] = os.path.abspath(found[0])
+        out[n] = extra
+    return out
+
+
+def _uses_checkpoints(extra: dict) -> bool:
+    return bool(extra.get("mae_checkpoint"))
 
 
 def _default_jobs(scale: str) -> int:
@@ -224,7 +312,7 @@ def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, ti
 
     def one(name):
         print(f"[{names.index(name) + 1}/{len(names)}] {name} at scale {scale}", flush=True)
-        rec = execute_one(name, scale, str(out_dir), params, notebook_dir, progress and jobs == 1, timeout)
+        rec = execute_one(name, scale, str(out_dir), params[name], notebook_dir, progress and jobs == 1, timeout)
         print(f"    {name}: {'ok' if rec['ok'] else 'FAILED'} in {rec['wall_s']:.1f} s"
               + ("" if rec["ok"] else f": {rec['error']}"), flush=True)
         return rec
@@ -268,12 +356,13 @@ def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
         **({"slurm_partition": slurm["partition"]} if slurm.get("partition") else {}),
     )
     first = [n for n in names if n not in LAST]
-    jobs = [executor.submit(execute_one, n, scale, str(out_dir), params, notebook_dir, False, timeout) for n in first]
+    jobs = [executor.submit(execute_one, n, scale, str(out_dir), params[n], notebook_dir, False, timeout)
+            for n in first]
     for n, j in zip(first, jobs):
         print(f"submitted {n} as job {j.job_id}", flush=True)
     records = [j.result() for j in jobs]
     for n in [n for n in names if n in LAST]:
-        records.append(executor.submit(execute_one, n, scale, str(out_dir), params, notebook_dir, False,
+        records.append(executor.submit(execute_one, n, scale, str(out_dir), params[n], notebook_dir, False,
                                        timeout).result())
     return records
 
@@ -295,6 +384,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     p.add_argument("--reuse", action="store_true",
                    help="keep executed notebooks whose source, parameters and library code are unchanged")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter, for every selected notebook that declares it (as papermill's -p); "
+                        "VALUE is a Python literal or plain text, e.g. -p n_images 256 -p mae_checkpoint FILE")
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="a folder of the official checkpoint files (mae_visualize_vit_base.pth, "
+                        "mae_pretrain_vit_base.pth, dino_vitbase16_pretrain.pth, deit_base_patch16_224-b5f2ef4d.pth), "
+                        "given to the pages that analyse them (Figs. 2-5, the explorer): no training")
+    p.add_argument("--train", action="store_true",
+                   help="at the gpu and paper scales, train the runs that are missing (hours to days); without it a "
+                        "page that needs a missing run refuses in its first seconds")
     p.add_argument("--jobs", type=int, default=None,
                    help="train the notebooks' runs in this many worker processes before the notebooks run, then "
                         "run this many notebooks at a time (default: the usable cores at smoke and cpu scale, "
@@ -310,7 +409,9 @@ def run(args: argparse.Namespace) -> int:
         records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
                             args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,
                                                       gpus_per_node=args.gpus_per_node, time_min=args.time_min),
-                            timeout=args.timeout, reuse=args.reuse, jobs=args.jobs)
+                            timeout=args.timeout, reuse=args.reuse, jobs=args.jobs,
+                            parameters={k: parse_value(v) for k, v in args.parameter},
+                            checkpoints=args.checkpoints, train=args.train)
     except BatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .batch import DEFAULT_OUT, HARDWARE_NEEDED, REPO, SCALES, BatchError, list_notebooks, run_batch
+from .batch import DEFAULT_OUT, REPO, BatchError, list_notebooks, run_batch
+from .configs import HARDWARE_NEEDED, SCALES
 
 NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
 VENDOR = REPO / "book" / "_static" / "vendor"
@@ -64,29 +65,33 @@ def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
 
 # ------------------------------------------------------------------------------------------------------
 # helpers for the notebooks
+CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the checkpoint files and a CPU (a few "
+                    "minutes on 2 cores for 256 images)")
 
 
-def start(scale: str):
+def start(scale: str, needs: str | None = None):
     """The first call of every notebook: render figures inline as PNG (no pyplot needed), and return the
-    admonition that says what hardware the page's scale needs."""
+    admonition that says what hardware the page's scale needs (``needs``: what this page actually needed, when
+    that is less, e.g. released checkpoints analysed on a CPU)."""
     try:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
         set_matplotlib_formats("png")  # registers the PNG formatter for matplotlib Figures in this kernel
     except (ImportError, AttributeError):  # outside IPython: nothing to register
         pass
-    return scale_admonition(scale)
+    return scale_admonition(scale, needs)
 
 
-def scale_admonition(scale: str):
-    """A MyST admonition, shown at the top of a page, saying what hardware its scale needs."""
+def scale_admonition(scale: str, needs: str | None = None):
+    """A MyST admonition, shown at the top of a page, saying what hardware its scale needs (or ``needs``)."""
     from IPython.display import Markdown
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    kind = "important" if scale in ("gpu", "paper") else "note"
+    kind = "important" if scale in ("gpu", "paper") and not needs else "note"
+    what = needs or f"which needs {HARDWARE_NEEDED[scale]}"
     return Markdown(f":::{{admonition}} Scale: {scale}\n:class: {kind}\nThis page ran at the **{scale}** scale, "
-                    f"which needs {HARDWARE_NEEDED[scale]}.\n:::")
+                    f"{what}.\n:::")
 
 
 def titled(table, title: str, floatfmt: str = ".1f"):

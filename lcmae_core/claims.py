@@ -423,7 +423,7 @@ def _layer_effect(curves, fn) -> np.ndarray:
 
 
 def _s_attn_claim(cid: str, text: str, reading: str, label: str, fn, need: int, s_attn, s_attn_init,
-                  pre: Precondition) -> Claim:
+                  pre: Precondition, unit: str = "seeds") -> Claim:
     """A Fig. 2 claim: ``fn`` maps one seed's S^attn per layer to the effect, measured on the trained decoder, its
     random-init twin and uniform attention (S^attn 1 in every layer, so every layer difference is 0)."""
     depth = np.atleast_2d(s_attn).shape[1]
@@ -431,29 +431,30 @@ def _s_attn_claim(cid: str, text: str, reading: str, label: str, fn, need: int, 
         cid, text, reading,
         [Part(label, _layer_effect(s_attn, fn), 0.0,
               controls=[Control("random init", _layer_effect(s_attn_init, fn)), Control("uniform attention", 0.0)])],
-        precondition=pre))
+        precondition=pre, unit=unit))
 
 
-def f2_first_highest(s_attn, s_attn_init, pre: Precondition) -> Claim:
+def f2_first_highest(s_attn, s_attn_init, pre: Precondition, unit: str = "seeds") -> Claim:
     """s_attn, s_attn_init: Eq. 7 per decoder layer, (seeds, layers), trained and at initialisation."""
     return _s_attn_claim(
         "F2-first-highest", "The average attention map similarity across all images is the highest at the first "
         "decoder layer (up to 0.9).", "S^attn of layer 1 minus the highest of the other layers, above 0.",
-        "S^attn layer 1 minus the highest other", lambda c: c[0] - c[1:].max(), 2, s_attn, s_attn_init, pre)
+        "S^attn layer 1 minus the highest other", lambda c: c[0] - c[1:].max(), 2, s_attn, s_attn_init, pre, unit)
 
 
-def f2_first_two(s_attn, s_attn_init, pre: Precondition) -> Claim:
+def f2_first_two(s_attn, s_attn_init, pre: Precondition, unit: str = "seeds") -> Claim:
     return _s_attn_claim(
         "F2-first-two", "The average cosine similarity of the first two layers is significantly higher than that of "
         "the subsequent layers.", "The lower of S^attn's layers 1 and 2 minus the highest later layer, above 0.",
-        "S^attn min(layers 1-2) minus max(later)", lambda c: c[:2].min() - c[2:].max(), 3, s_attn, s_attn_init, pre)
+        "S^attn min(layers 1-2) minus max(later)", lambda c: c[:2].min() - c[2:].max(), 3, s_attn, s_attn_init, pre,
+        unit)
 
 
-def f2_lowest_third(s_attn, s_attn_init, pre: Precondition) -> Claim:
+def f2_lowest_third(s_attn, s_attn_init, pre: Precondition, unit: str = "seeds") -> Claim:
     return _s_attn_claim(
         "F2-lowest-third", "[The average attention map similarity is] lowest at the third layer.",
         "The lowest S^attn of the other layers minus layer 3's, above 0.", "S^attn min(other layers) minus layer 3",
-        lambda c: np.delete(c, 2).min() - c[2], 3, s_attn, s_attn_init, pre)
+        lambda c: np.delete(c, 2).min() - c[2], 3, s_attn, s_attn_init, pre, unit)
 
 
 def _deep_minus_shallow(c: np.ndarray) -> float:
@@ -461,23 +462,27 @@ def _deep_minus_shallow(c: np.ndarray) -> float:
     return float(c[len(c) - half:].mean() - c[:half].mean())
 
 
-def f3_deeper_semantic(s_sim, s_sim_random_reference, s_sim_positions) -> Claim:
-    """s_sim: Eq. 8 per decoder layer against the semantic reference, (seeds, layers); the same against the
-    random-init reference (same shape and seed) and against the decoder's position embeddings alone."""
+def f3_deeper_semantic(s_sim, s_sim_random_reference, s_sim_positions, pre: Precondition = NO_PRECONDITION,
+                       unit: str = "seeds") -> Claim:
+    """s_sim: Eq. 8 per decoder layer against the semantic reference, (replicates, layers); the same against the
+    random-init reference (same shape and seed) and against the decoder's position embeddings alone. pre: the
+    decoder's attention formed: S^sim compares what the decoder's layers computed, and a decoder whose attention is
+    as flat as at initialisation routes no content between positions (its affinities follow its architecture)."""
     text = "The similarity [S^sim] is lower for the shallow layers and higher for deep layers."
     reading = ("The mean S^sim of the deeper half of the decoder minus the shallower half's (the middle layer of an "
                "odd depth in neither), above 0, and above the same rise against references without semantics.")
     depth = np.atleast_2d(s_sim).shape[1]
-    return _unformed_or("F3-deeper-semantic", text, reading, NO_PRECONDITION, decoder_deep_enough(depth, 2),
+    return _unformed_or("F3-deeper-semantic", text, reading, pre, decoder_deep_enough(depth, 2),
                         lambda: _judge("F3-deeper-semantic", text, reading, [Part(
                             "S^sim deep half minus shallow half", _layer_effect(s_sim, _deep_minus_shallow), 0.0,
                             controls=[Control("random-init reference", _layer_effect(s_sim_random_reference,
                                                                                      _deep_minus_shallow)),
                                       Control("position embeddings alone", _layer_effect(s_sim_positions,
-                                                                                         _deep_minus_shallow))])]))
+                                                                                         _deep_minus_shallow))])],
+                            precondition=pre, unit=unit))
 
 
-def f4_layer1_alike(per_query, per_query_init, pre: Precondition) -> Claim:
+def f4_layer1_alike(per_query, per_query_init, pre: Precondition, unit: str = "seeds") -> Claim:
     """per_query, per_query_init: one query's cross-image similarity (Eq. 7 for that query) per decoder layer,
     (seeds, queries, layers), trained and at initialisation."""
     def fn(q):  # (queries, layers) -> mean over queries of layer 1 minus the highest other layer
@@ -494,10 +499,10 @@ def f4_layer1_alike(per_query, per_query_init, pre: Precondition) -> Claim:
         "F4-layer1-alike", text, reading,
         [Part("query similarity layer 1 minus the highest other", eff(per_query), 0.0,
               controls=[Control("random init", eff(per_query_init)), Control("uniform attention", 0.0)])],
-        precondition=pre))
+        precondition=pre, unit=unit))
 
 
-def f4_nearby(distance, distance_init, uniform: float, pre: Precondition) -> Claim:
+def f4_nearby(distance, distance_init, uniform: float, pre: Precondition, unit: str = "seeds") -> Claim:
     """distance, distance_init: the mask tokens' attention distance per decoder layer (pixels), (seeds, layers);
     uniform: the distance of uniform attention from the same query positions."""
     d = np.atleast_2d(np.asarray(distance, dtype=float)).mean(1)
@@ -507,7 +512,7 @@ def f4_nearby(distance, distance_init, uniform: float, pre: Precondition) -> Cla
         "The mask tokens' attention distance, averaged over the decoder's layers, below uniform attention's, and "
         "below the random-init model's.",
         [Part("distance minus uniform attention's", d, uniform, controls=[Control("random init", d0 - uniform)])],
-        side="<", precondition=pre, suffix=" px")
+        side="<", precondition=pre, suffix=" px", unit=unit)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -51,6 +51,13 @@ PRETRAIN_FAMILIES = ("mae", "lcmae", "ae")
 EVAL_FAMILIES = ("finetune", "linprobe")
 ALL_FAMILIES = PRETRAIN_FAMILIES + EVAL_FAMILIES
 SCALES = ("smoke", "cpu", "gpu", "paper")
+# what training at each scale needs (the pages' banners; the refusal to train by accident at gpu and paper scale)
+HARDWARE_NEEDED = {
+    "smoke": "any CPU; seconds",
+    "cpu": "a laptop CPU (2 cores are enough); minutes",
+    "gpu": "one CUDA GPU (an A100 or H100 class card); hours",
+    "paper": "a multi-GPU cluster (e.g. 8 nodes x 8 GPUs through torchrun or SLURM), ImageNet-1K; days",
+}
 
 # fields that do not change what a run computes: left out of the hash
 NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", "progress", "scale", "data.root",

@@ -280,6 +280,65 @@ def _open_image(path: str) -> Image.Image:
 
 
 VERIFY_LIMIT = 50_000  # verify every image of a folder set up front when it has at most this many
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def list_image_files(folder: str) -> tuple[list[str], list[int], list[str]]:
+    """The image files under a folder, found by name without opening any: (paths, class indices, class names).
+
+    With subfolders, each immediate subfolder is a class (its images found recursively), as ``ImageFolder``; a flat
+    folder is one class, "". Sorted, so the same folder always lists the same way."""
+    if not os.path.isdir(folder):
+        raise DataError(f"image folder {folder} does not exist; pass --data-root DIR (a folder of images, or of "
+                        "class folders)")
+    subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    paths, labels = [], []
+    groups = [(c, os.path.join(folder, c)) for c in subdirs] or [("", folder)]
+    classes = []
+    for c, path in groups:
+        found = sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
+        if found:
+            classes.append(c)
+            paths += found
+            labels += [len(classes) - 1] * len(found)
+    if not subdirs or not paths:  # flat: the folder's own images
+        flat = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if flat and not paths:
+            paths, labels, classes = flat, [0] * len(flat), [""]
+    if not paths:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder} (check --data-root)")
+    return paths, labels, classes
+
+
+def stratified_sample(labels, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` indices drawn at random with ``seed``, as evenly over the classes as they allow: each class's
+    indices shuffled, then taken round-robin over the classes in a shuffled order. All of them when n >= len."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in rng.permutation(np.unique(labels))]
+    out = []
+    while len(out) < n:
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop())
+    return np.sort(np.asarray(out))
+
+
+def analysis_folder(root: str | None, split: str = "val") -> str:
+    """The folder the analysis pages take images from: ``<root>/<split>`` when it exists, else ``root`` itself
+    (any folder of images, flat or of class folders)."""
+    if not root:
+        raise DataError("an image folder is needed: pass --data-root DIR (or -p data_root DIR)")
+    sub = os.path.join(root, split)
+    return sub if os.path.isdir(sub) else root
+
+
+def load_images(paths: list[str], transform) -> torch.Tensor:
+    """The images at ``paths`` (and only those) through ``transform``: (N, C, H, W)."""
+    return torch.stack([transform(_open_image(p)) for p in paths])
 
 
 def _folder_split(root: str | None, split: str, name: str) -> str:

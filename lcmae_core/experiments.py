@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import configs
-from .runs import Run, run_or_load, run_path
+from .runs import Run, RunError, run_or_load, run_path
 
 # Table 3's block sizes, in patches. At the cpu scale's 7x7 grid a 7-patch block is the whole 28-px image (100% of its
 # width, where the paper's largest, 112 px of 224, is 50%) and the costliest run of the book (AE(28): 120 s against
@@ -30,6 +30,12 @@ from .runs import Run, run_or_load, run_path
 AE_BLOCK_MULTIPLES = (1, 3, 5, 7)
 AE_BLOCK_MULTIPLES_BY_SCALE = {"cpu": (1, 3, 5)}
 MASK_RATIOS_FIG6 = (0.9, 0.75, 0.6, 0.45, 0.3)
+FOLDER_SETS = ("imagefolder", "imagenet")
+ASK_BEFORE_TRAINING = ("gpu", "paper")  # a missing run is trained there only when asked (Study.train)
+
+
+class TrainingRefused(RunError):
+    """A gpu- or paper-scale run that is missing and was not asked to be trained. One line, naming what to pass."""  # analysis images come from files, sampled without opening the rest
 
 
 @dataclass
@@ -52,6 +58,9 @@ class Study:
     verbose: bool = True
     seeds: tuple[int, ...] | None = None
     planner: list | None = field(default=None, repr=False)
+    image_seed: int = 0  # the seed of the analysis images' random sample (``images``)
+    train: bool = False  # gpu and paper scales: train a missing run (hours to days) instead of refusing
+    refuse_hint: str = ""  # what the page can be given instead of training (e.g. "pass mae_checkpoint=FILE")
 
     def __post_init__(self):
         if self.scale not in configs.SCALES:
@@ -79,6 +88,12 @@ class Study:
             configs.validate(cfg)
             self.planner.append(cfg)
             return Run(configs.run_name(cfg), run_path(cfg, self.run_root), configs.to_dict(cfg))
+        if self.scale in ASK_BEFORE_TRAINING and not self.train and not _finished(cfg, self.run_root):
+            hint = f"{self.refuse_hint}, or " if self.refuse_hint else ""
+            raise TrainingRefused(
+                f"{configs.run_name(cfg)} ({describe(cfg)}) is not in the run store, and training it at the "
+                f"{self.scale} scale needs {configs.HARDWARE_NEEDED[self.scale]}: {hint}pass train=True "
+                "(batch: --train) to train it")
         run = run_or_load(cfg, launcher=self.launcher, root=self.run_root)
         if self.verbose:
             print(f"{run.name}: {describe(cfg)}")
@@ -185,20 +200,43 @@ class Study:
 
         return load_run_init(run.dir)
 
-    def images(self, n: int = 64, split: str = "val", dataset: str | None = None, with_labels: bool = False):
-        """The first n images of a labelled split with the eval transform: (n, C, H, W) [, labels (n,)]."""
+    def images(self, n: int = 64, split: str = "val", dataset: str | None = None, with_labels: bool = False,
+               seed: int | None = None):
+        """n images of a labelled split with the eval transform, drawn at random with ``seed`` (default: the
+        study's ``image_seed``) and stratified over the classes: (n, C, H, W) [, labels (n,)].
+
+        A folder set (``imagefolder``, ``imagenet``) reads any folder of images, flat or of class folders:
+        ``<data_root>/<split>`` when it exists, else ``data_root`` itself; only the sampled files are opened."""
         import torch
 
+        from . import data
         from .train.common import eval_dataset
 
-        cfg = self.config("finetune")
-        ds = eval_dataset(cfg, dataset or self.labelled(), split)
-        n = min(n, len(ds))
-        items = [ds[i] for i in range(n)]
-        imgs = torch.stack([x for x, _ in items])
-        if with_labels:
-            return imgs, torch.tensor([int(y) for _, y in items])
-        return imgs
+        name = dataset or self.labelled()
+        seed = self.image_seed if seed is None else seed
+        if name in FOLDER_SETS:
+            paths, labels, _ = data.list_image_files(data.analysis_folder(self.data_root, split))
+            idx = data.stratified_sample(labels, n, seed)
+            tf = data.build_transform("eval", data.dataset_info(name), self.config("finetune").model.img_size)
+            imgs = data.load_images([paths[i] for i in idx], tf)
+            labels = torch.as_tensor([labels[i] for i in idx])
+        else:
+            ds = eval_dataset(self.config("finetune"), name, split)
+            idx = data.stratified_sample(_labels_of(ds), n, seed)
+            items = [ds[int(i)] for i in idx]
+            imgs = torch.stack([x for x, _ in items])
+            labels = torch.tensor([int(y) for _, y in items])
+        return (imgs, labels) if with_labels else imgs
+
+    def image_record(self, n: int, split: str = "val", dataset: str | None = None) -> dict:
+        """Where a page's images came from, for its metrics: dataset, folder (folder sets), n_images, seed."""
+        from . import data
+
+        name = dataset or self.labelled()
+        out = {"dataset": name, "n_images": n, "sampling_seed": self.image_seed}
+        if name in FOLDER_SETS:
+            out["folder"] = data.analysis_folder(self.data_root, split)
+        return out
 
     @staticmethod
     def _encoder_of(pretrain: Run | None) -> dict:
@@ -207,6 +245,27 @@ class Study:
             return {}
         m = pretrain.config["model"]
         return {f"model.{k}": m[k] for k in configs.ModelConfig.ENCODER_FIELDS}
+
+
+def _finished(cfg, root: str | None) -> bool:
+    import os
+
+    return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
+
+
+def _labels_of(ds):
+    """The labels of an eval dataset, without loading its images where it keeps them apart."""
+    import numpy as np
+    import torch
+
+    if isinstance(ds, torch.utils.data.TensorDataset):
+        return ds.tensors[1].numpy()
+    if isinstance(ds, torch.utils.data.Subset):
+        return np.asarray(_labels_of(ds.dataset))[np.asarray(ds.indices)]
+    for attr in ("labels", "targets"):
+        if hasattr(ds, attr):
+            return np.asarray(getattr(ds, attr))
+    return np.asarray([int(ds[i][1]) for i in range(len(ds))])
 
 
 def describe(cfg) -> str:

@@ -191,19 +191,37 @@ def encoder_measures(study: Study, runs: dict[int, Run], images, device=None) ->
                                    {s: study.init_model(r) for s, r in runs.items()}, images, device)
 
 
+def replicates(models: dict, images, n_groups: int = 8) -> tuple[dict, str]:
+    """What a measurement replicates over, and the images of each replicate: ({replicate: images}, unit).
+
+    One model per seed: every seed sees all the images, and the seeds are the replicates. One model (a released
+    checkpoint): the images are split into ``n_groups`` groups, and the groups are the replicates (``unit`` "image
+    groups"): each group's statistic estimates the same quantity, and their spread is the noise of the images."""
+    if len(models) > 1 or n_groups < 2:
+        return {r: images for r in models}, "seeds"
+    groups = [g for g in images.tensor_split(n_groups) if len(g)]
+    return dict(enumerate(groups)), "image groups"
+
+
+def per_replicate(d: dict, keys) -> dict:
+    """A {seed: model} dict laid over replicates: the one model of a checkpoint repeated for every image group."""
+    return {k: d[k] for k in keys} if set(keys) <= set(d) else {k: next(iter(d.values())) for k in keys}
+
+
 def encoder_models_measures(models: dict, inits: dict, images, device=None) -> dict:
     """Each seed's encoder attention on whole images (mask ratio 0), trained and at initialisation:
     {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels; fraction of
     the maximum entropy); "heads": (seeds, layers, heads) distances of the trained models (the figures'
-    dots); "n_keys": patch tokens."""
+    dots); "n_keys": patch tokens. images: shared, or {replicate: images} (``replicates``)."""
     from .analysis import attention_distance_curves, attention_entropy_curves
 
     out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init", "heads")}
     for s in sorted(models):
+        imgs = images[s] if isinstance(images, dict) else images
         for tag, model in (("", models[s]), ("_init", inits[s])):
-            d = attention_distance_curves(model, images, "encoder", device=device).cpu()
+            d = attention_distance_curves(model, imgs, "encoder", device=device).cpu()
             out["distance" + tag].append(d.mean(-1))
-            out["entropy" + tag].append(attention_entropy_curves(model, images, "encoder", device=device)
+            out["entropy" + tag].append(attention_entropy_curves(model, imgs, "encoder", device=device)
                                         .mean(-1).cpu())
             if not tag:
                 out["heads"].append(d)
@@ -213,18 +231,19 @@ def encoder_models_measures(models: dict, inits: dict, images, device=None) -> d
 def decoder_measures(models: dict[int, object], inits: dict[int, object], images, mask, device=None) -> dict:
     """Each seed's decoder, with one mask shared by every image: Eq. 7 per layer, and the mask tokens' attention
     distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
-    "entropy"} and the same with "_init", each (seeds, layers); "n_keys"."""
+    "entropy"} and the same with "_init", each (seeds, layers); "n_keys". images: shared, or {replicate: images}
+    (``replicates``)."""
     from .analysis import attention_distance_curves, attention_entropy_curves, attention_similarity_curve
 
     out = {}
     for tag, ms in (("", models), ("_init", inits)):
         rows = {"s_attn": [], "distance": [], "entropy": []}
         for s in sorted(ms):
-            m = ms[s]
-            rows["s_attn"].append(attention_similarity_curve(m, images, mask=mask, device=device).cpu())
-            rows["distance"].append(attention_distance_curves(m, images, "decoder", mask=mask, queries="masked",
+            m, imgs = ms[s], images[s] if isinstance(images, dict) else images
+            rows["s_attn"].append(attention_similarity_curve(m, imgs, mask=mask, device=device).cpu())
+            rows["distance"].append(attention_distance_curves(m, imgs, "decoder", mask=mask, queries="masked",
                                                               device=device).mean(-1).cpu())
-            rows["entropy"].append(attention_entropy_curves(m, images, "decoder", mask=mask, queries="masked",
+            rows["entropy"].append(attention_entropy_curves(m, imgs, "decoder", mask=mask, queries="masked",
                                                             device=device).mean(-1).cpu())
         out.update({k + tag: _stack(v) for k, v in rows.items()})
     out["n_keys"] = _num_patches(next(iter(models.values())))
@@ -339,5 +358,5 @@ def seeds_text(study: Study) -> str:
     return f"{len(study.seeds)} seed(s) ({', '.join(map(str, study.seeds))})"
 
 
-__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "random_init_like", "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "encoder_models_measures",
+__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "replicates", "per_replicate", "random_init_like", "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "encoder_models_measures",
            "decoder_measures", "layer_table", "TABLE1_SETTINGS", "TABLE2_DECODERS"]

@@ -77,6 +77,24 @@ def download(url: str, cache_dir: str | os.PathLike | None = None) -> str:
     return dst
 
 
+def file_record(source) -> dict:
+    """What a page records of a checkpoint it read: {"file", "sha256"} for a file (a cached download included),
+    {"name"} for a timm name."""
+    import hashlib
+
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        cached = os.path.join(default_cache_dir(), os.path.basename(path.split("?")[0]))
+        if not os.path.isfile(cached):
+            return {"name": path}
+        path = cached
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"file": os.path.basename(path), "sha256": h.hexdigest()}
+
+
 def _is_url(source) -> bool:
     return isinstance(source, str) and source.startswith(("http://", "https://"))
 
@@ -175,7 +193,7 @@ def load_vit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> Loa
 
 
 def load_timm_vit(source: str | os.PathLike, arch: str | None = None, cache_dir: str | os.PathLike | None = None,
-                  num_heads: int | None = None, **kwargs) -> nn.Module:
+                  num_heads: int | None = None, param: str = "", **kwargs) -> nn.Module:
     """A timm ``VisionTransformer`` from a timm name, a URL, or a local file (timm or hub format), in eval mode.
 
     source: an existing file -> read it (weights_only=True) and build ``arch`` (timm name, pretrained=False) or,
@@ -186,6 +204,15 @@ def load_timm_vit(source: str | os.PathLike, arch: str | None = None, cache_dir:
     import timm
     from timm.models.vision_transformer import VisionTransformer
 
+    hint = f"pass a local file as the {param} parameter (-p {param} FILE)" if param else "pass a local checkpoint file"
+    cached = os.path.join(os.fspath(cache_dir or default_cache_dir()), os.path.basename(os.fspath(source)))
+    if not os.path.isfile(os.fspath(source)) and os.path.isfile(cached):  # torch's checkpoint cache, as load_mae
+        source = cached
+    elif os.fspath(source) in REFERENCE_URLS:  # an official release by file name: downloaded once, given a network
+        try:
+            source = download(REFERENCE_URLS[os.fspath(source)], cache_dir)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}; {hint}") from None
     if _is_url(source):
         source = download(source, cache_dir)
     if os.path.isfile(os.fspath(source)):
@@ -200,15 +227,15 @@ def load_timm_vit(source: str | os.PathLike, arch: str | None = None, cache_dir:
         model.load_report = load_vit_state_dict(model, sd)
         return model.eval()
     if os.sep in os.fspath(source) or os.fspath(source).endswith((".pth", ".pt", ".safetensors")):
-        raise FileNotFoundError(f"no checkpoint at {source}; pass an existing file, a URL or a timm model name")
+        raise FileNotFoundError(f"no checkpoint at {source} (nor in {os.path.dirname(cached)}); {hint}, a URL or a "
+                                "timm model name")
     if num_heads is not None:
         kwargs["num_heads"] = num_heads
     try:
         model = timm.create_model(os.fspath(source), pretrained=True, cache_dir=cache_dir, **kwargs)
     except Exception as e:
         raise RuntimeError(f"cannot create timm model {source!r} with pretrained weights ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}); without a network, pass a local "
-                           "checkpoint file") from e
+                           f"{str(e).splitlines()[0] if str(e) else ''}); without a network, {hint}") from e
     model.load_report = LoadReport(loaded=sorted(model.state_dict()))
     return model.eval()
 
@@ -219,9 +246,7 @@ def load_dino(source: str | os.PathLike = DINO_TIMM, cache_dir: str | os.PathLik
 
     source: ``"vit_base_patch16_224.dino"`` (timm, needs a network), a URL, or a local file in timm or hub format
     (``dino_vitbase16_pretrain.pth``, or a full training checkpoint, whose teacher backbone is used)."""
-    if os.path.isfile(os.fspath(source)) or _is_url(source):
-        kwargs.setdefault("arch", "vit_base_patch16_224")
-        kwargs.setdefault("num_classes", 0)
+    kwargs.setdefault("param", "dino")  # a file's architecture comes from its shapes (ViT-B/16 for the release)
     return load_timm_vit(source, cache_dir=cache_dir, **kwargs)
 
 
@@ -230,8 +255,7 @@ def load_deit(source: str | os.PathLike = DEIT_TIMM, cache_dir: str | os.PathLik
     """DeiT-B (supervised, ``deit_base_patch16_224``), a curve of Fig. 5, as a timm ViT (with its classifier head
     when the file has one). source: a timm name (needs a network), a URL, or a local file (timm or official DeiT
     ``{"model": ...}`` format)."""
-    if os.path.isfile(os.fspath(source)) or _is_url(source):
-        kwargs.setdefault("arch", "deit_base_patch16_224")
+    kwargs.setdefault("param", "deit")
     return load_timm_vit(source, cache_dir=cache_dir, **kwargs)
 
 

@@ -215,7 +215,7 @@ OTHER = {
         F: lambda: claims.f3_deeper_semantic(POSITIONAL, FLAT, FLAT),
         U: lambda: claims.f3_deeper_semantic(_layers([0.6, 0.7, 0.9, 0.9], [0.9, 0.9, 0.7, 0.6], [0.7, 0.7, 0.8, 0.7]),
                                              FLAT, FLAT),
-        X: lambda: claims.f3_deeper_semantic(REVERSED[:, :1], FLAT[:, :1], FLAT[:, :1]),
+        X: lambda: claims.f3_deeper_semantic(REVERSED, FLAT, FLAT, UNMET),
         "control": lambda: claims.f3_deeper_semantic(REVERSED, FLAT, REVERSED),  # position embeddings rise as much
     },
     "f4_layer1_alike": {
@@ -350,6 +350,18 @@ def test_claim_records_are_plain_and_verdicts_checked():
     assert all(isinstance(v, str) for v in d.values())
     with pytest.raises(ValueError, match="verdict"):
         claims.Claim("x", "t", "maybe", "e")
+
+
+def test_a_decoder_too_shallow_is_a_precondition_unmet():
+    c = claims.f3_deeper_semantic(REVERSED[:, :1], FLAT[:, :1], FLAT[:, :1])
+    assert c.verdict == X and "the decoder has 1 layer(s)" in c.precondition
+    assert claims.f2_first_two(POSITIONAL[:, :2], FLAT[:, :2], MET).verdict == X
+
+
+def test_image_groups_are_named_as_the_replicates():
+    c = claims.f4_nearby(_layers([8, 9], [8.2, 9.1], [7.9, 9.0]), _layers([12, 12], [12, 11.9], [12, 12.1]), 12.0,
+                         MET, unit="image groups")
+    assert "over 3 image groups" in c.evidence
 
 
 def test_one_seed_is_never_decisive():
