@@ -2,7 +2,8 @@
 
 Every file the project writes that others read (checkpoints, configs, metrics, results, benchmark logs, the
 book's run status) goes through ``atomic_open``: write to a temporary file in the same folder, flush and fsync,
-then ``os.replace`` onto the target. On any error the temporary file is removed and the target is untouched.
+then ``os.replace`` onto the target. On any error the temporary file is removed and the target is untouched. The
+file's mode honours the umask, as a plain ``open`` would (a run store shared by a group stays readable).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w"):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -32,6 +34,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

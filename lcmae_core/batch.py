@@ -161,6 +161,12 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     """
     if scale not in SCALES:
         raise BatchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    from .configs import ConfigError, check_device
+
+    try:
+        check_device(device)
+    except ConfigError as e:
+        raise BatchError(str(e)) from None
     notebook_dir = Path(notebook_dir or NOTEBOOK_DIR)
     names = select(list_notebooks(notebook_dir), only)
     if not names:

@@ -172,6 +172,16 @@ def results_dir() -> str:
     return os.path.join(base, "bench", "results")
 
 
+def _file_in_path(folder: str) -> str | None:
+    """The first component of ``folder`` that exists as something other than a folder, or None."""
+    path = os.path.abspath(folder)
+    while path and path != os.path.dirname(path):
+        if os.path.exists(path) and not os.path.isdir(path):
+            return path
+        path = os.path.dirname(path)
+    return None
+
+
 def results_path(device: torch.device, date: str | None = None) -> str:
     date = date or datetime.date.today().isoformat()
     kind = "cpu" if device.type == "cpu" else _slug(device_name(device))
@@ -802,6 +812,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                    flops=not args.no_flops, profile=args.profile or 0)
     out = args.out or results_path(device)
     opts.profile_dir = os.path.dirname(os.path.abspath(out))
+    blocked = _file_in_path(opts.profile_dir)
+    if blocked:
+        print(f"error: --out {out}: {blocked} is a file, not a folder; choose another path", file=sys.stderr)
+        return 2
     if argv is not None:  # python -m lcmae_core.bench ...
         command = shlex.join(["python", "-m", "lcmae_core.bench", *argv])
     else:  # python -m lcmae_core bench ...

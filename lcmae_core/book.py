@@ -121,6 +121,19 @@ def _flatten(d: dict, prefix: str) -> dict:
     return out
 
 
+def failed_notebooks(out_dir: Path) -> list[str]:
+    """The notebooks an executed folder's run_status.json records as failed (none when there is no record)."""
+    import json
+
+    f = Path(out_dir) / "run_status.json"
+    if not f.exists():
+        return []
+    try:
+        return [r["notebook"] for r in json.loads(f.read_text()) if not r.get("ok")]
+    except (ValueError, KeyError, TypeError) as e:
+        raise BookError(f"{f} is not a run-status record ({type(e).__name__}); rerun the batch to rewrite it") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lcmae_core.book", description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale to execute the notebooks at")
@@ -133,7 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes that train the runs before the notebooks execute (default: the usable "
                         "cores at smoke and cpu scale)")
+    p.add_argument("--publish-failures", action="store_true",
+                   help="with --no-execute: build even when book/executed/run_status.json records a failed notebook")
     args = p.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    if args.no_execute and not args.publish_failures:
+        try:
+            failed = failed_notebooks(DEFAULT_OUT)
+        except BookError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if failed:
+            print(f"error: {DEFAULT_OUT / 'run_status.json'} records failed notebook(s): {', '.join(failed)}; rerun "
+                  "them (python -m lcmae_core batch --only ...), or pass --publish-failures to publish them as they are",
+                  file=sys.stderr)
+            return 1
     try:
         vendor_assets()
     except (BookError, subprocess.CalledProcessError) as e:

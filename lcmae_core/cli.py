@@ -193,16 +193,27 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text
+    from .errors import summary
+
+    return summary(e)
 
 
 def main(argv=None) -> int:
-    """Run a command; bad input: one line on stderr and exit status 2."""
+    """Run a command; bad input: one line on stderr and exit status 2; Ctrl-C at any moment (the imports
+    included): one line and status 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _main(argv=None) -> int:
     from .configs import ConfigError
     from .data import DataError
     from .runs import RunError
     from .train.engine import NonFiniteLoss
+    from .pretrained import CheckpointError
     from .train.finetune import PretrainMismatch
 
     try:
@@ -216,7 +227,7 @@ def main(argv=None) -> int:
     except (UsageError, ConfigError, DataError, RunError, PretrainMismatch) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except NonFiniteLoss as e:
+    except (NonFiniteLoss, CheckpointError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import hashlib
 import json
 import types
@@ -67,6 +68,8 @@ NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", 
 
 AUGMENT_BACKENDS = ("auto", "pil", "batched")
 BATCHED_DATASETS = ("mnist5k", "photos", "single_image")  # in memory: data.augment=batched applies
+
+LCMAE_SETTINGS = tuple("abcdefg")  # Table 1's rows
 
 # torch.compile modes a config may name (CUDA graphs are cuda_graphs=true, which composes with them)
 COMPILE_MODES = (None, "default", "max-autotune-no-cudagraphs")
@@ -389,6 +392,8 @@ def config_hash(cfg) -> str:
     """12 hex digits of the SHA-256 of the config's hashed fields, in canonical JSON."""
     d = to_dict(from_dict(to_dict(cfg)))  # canonical types: 1 and 1.0 hash alike for a float field
     d["data"]["augment"] = augment_backend(cfg)  # "auto" hashes as what it resolves to
+    if isinstance(d["model"].get("setting"), str):  # "A" and "a" are one setting, so one run
+        d["model"]["setting"] = d["model"]["setting"].lower()
     for key in NOT_HASHED:
         parts = key.split(".")
         node = d
@@ -511,14 +516,17 @@ def validate(cfg) -> RunConfig:
     if m.patch_size <= 0 or m.img_size % m.patch_size:
         raise ConfigError(f"image size {m.img_size} is not divisible by patch size {m.patch_size}; "
                           f"set model.img_size to a multiple of {m.patch_size}")
+    for key in ("embed_dim", "depth", "num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads"):
+        if getattr(m, key) < 1:
+            raise ConfigError(f"model.{key} must be a positive integer, got {getattr(m, key)}")
     if m.embed_dim % m.num_heads or m.decoder_embed_dim % m.decoder_num_heads:
         raise ConfigError("embed_dim must be divisible by num_heads (and decoder_embed_dim by decoder_num_heads)")
     if m.decoder not in ("transformer", "gaussian", "conv"):
         raise ConfigError(f"unknown decoder {m.decoder!r}; choose transformer, gaussian or conv")
     if m.in_view_target not in IN_VIEW_TARGETS:
         raise ConfigError(f"unknown model.in_view_target {m.in_view_target!r}; choose {' or '.join(IN_VIEW_TARGETS)}")
-    if m.setting is not None and m.setting.lower() not in "abcdefg":
-        raise ConfigError(f"unknown LC-MAE setting {m.setting!r}; choose one of a, b, c, d, e, f, g")
+    if m.setting is not None and m.setting.lower() not in LCMAE_SETTINGS:
+        raise ConfigError(f"unknown LC-MAE setting {m.setting!r}; choose one of {', '.join(LCMAE_SETTINGS)}")
     if cfg.family == "ae":
         b = m.block_size or m.patch_size
         if b % m.patch_size or (b // m.patch_size) % 2 == 0:
@@ -526,6 +534,9 @@ def validate(cfg) -> RunConfig:
     if isinstance(cfg, PretrainConfig):
         if not 0.0 <= cfg.mask_ratio < 1.0:
             raise ConfigError(f"mask ratio must be in [0, 1), got {cfg.mask_ratio}")
+        if cfg.family in ("mae", "lcmae") and cfg.mask_ratio == 0:
+            raise ConfigError(f"{cfg.family} with mask_ratio=0 has nothing to reconstruct (its loss is 0); set a mask "
+                              "ratio in (0, 1), or pretrain the autoencoder (--family ae)")
         if cfg.family == "ae" and cfg.mask_ratio != 0:
             raise ConfigError(f"the autoencoder does not mask: set mask_ratio=0 (got {cfg.mask_ratio})")
     if d.dataset not in DATASETS:
@@ -553,6 +564,12 @@ def validate(cfg) -> RunConfig:
         raise ConfigError(f"optim.batch_size {o.batch_size} is not divisible by optim.accum_iter {o.accum_iter}")
     if not 0 <= o.warmup_epochs <= o.epochs:
         raise ConfigError(f"optim.warmup_epochs must be in [0, epochs], got {o.warmup_epochs}")
+    for key, v in (("optim.base_lr", o.base_lr), ("optim.lr", o.lr), ("optim.weight_decay", o.weight_decay),
+                   ("optim.min_lr", o.min_lr)):
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ConfigError(f"{key} must be a finite number >= 0, got {v}")
+    if o.absolute_lr() <= 0:
+        raise ConfigError(f"the learning rate must be positive, got {o.absolute_lr()}; set optim.base_lr or optim.lr")
     if o.optimizer not in ("adamw", "lars"):
         raise ConfigError(f"unknown optimizer {o.optimizer!r}; choose adamw or lars")
     if cfg.amp not in ("bf16", "fp16", "fp32"):

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import first_line
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST_MEAN = (0.1307,) * 3
@@ -275,7 +277,7 @@ def _open_image(path: str) -> Image.Image:
             img.load()
             return img.convert("RGB")
     except Exception as e:
-        raise DataError(f"corrupt or unreadable image {path}: {type(e).__name__}: {str(e).splitlines()[0][:120]}") \
+        raise DataError(f"corrupt or unreadable image {path}: {type(e).__name__}: {first_line(e, 120)}") \
             from None
 
 
@@ -394,19 +396,19 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
         try:
             ds = cls(root, train=(split == "train"), transform=transform, download=download)
         except RuntimeError as e:
-            msg = str(e).splitlines()[0]
+            msg = first_line(e)
             hint = "" if download else "; pass --set data.download=true to fetch it"
             raise DataError(f"{name} not found under --data-root {root} ({msg}){hint}") from None
         except Exception as e:  # network failure during a download
             raise DataError(f"could not download {name} to {root}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:120] if str(e) else ''}") from None
+                            f"{first_line(e, 120)}") from None
     else:  # imagefolder, imagenet
         path = _folder_split(root, split, name)
         n_files = sum(len(f) for _, _, f in os.walk(path))
         try:
             ds = CheckedImageFolder(path, transform, verify=(n_files <= VERIFY_LIMIT) if verify is None else verify)
         except (FileNotFoundError, RuntimeError) as e:
-            raise DataError(f"no images under {path}: {str(e).splitlines()[0]} (check --data-root)") from None
+            raise DataError(f"no images under {path}: {first_line(e)} (check --data-root)") from None
         if info.num_classes > 0 and len(ds.classes) != info.num_classes:
             raise DataError(f"{path} has {len(ds.classes)} class folders; dataset {name!r} expects "
                             f"{info.num_classes} (use --dataset imagefolder for other sets)")

@@ -28,6 +28,14 @@ from .analysis.viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, _bare, _show, rec
 from .masking import masking_from_noise
 
 
+def check_parameters(n_images, mask_ratio) -> None:
+    """The explorer notebook's own parameters, checked before anything is loaded or trained (one-line errors)."""
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images must be a positive integer, got {n_images!r}")
+    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 < mask_ratio < 1:
+        raise ValueError(f"mask_ratio must be a number in (0, 1), got {mask_ratio!r}")
+
+
 class Explorer:
     """The explorer's state and its rendering; ``widget`` is the ipywidgets panel.
 

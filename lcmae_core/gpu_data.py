@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import IMAGENET_MEAN, IMAGENET_STD, DataError
+from .errors import first_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DATA_PATHS = ("auto", "gpu", "cpu")
@@ -58,7 +59,7 @@ class JpegFolder(torch.utils.data.Dataset):
             self.classes, class_to_idx = find_classes(root)
             self.samples = make_dataset(root, class_to_idx, extensions=tuple(extensions))
         except (FileNotFoundError, RuntimeError) as e:
-            raise DataError(f"no images under {root}: {str(e).splitlines()[0]}") from None
+            raise DataError(f"no images under {root}: {first_line(e)}") from None
         self.targets = [s[1] for s in self.samples]
 
     def __len__(self) -> int:

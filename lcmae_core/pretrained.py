@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .errors import first_line
 from .models import OFFICIAL_NAMES, SIZES, MaskedAutoencoderViT
 
 # the official releases, for users with a network
@@ -60,6 +61,20 @@ def _brief(keys, n: int = 8) -> str:
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
+def unreadable(path: str, e: BaseException, fix: str) -> CheckpointError:
+    """The one-line error for a checkpoint torch cannot read safely: objects the loader does not trust (a
+    malicious or code-carrying pickle: never unpickled), or an empty, truncated or corrupt file, with ``fix``."""
+    text = str(e)
+    if "Unsupported global" in text or "weights_only" in text.lower() and "global" in text.lower():
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = found.group(1) if found else "Python objects"
+        return CheckpointError(f"{path} holds objects this loader does not trust ({what}), so it was not read; "
+                               "use a file you trust that holds tensors only (a plain state dict)")
+    size = os.path.getsize(path) if os.path.exists(path) else -1
+    state = "is empty" if size == 0 else f"cannot be read ({first_line(e)})"
+    return CheckpointError(f"{path} {state}: it is truncated, corrupt or not a checkpoint; {fix}")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Read a ``.pth`` with ``weights_only=True``, allowing ``argparse.Namespace`` (official ``args``)."""
     path = os.fspath(path)
@@ -69,7 +84,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle.UnpicklingError and friends
-            raise CheckpointError(f"cannot read {path} safely (weights_only=True): {str(e).splitlines()[0]}") from e
+            raise unreadable(path, e, "pass another copy of the file") from None
 
 
 def state_dict_of(ckpt: dict) -> dict[str, torch.Tensor]:

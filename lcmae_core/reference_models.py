@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 
 from .models import FAMILIES, MaskedAutoencoderViT
-from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint
+from .errors import first_line
+from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint, unreadable
 
 # timm names of the paper's reference models
 DINO_TIMM = "vit_base_patch16_224.dino"
@@ -235,7 +236,7 @@ def load_timm_vit(source: str | os.PathLike, arch: str | None = None, cache_dir:
         model = timm.create_model(os.fspath(source), pretrained=True, cache_dir=cache_dir, **kwargs)
     except Exception as e:
         raise RuntimeError(f"cannot create timm model {source!r} with pretrained weights ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}); without a network, {hint}") from e
+                           f"{first_line(e)}); without a network, {hint}") from e
     model.load_report = LoadReport(loaded=sorted(model.state_dict()))
     return model.eval()
 
@@ -338,7 +339,7 @@ def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, d
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"cannot read {path} safely (weights_only=True): {str(e).splitlines()[0]}") from e
+        raise unreadable(path, e, _retrain_fix(path)) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or not isinstance(ckpt.get("config"),
                                                                                                  dict):
         got = _brief(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -392,6 +393,10 @@ def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
     return _build_run_model(config["family"], config["model"], config).eval()
 
 
+def _retrain_fix(path: str) -> str:
+    return f"remove the run folder {os.path.dirname(os.path.abspath(path))} to train the run again"
+
+
 def read_checkpoint_config(path: str | os.PathLike) -> dict:
     """The ``config`` of a run checkpoint (family and model constructor kwargs), read with ``weights_only``."""
     path = os.fspath(path)
@@ -400,7 +405,7 @@ def read_checkpoint_config(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"no run checkpoint at {path}; train the run first") from None
     except Exception as e:
-        raise CheckpointError(f"cannot read {path} safely (weights_only=True): {str(e).splitlines()[0]}") from e
+        raise unreadable(path, e, _retrain_fix(path)) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{path} is not a run checkpoint; expected {RUN_FORMAT}")
     return ckpt["config"]

@@ -140,6 +140,14 @@ def run_rows(run_root: str | os.PathLike | None = None, scale: str | None = None
     return rows
 
 
+def require_results(loaded: dict, scale: str, run_root: str | os.PathLike | None = None) -> dict:
+    """``loaded`` when a page has recorded results, else a one-line error saying where none were found."""
+    if not loaded:
+        raise FileNotFoundError(f"no page has recorded results at scale {scale!r} under {results_root(run_root)}; "
+                                f"run the book's pages first (python -m lcmae_core batch --scale {scale})")
+    return loaded
+
+
 def load_all(scale: str, run_root: str | os.PathLike | None = None) -> dict[str, dict]:
     """{notebook: {"metrics": ..., "claims": ...}} for every notebook that recorded results at this scale."""
     base = results_root(run_root) / scale

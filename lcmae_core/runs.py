@@ -92,8 +92,12 @@ def atomic_write_json(obj, path: str) -> None:
 
 
 def _read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): it was cut off or edited; remove "
+                       f"the run folder {os.path.dirname(os.path.abspath(path))} to train the run again") from None
 
 
 def load_run(path: str) -> Run:
@@ -194,6 +198,10 @@ def _train_run_locked(cfg, root: str, device) -> Run:
         from .train.trainer import seed_all
         seed_all(cfg.seed)  # the initial weights are a function of the seed
         job = _builder(cfg.family)(cfg, device, root)  # data and weights are found before any folder is made
+        if len(job.train_set) < cfg.optim.batch_size:  # drop_last: not one step would fit in an epoch
+            raise configs.ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than the training set "
+                                      f"({len(job.train_set)} samples); set optim.batch_size to at most "
+                                      f"{len(job.train_set)}")
         created = False
         if main:
             created = not os.path.isdir(path)

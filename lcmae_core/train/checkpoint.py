@@ -32,9 +32,20 @@ from ..atomic import atomic_open
 
 def atomic_save(obj, path: str) -> None:
     """torch.save through ``lcmae_core.atomic``: a reader never sees half a file, and a kill at any point leaves
-    either the old file or the new one."""
-    with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+    either the old file or the new one. A write that fails for want of space (torch reports it as a
+    ``RuntimeError`` from its zip writer) becomes an ``OSError`` that says so."""
+    import errno
+    import shutil
+
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(obj, f)
+    except RuntimeError as e:
+        if "inline_container" not in str(e) and "write" not in str(e).lower():
+            raise
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        raise OSError(errno.ENOSPC, f"could not write {path}: the disk is full or failing ({free // 2**20} MiB "
+                                    "free); free some space, then rerun the same command to resume") from None
 
 
 SNAPSHOT = "snapshot-epoch{}.pt"
@@ -55,8 +66,17 @@ def snapshots(run_dir: str) -> dict[int, str]:
 
 
 def load(path: str, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Read a checkpoint with ``weights_only=True``; an unreadable one raises ``CheckpointError`` naming the file
+    and the fix (remove the run folder to train it again)."""
+    from ..pretrained import unreadable
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # truncated, empty, garbage, or untrusted objects
+        raise unreadable(path, e, f"remove the run folder {os.path.dirname(os.path.abspath(path))} to train the "
+                                  "run again") from None
 
 
 def rng_state() -> dict:
