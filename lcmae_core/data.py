@@ -418,6 +418,34 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
     return ds
 
 
+def check_data_root(d) -> None:
+    """The data a config names is where it says, checked by name only (nothing is read): a one-line
+    ``DataError`` before any run folder or lock is made."""
+    if d.dataset in ("imagefolder", "imagenet"):
+        if not d.root:
+            raise DataError(f"dataset {d.dataset!r} needs a data root: pass --data-root DIR (holding train/ and val/)")
+        if not os.path.isdir(os.path.join(d.root, "train")):
+            what = "does not exist" if not os.path.isdir(d.root) else "has no train/ folder"
+            raise DataError(f"data root {d.root} {what}; dataset {d.dataset!r} needs DIR/train and DIR/val with one "
+                            "folder per class (check --data-root)")
+    elif d.dataset in ("cifar10", "cifar100") and not d.download:
+        if not d.root or not os.path.isdir(d.root):
+            raise DataError(f"dataset {d.dataset!r} needs an existing data root: pass --data-root DIR (and --set "
+                            "data.download=true to fetch it there)")
+
+
+KNOWN_TRAIN_SIZES = {"mnist5k": 4000, "cifar10": 50_000, "cifar100": 50_000}
+
+
+def known_train_size(d) -> int | None:
+    """The number of training samples a data config gives, when it is known without reading the data (the
+    bundled and torchvision sets; the photo sets' epoch length); None for image folders."""
+    if d.dataset in ("photos", "single_image"):
+        return d.samples_per_epoch
+    n = KNOWN_TRAIN_SIZES.get(d.dataset)
+    return None if n is None else min(n, d.limit) if d.limit is not None else n
+
+
 def eval_tensors(name: str, split: str, img_size: int, limit: int | None = None):
     """The eval split of MNIST-5k as a ``TensorDataset`` of (N, 3, H, W) normalised images, computed at once, or
     None where that does not apply (another dataset, or a size that needs a resize). At its native size the eval

@@ -62,16 +62,21 @@ def _brief(keys, n: int = 8) -> str:
 
 
 def unreadable(path: str, e: BaseException, fix: str) -> CheckpointError:
-    """The one-line error for a checkpoint torch cannot read safely: objects the loader does not trust (a
-    malicious or code-carrying pickle: never unpickled), or an empty, truncated or corrupt file, with ``fix``."""
+    """The one-line error for a checkpoint torch cannot read safely: objects the loader does not trust (a pickle
+    that would import code: never unpickled), or an empty, truncated or corrupt file, with ``fix``. torch's own
+    advice to retry with ``weights_only=False`` is never repeated: that is the unsafe step."""
     text = str(e)
-    if "Unsupported global" in text or "weights_only" in text.lower() and "global" in text.lower():
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        what = found.group(1) if found else "Python objects"
-        return CheckpointError(f"{path} holds objects this loader does not trust ({what}), so it was not read; "
-                               "use a file you trust that holds tensors only (a plain state dict)")
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return CheckpointError(f"{path} holds objects this loader does not trust ({found.group(1)}), so it was not "
+                               "read; use a file you trust that holds tensors only (a plain state dict)")
+    if "Weights only load failed" in text:
+        operand = re.search(r"Unsupported operand \d+", text)
+        detail = operand.group(0) if operand else "not a file torch reads safely"
+    else:
+        detail = first_line(e)
     size = os.path.getsize(path) if os.path.exists(path) else -1
-    state = "is empty" if size == 0 else f"cannot be read ({first_line(e)})"
+    state = "is empty" if size == 0 else f"cannot be read ({detail})"
     return CheckpointError(f"{path} {state}: it is truncated, corrupt or not a checkpoint; {fix}")
 
 

@@ -148,6 +148,13 @@ def _finished(path: str) -> Run | None:
 def prepare(cfg, root: str | None = None):
     """Validate a config and the root; returns (cfg, root). Raises ConfigError / RunError."""
     cfg = configs.validate(cfg)
+    from .data import check_data_root, known_train_size
+
+    check_data_root(cfg.data)
+    n = known_train_size(cfg.data)
+    if n is not None and n < cfg.optim.batch_size:  # drop_last: not one step would fit in an epoch
+        raise configs.ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than the training set ({n} "
+                                  f"samples); set optim.batch_size to at most {n}")
     if getattr(cfg, "pretrain", None):
         find_run(cfg.pretrain, root)  # the pretraining run must exist and be finished
     return cfg, check_root_writable(resolve_root(root))
@@ -198,7 +205,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
         from .train.trainer import seed_all
         seed_all(cfg.seed)  # the initial weights are a function of the seed
         job = _builder(cfg.family)(cfg, device, root)  # data and weights are found before any folder is made
-        if len(job.train_set) < cfg.optim.batch_size:  # drop_last: not one step would fit in an epoch
+        if len(job.train_set) < cfg.optim.batch_size:  # an image folder smaller than one batch
             raise configs.ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than the training set "
                                       f"({len(job.train_set)} samples); set optim.batch_size to at most "
                                       f"{len(job.train_set)}")

@@ -1,0 +1,231 @@
+"""Fault injection at every entry point: a wrong type, an out-of-range value, a missing path, a path under a regular
+file, a corrupt file and an interrupt each end in one line on stderr with the documented exit code (2 for bad
+input, 1 for a failure, 130 for an interrupt), and leave nothing behind: no run folder, no lock, no executed
+notebook, no temporary file."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+
+import pytest
+import torch
+
+from lcmae_core import atomic, batch, book, configs, errors, results
+from lcmae_core.cli import main
+from lcmae_core.pretrained import CheckpointError, read_checkpoint
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def one_line(err: str) -> bool:
+    return bool(err) and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def left_behind(root) -> list[str]:
+    """Run folders, locks and temporary files under a run root (the root itself and .probe files do not count)."""
+    if not os.path.isdir(root):
+        return []
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        out += [os.path.join(dirpath, f) for f in files if not f.startswith(".probe")]
+        out += [os.path.join(dirpath, d) for d in dirs if not d.startswith(".")]
+    return out
+
+
+SMOKE = ["--scale", "smoke", "--no-progress"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--set", "optim.epochs=abc"], "takes an integer"),  # wrong type
+    (["--set", "mask_ratio=1.5"], "mask ratio must be in [0, 1)"),  # out of range
+    (["--set", "mask_ratio=0"], "nothing to reconstruct"),
+    (["--set", "model.num_heads=0"], "model.num_heads must be a positive integer"),
+    (["--set", "optim.lr=nan"], "optim.lr must be a finite number"),
+    (["--set", "optim.base_lr=-1"], "optim.base_lr must be a finite number"),
+    (["--family", "lcmae", "--set", "model.setting=cd"], "unknown LC-MAE setting 'cd'"),
+    (["--family", "lcmae", "--set", "model.setting="], "unknown LC-MAE setting ''"),
+    (["--set", "optim.batch_size=100000"], "larger than the training set"),
+    (["--dataset", "imagefolder", "--data-root", "/nonexistent/images"], "does not exist"),  # missing path
+    (["--set", "device=gpu0"], "unknown device 'gpu0'"),
+])
+def test_pretrain_bad_input_is_one_line_and_leaves_no_run(tmp_path, capsys, argv, words):
+    code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path / "runs"), *argv)
+    assert code == 2 and one_line(err) and words in err, err
+    assert not left_behind(tmp_path / "runs")
+
+
+def test_a_run_root_under_a_regular_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path / "file" / "runs"))
+    assert code == 2 and one_line(err) and "not writable" in err
+
+
+def _smoke_run_dir(root) -> str:
+    cfg = configs.apply_overrides(configs.preset("mae", "smoke"), {"progress": False})
+    path = os.path.join(root, configs.run_name(cfg))
+    os.makedirs(path)
+    atomic.atomic_write_json(os.path.join(path, "config.json"), configs.to_dict(cfg))
+    return path
+
+
+@pytest.mark.parametrize("content, words", [(b"", "is empty"), (b"not a zip file at all", "cannot be read"),
+                                            (None, "cannot be read")])
+def test_a_corrupt_checkpoint_on_resume_names_the_file_and_the_fix(tmp_path, capsys, content, words):
+    path = _smoke_run_dir(tmp_path)
+    ckpt = os.path.join(path, "checkpoint.pt")
+    if content is None:  # a real checkpoint cut in half
+        buf = torch.nn.Linear(64, 64).state_dict()
+        torch.save({"model": buf}, ckpt)
+        with open(ckpt, "rb") as f:
+            data = f.read()
+        content = data[: len(data) // 2]
+    with open(ckpt, "wb") as f:
+        f.write(content)
+    code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path))
+    assert code == 1 and one_line(err) and words in err and ckpt in err and "remove the run folder" in err, err
+
+
+def test_a_cut_off_metrics_file_names_the_file(tmp_path, capsys):
+    path = _smoke_run_dir(tmp_path)
+    with open(os.path.join(path, "metrics.json"), "w") as f:
+        f.write('{"top1": 12.')
+    code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path))
+    assert code == 2 and one_line(err) and "metrics.json is not valid JSON" in err and "remove the run folder" in err
+
+
+def test_an_interrupt_during_start_up_is_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(configs, "preset", interrupted)
+    code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path / "runs"))
+    assert code == 130 and one_line(err) and "interrupted" in err
+    assert not left_behind(tmp_path / "runs")
+
+
+def test_values_are_normalised_before_hashing():
+    a = configs.apply_overrides(configs.preset("lcmae", "cpu"), ["model.setting=A"])
+    b = configs.apply_overrides(configs.preset("lcmae", "cpu"), ["model.setting=a"])
+    assert configs.run_name(a) == configs.run_name(b)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plan, batch, book, bench
+@pytest.mark.parametrize("argv, code_, words", [
+    (["plan", "--jobs", "0"], 2, "--jobs must be at least 1"),
+    (["plan", "--only", "nope"], 2, "no runs are planned for nope"),
+    (["batch", "--device", "gpu0"], 2, "unknown device 'gpu0'"),
+    (["batch", "--only", "nope"], 2, "unknown notebook(s) nope"),
+    (["batch", "--jobs", "0"], 2, "--jobs must be at least 1"),
+    (["batch", "--only", "explorer", "-p", "nope", "1"], 2, "no selected notebook takes parameter 'nope'"),
+    (["batch", "--only", "explorer", "-p", "mask_ratio", "abc"], 2, "takes a float"),
+    (["batch", "--scale", "paper", "--only", "explorer", "--checkpoints", "/nonexistent"], 2, "does not exist"),
+])
+def test_batch_and_plan_bad_input_before_any_notebook(tmp_path, capsys, argv, code_, words):
+    out = tmp_path / "executed"
+    extra = ["--out", str(out)] if argv[0] == "batch" else []
+    code, err = run_cli(capsys, *argv, "--run-root", str(tmp_path / "runs"), *extra)
+    assert code == code_ and one_line(err) and words in err, err
+    assert not list(out.glob("*.ipynb")) and not left_behind(tmp_path / "runs")
+
+
+def test_bench_out_under_a_regular_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code, err = run_cli(capsys, "bench", "--device", "cpu", "--workloads", "tiny", "--out",
+                        str(tmp_path / "afile" / "x.jsonl"))
+    assert code == 2 and one_line(err) and "is a file, not a folder" in err
+
+
+def test_the_book_refuses_to_publish_a_failed_notebook(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(book, "DEFAULT_OUT", tmp_path)
+    (tmp_path / "run_status.json").write_text(json.dumps([{"notebook": "table1_lcmae_ablation", "ok": False},
+                                                          {"notebook": "explorer", "ok": True}]))
+    assert book.main(["--no-execute"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert one_line(err) and "table1_lcmae_ablation" in err and "--publish-failures" in err
+    assert book.main(["--jobs", "0"]) == 2
+    (tmp_path / "run_status.json").write_text("[{")
+    assert book.main(["--no-execute"]) == 1 and "not a run-status record" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# loaders and files
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoint_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty") as e:
+        read_checkpoint(empty)
+    assert one_line(str(e.value))
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": Evil()}, evil)  # a pickle that would run os.system
+    with pytest.raises(CheckpointError, match=r"does not trust \(posix.system\)") as e:
+        read_checkpoint(evil)
+    assert "weights_only" not in str(e.value) and "likely succeed" not in str(e.value) and one_line(str(e.value))
+    with open(evil, "wb") as f:  # the same in a plain pickle: refused too, and the advice is still not repeated
+        pickle.dump({"model": Evil()}, f)
+    with pytest.raises(CheckpointError, match="cannot be read") as e:
+        read_checkpoint(evil)
+    assert "weights_only" not in str(e.value) and "likely succeed" not in str(e.value)
+    from lcmae_core.reference_models import load_run, read_weights
+
+    for fn in (load_run, read_weights):
+        with pytest.raises(CheckpointError, match="is empty"):
+            fn(empty)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_files_honour_the_umask(tmp_path, mask, mode):
+    old = os.umask(mask)
+    try:
+        atomic.atomic_write_text(tmp_path / "f.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "f.json").st_mode) == mode
+
+
+def test_a_full_disk_at_a_checkpoint_says_so_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from lcmae_core.train import checkpoint
+
+    def full(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4096 vs 2048")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="the disk is full or failing"):
+        checkpoint.atomic_save({"x": 1}, str(tmp_path / "checkpoint.pt"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_data_loader_worker_error_is_its_last_line():
+    e = RuntimeError("Caught DataError in DataLoader worker process 3.\nOriginal Traceback (most recent call last):\n"
+                     '  File "x.py", line 1, in f\n    raise DataError(...)\n'
+                     "lcmae_core.data.DataError: corrupt or unreadable image /d/val/x.JPEG: OSError: truncated\n")
+    assert errors.summary(e) == ("in a data loader worker: lcmae_core.data.DataError: corrupt or unreadable image "
+                                 "/d/val/x.JPEG: OSError: truncated")
+    assert errors.first_line(ValueError()) == "ValueError" and errors.first_line(ValueError("\n a \n b")) == "a"
+
+
+def test_the_results_page_on_an_empty_store_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no page has recorded results at scale 'cpu'"):
+        results.require_results(results.load_all("cpu", tmp_path), "cpu", tmp_path)
+
+
+def test_the_explorer_checks_its_parameters_first():
+    from lcmae_core.explorer import check_parameters
+
+    check_parameters(8, 0.75)
+    for n, r in ((0, 0.75), ("8", 0.75), (8, "abc"), (8, 1.0), (8, True)):
+        with pytest.raises(ValueError, match="n_images|mask_ratio"):
+            check_parameters(n, r)
+    assert batch.parse_value("abc") == "abc"
