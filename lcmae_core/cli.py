@@ -214,7 +214,7 @@ def _main(argv=None) -> int:
     from .runs import RunError
     from .train.engine import NonFiniteLoss
     from .pretrained import CheckpointError
-    from .train.finetune import PretrainMismatch
+    from .models.classifier import PretrainMismatch
 
     try:
         parser = make_parser()

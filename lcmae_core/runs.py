@@ -160,6 +160,15 @@ def prepare(cfg, root: str | None = None):
     return cfg, check_root_writable(resolve_root(root))
 
 
+def pretrained_weights(cfg, root: str | None = None) -> dict | None:
+    """The model state dict of the pretraining run a finetune or linear probe starts from (None: random init)."""
+    if not getattr(cfg, "pretrain", None):
+        return None
+    from .train import checkpoint as ckpt_io
+
+    return ckpt_io.load(find_run(cfg.pretrain, root).checkpoint)["model"]
+
+
 def _builder(family: str):
     if family in configs.PRETRAIN_FAMILIES:
         from .train import pretrain as mod
@@ -204,7 +213,8 @@ def _train_run_locked(cfg, root: str, device) -> Run:
             return load_run(path)
         from .train.trainer import seed_all
         seed_all(cfg.seed)  # the initial weights are a function of the seed
-        job = _builder(cfg.family)(cfg, device, root)  # data and weights are found before any folder is made
+        # data and weights are found before any folder is made
+        job = _builder(cfg.family)(cfg, device, pretrained_weights(cfg, root))
         if len(job.train_set) < cfg.optim.batch_size:  # an image folder smaller than one batch
             raise configs.ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than the training set "
                                       f"({len(job.train_set)} samples); set optim.batch_size to at most "

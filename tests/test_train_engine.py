@@ -147,7 +147,7 @@ def test_every_family_trains_at_smoke_scale(smoke_runs, family):
 
 def test_finetune_loads_the_pretrained_encoder(smoke_runs):
     _, out = smoke_runs
-    from lcmae_core.train.finetune import load_pretrained_encoder, vit_kwargs
+    from lcmae_core.models.classifier import load_pretrained_encoder, vit_kwargs
     from timm.models.vision_transformer import VisionTransformer
     cfg = configs.preset("finetune", "smoke")
     vit = VisionTransformer(**vit_kwargs(cfg, 10, "avg", 0.0))

@@ -21,60 +21,20 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.optim import create_optimizer_v2
 
 from .. import data as data_mod
-from . import checkpoint as ckpt_io
+from ..models.classifier import load_pretrained_encoder, vit_kwargs
 from . import common
 from .engine import ClassifyObjective, evaluate
 from .trainer import Job
 
-ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.")
-
-
-class PretrainMismatch(ValueError):
-    pass
-
-
-def vit_kwargs(cfg, num_classes: int, global_pool: str, drop_path: float) -> dict:
-    """timm VisionTransformer constructor kwargs (all primitives) for the config's encoder."""
-    return dict(**cfg.model.encoder_kwargs(), qkv_bias=True, num_classes=num_classes, global_pool=global_pool,
-                drop_path_rate=drop_path)
-
-
-def load_pretrained_encoder(model: nn.Module, state: dict, keep_norm: bool = False) -> dict:
-    """Copy the encoder weights of an MAE-family state dict into a timm ViT.
-
-    Loads ``cls_token``, ``pos_embed``, ``patch_embed.*``, ``blocks.*`` (and ``norm.*`` when keep_norm, for the
-    linear probe's CLS feature). Returns {"loaded": [...], "fresh": [...]} and raises ``PretrainMismatch`` for
-    missing encoder keys or wrong shapes."""
-    prefixes = ENCODER_PREFIXES + (("norm.",) if keep_norm else ())
-    enc = {k: v for k, v in state.items() if k.startswith(prefixes)}
-    own = model.state_dict()
-    bad = [k for k, v in enc.items() if k not in own or own[k].shape != v.shape]
-    if bad:
-        raise PretrainMismatch(f"pretrained weights do not fit the classifier: {', '.join(bad[:5])}")
-    missing, unexpected = model.load_state_dict(enc, strict=False)
-    need = [k for k in missing if k.startswith(prefixes)]
-    if need:
-        raise PretrainMismatch(f"pretrained checkpoint lacks encoder weights: {', '.join(need[:5])}")
-    return {"loaded": sorted(enc), "fresh": sorted(missing)}
-
-
-def pretrained_state(cfg, run_root: str | None) -> dict | None:
-    """The pretraining run's model state dict (weights_only), or None for random initialisation."""
-    if not cfg.pretrain:
-        return None
-    from ..runs import find_run
-    run = find_run(cfg.pretrain, run_root)
-    return ckpt_io.load(run.checkpoint)["model"]
-
-
-def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
+def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
+    """The finetuning job; ``pretrained``: the pretraining run's model state dict (None: random init), which the
+    run store reads (``runs.pretrained_weights``)."""
     info = data_mod.dataset_info(cfg.data.dataset)
     K = data_mod.num_classes(cfg.data.dataset, cfg.data.root)
     kw = vit_kwargs(cfg, K, cfg.global_pool, cfg.drop_path)
     model = VisionTransformer(**kw)
-    state = pretrained_state(cfg, run_root)
-    if state is not None:
-        load_pretrained_encoder(model, state)
+    if pretrained is not None:
+        load_pretrained_encoder(model, pretrained)
         nn.init.trunc_normal_(model.head.weight, std=2e-5)
     model.to(device)
     o = cfg.optim

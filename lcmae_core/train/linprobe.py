@@ -21,9 +21,9 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.optim import Lars
 
 from .. import data as data_mod
+from ..models.classifier import load_pretrained_encoder, vit_kwargs
 from . import common
 from .engine import ClassifyObjective, evaluate, extract_features, knn_classify
-from .finetune import load_pretrained_encoder, pretrained_state, vit_kwargs
 from .trainer import Job
 
 
@@ -34,14 +34,14 @@ def cls_features(model: VisionTransformer):
     return fn
 
 
-def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
+def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
+    """The linear-probe job; ``pretrained``: the pretraining run's model state dict (None: a random encoder)."""
     info = data_mod.dataset_info(cfg.data.dataset)
     K = data_mod.num_classes(cfg.data.dataset, cfg.data.root)
     kw = vit_kwargs(cfg, K, "token", 0.0)
     model = VisionTransformer(**kw)
-    state = pretrained_state(cfg, run_root)
-    if state is not None:
-        load_pretrained_encoder(model, state, keep_norm=True)
+    if pretrained is not None:
+        load_pretrained_encoder(model, pretrained, keep_norm=True)
     D = model.embed_dim
     model.head = nn.Sequential(nn.BatchNorm1d(D, affine=False, eps=1e-6), nn.Linear(D, K))
     nn.init.trunc_normal_(model.head[1].weight, std=0.01)

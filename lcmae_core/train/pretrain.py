@@ -31,7 +31,8 @@ def encoder_cls(model):
     return fn
 
 
-def build(cfg, device: torch.device, run_root: str | None = None) -> Job:
+def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
+    """The pretraining job (``pretrained`` is unused: pretraining starts from scratch)."""
     model = build_model(cfg).to(device)
     optimizer = make_optimizer(cfg, model, device)
     make_loader = None

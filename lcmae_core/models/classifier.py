@@ -1,0 +1,41 @@
+"""The classifier of finetuning and linear probing: a timm ``VisionTransformer`` holding a pretrained encoder.
+
+``vit_kwargs`` gives the ViT of a run config's encoder shape; ``load_pretrained_encoder`` copies the encoder of an
+MAE-family state dict (fb/mae key names, which timm's ViT shares) into it. The pretraining run itself is found by
+the run store (``runs.pretrained_weights``), which passes its weights to the recipes.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.")
+
+
+class PretrainMismatch(ValueError):
+    """Pretrained weights that do not fit the classifier (one-line message naming the keys)."""
+
+
+def vit_kwargs(cfg, num_classes: int, global_pool: str, drop_path: float) -> dict:
+    """timm VisionTransformer constructor kwargs (all primitives) for the config's encoder."""
+    return dict(**cfg.model.encoder_kwargs(), qkv_bias=True, num_classes=num_classes, global_pool=global_pool,
+                drop_path_rate=drop_path)
+
+
+def load_pretrained_encoder(model: nn.Module, state: dict, keep_norm: bool = False) -> dict:
+    """Copy the encoder weights of an MAE-family state dict into a timm ViT.
+
+    Loads ``cls_token``, ``pos_embed``, ``patch_embed.*``, ``blocks.*`` (and ``norm.*`` when keep_norm, for the
+    linear probe's CLS feature). Returns {"loaded": [...], "fresh": [...]} and raises ``PretrainMismatch`` for
+    missing encoder keys or wrong shapes."""
+    prefixes = ENCODER_PREFIXES + (("norm.",) if keep_norm else ())
+    enc = {k: v for k, v in state.items() if k.startswith(prefixes)}
+    own = model.state_dict()
+    bad = [k for k, v in enc.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise PretrainMismatch(f"pretrained weights do not fit the classifier: {', '.join(bad[:5])}")
+    missing, unexpected = model.load_state_dict(enc, strict=False)
+    need = [k for k in missing if k.startswith(prefixes)]
+    if need:
+        raise PretrainMismatch(f"pretrained checkpoint lacks encoder weights: {', '.join(need[:5])}")
+    return {"loaded": sorted(enc), "fresh": sorted(missing)}
