@@ -48,6 +48,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def atomic_write_json(path: str | os.PathLike, obj, default=None) -> None:
-    """Pretty, key-sorted JSON with a final newline."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    """Pretty, key-sorted JSON with a final newline; torch and numpy scalars become numbers, their arrays lists,
+    paths text."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(x):
+    if hasattr(x, "item") and getattr(x, "ndim", 0) == 0:  # torch / numpy scalars
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")

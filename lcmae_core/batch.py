@@ -21,7 +21,9 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .configs import SCALES
-from .results import atomic_write_json, hardware_info
+from .runs import LAUNCHERS
+from .atomic import atomic_write_json
+from .results import hardware_info
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -380,7 +382,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the executed notebooks (default book/executed)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these notebooks")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    p.add_argument("--launcher", default="local", choices=("local", "torchrun", "slurm"),
+    p.add_argument("--launcher", default="local", choices=LAUNCHERS,
                    help="local: in this process; torchrun: notebooks launch multi-GPU training; "
                         "slurm: one job per notebook through submitit")
     p.add_argument("--partition", default=None, help="SLURM partition (with --launcher slurm)")

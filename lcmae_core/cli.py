@@ -47,6 +47,7 @@ class _Parser(argparse.ArgumentParser):
 # training commands
 def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
     from .configs import PRETRAIN_FAMILIES, SCALES
+    from .runs import LAUNCHERS
     from .data import DATASETS
 
     if kind == "pretrain":
@@ -74,7 +75,7 @@ def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
                    help="override config fields, nested keys with dots, e.g. --set optim.epochs=3 "
                         "mask_ratio=0.6 model.decoder=conv data.download=true device=cpu; values are type-checked "
                         "(see --show-config for every key)")
-    p.add_argument("--launcher", default="local", choices=("local", "torchrun", "slurm"),
+    p.add_argument("--launcher", default="local", choices=LAUNCHERS,
                    help="local: this process (also under an outer torchrun); torchrun: --nproc-per-node processes "
                         "here; slurm: a SLURM job through submitit. Default: local")
     p.add_argument("--nproc-per-node", type=int, default=1, help="torchrun: processes on this machine (default 1)")
@@ -106,7 +107,7 @@ def build_config(kind: str, family: str, scale: str, dataset: str | None = None,
 def _launch_kwargs(args) -> dict:
     return dict(launcher=args.launcher, root=args.run_root, nproc_per_node=args.nproc_per_node,
                 slurm={"nodes": args.nodes, "gpus_per_node": args.gpus_per_node, "partition": args.partition,
-                       "time": args.time})
+                       "time_min": args.time})
 
 
 def _report(run) -> None:

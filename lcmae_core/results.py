@@ -20,28 +20,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .atomic import atomic_write_json as _atomic_write_json
+from .atomic import atomic_write_json
 from .claims import Claim
 from .stats import FAILS, HOLDS, UNFORMED, UNTESTABLE, VERDICTS
 
 METRICS_KEYS = ("notebook", "scale", "hardware", "metrics", "paper", "written_at")
 CLAIMS_KEYS = ("notebook", "scale", "claims")
 CLAIM_KEYS = ("id", "text", "verdict", "evidence", "why", "reading", "precondition", "controls")
-
-
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    """JSON written atomically; tensors and numpy values become plain numbers and lists."""
-    _atomic_write_json(path, obj, default=_jsonable)
-
-
-def _jsonable(x):
-    if hasattr(x, "item"):  # torch / numpy scalars
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"cannot write {type(x).__name__} to JSON")
 
 
 def hardware_info() -> dict:

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 from . import configs
-from .atomic import atomic_write_json as _atomic_write_json
+from .atomic import atomic_write_json
 from .configs import run_name
 
 LAUNCHERS = ("local", "torchrun", "slurm")
@@ -84,11 +84,6 @@ def check_root_writable(root: str) -> str:
         raise RunError(f"run root {root} is not writable ({e.strerror or type(e).__name__}); "
                        "pass --run-root DIR or set LCMAE_RUN_ROOT") from None
     return root
-
-
-def atomic_write_json(obj, path: str) -> None:
-    """Write JSON atomically (see ``lcmae_core.atomic``)."""
-    _atomic_write_json(path, obj)
 
 
 def _read_json(path: str):
@@ -223,7 +218,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
         if main:
             created = not os.path.isdir(path)
             os.makedirs(path, exist_ok=True)
-            atomic_write_json(configs.to_dict(cfg), os.path.join(path, "config.json"))
+            atomic_write_json(os.path.join(path, "config.json"), configs.to_dict(cfg))
         dist_utils.barrier()
         t0, c0 = time.time(), time.process_time()
         try:
@@ -243,7 +238,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
                       "device": str(device),
                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                       "threads": torch.get_num_threads()}
-            atomic_write_json(record, os.path.join(path, "metrics.json"))
+            atomic_write_json(os.path.join(path, "metrics.json"), record)
         dist_utils.barrier()
     return load_run(path)
 
@@ -259,7 +254,7 @@ def run_or_load(cfg, launcher: str = "local", root: str | None = None, *, nproc_
 
     launcher: "local" (this process; under torchrun every rank calls it), "torchrun" (``nproc_per_node``
     processes on this machine), or "slurm" (submitit; ``slurm`` holds ``nodes``, ``gpus_per_node``,
-    ``partition``, ``time`` in minutes, ``cpus_per_task``, ``mem_gb``; ``executor="local"`` runs the same job
+    ``partition``, ``time_min`` (minutes), ``cpus_per_task``, ``mem_gb``; ``executor="local"`` runs the same job
     with submitit's LocalExecutor, for testing). With ``wait=False`` the SLURM launcher returns the submitit
     job instead of the run.
     """
@@ -281,7 +276,7 @@ def _write_launch_config(cfg, root: str) -> str:
     folder = os.path.join(root, ".launch")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{run_name(cfg)}.json")
-    atomic_write_json(configs.to_dict(cfg), path)
+    atomic_write_json(path, configs.to_dict(cfg))
     return path
 
 
@@ -327,11 +322,11 @@ def _launch_slurm(cfg, root: str, slurm: dict, executor: str, wait: bool):
     tasks = max(gpus, 1) if executor == "slurm" else int(slurm.get("tasks_per_node", 1))
     if executor == "local":
         ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=int(slurm.get("time", 60)), tasks_per_node=tasks, gpus_per_node=gpus)
+        ex.update_parameters(timeout_min=int(slurm.get("time_min", 60)), tasks_per_node=tasks, gpus_per_node=gpus)
     elif executor == "slurm":
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
         params = dict(nodes=int(slurm.get("nodes", 1)), gpus_per_node=gpus, tasks_per_node=tasks,
-                      cpus_per_task=int(slurm.get("cpus_per_task", 10)), timeout_min=int(slurm.get("time", 60 * 24)),
+                      cpus_per_task=int(slurm.get("cpus_per_task", 10)), timeout_min=int(slurm.get("time_min", 60 * 24)),
                       name=run_name(cfg))
         if slurm.get("partition"):
             params["slurm_partition"] = slurm["partition"]

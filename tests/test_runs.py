@@ -89,10 +89,16 @@ def test_failed_run_leaves_no_folder(tmp_path, monkeypatch):
     assert not [p for p in os.listdir(tmp_path) if not p.startswith(".")]
 
 
-def test_atomic_json(tmp_path):
+def test_atomic_json_writes_tensors_and_paths(tmp_path):
+    import numpy as np
+    import torch
+
+    from lcmae_core.atomic import atomic_write_json
+
     p = tmp_path / "m.json"
-    runs.atomic_write_json({"a": 1}, str(p))
-    assert json.loads(p.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["m.json"]
+    atomic_write_json(p, {"a": 1, "t": torch.tensor(2.5), "n": np.float32(1.5), "arr": np.arange(2), "path": p})
+    assert json.loads(p.read_text()) == {"a": 1, "t": 2.5, "n": 1.5, "arr": [0, 1], "path": str(p)}
+    assert os.listdir(tmp_path) == ["m.json"]
 
 
 def test_threads_setting_applies_to_the_run_only(tmp_path):

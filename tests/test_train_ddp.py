@@ -55,7 +55,7 @@ def test_submitit_local_executor(tmp_path):
     pytest.importorskip("submitit")
     cfg = configs.apply_overrides(configs.preset("mae", "smoke"), ["progress=false", "knn=false"])
     run = runs.run_or_load(cfg, launcher="slurm", root=str(tmp_path), executor="local",
-                           slurm={"time": 10, "tasks_per_node": 2})
+                           slurm={"time_min": 10, "tasks_per_node": 2})
     # two tasks: the job sets up torch.distributed from submitit's environment, as on a SLURM node
     assert run.finished and run.metrics["family"] == "mae" and run.metrics["world_size"] == 2
     assert os.path.isdir(os.path.join(str(tmp_path), ".slurm", run.name))
