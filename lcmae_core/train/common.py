@@ -58,6 +58,32 @@ def batched_loader(cfg, train_set, device: torch.device):
     return make_loader
 
 
+class TensorBatches:
+    """The batches a ``DataLoader(TensorDataset, sampler, drop_last=True)`` gives, cut from the tensors at once
+    (one ``index_select`` a batch, not one item and a collate per sample): the linear probe's cached features, where
+    the per-item path cost more than the head's training (2.8 of 4.3 s, measured). Same batches, same order."""
+
+    def __init__(self, dataset: torch.utils.data.TensorDataset, sampler, batch_size: int):
+        self.tensors, self.sampler, self.batch_size = dataset.tensors, sampler, batch_size
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield tuple(t.index_select(0, idx) for t in self.tensors)
+
+
+def tensor_batches(dataset: torch.utils.data.TensorDataset):
+    """``make_loader(sampler, batch_size)`` of a ``TensorDataset`` (``TensorBatches``)."""
+    return lambda sampler, batch_size: TensorBatches(dataset, sampler, batch_size)
+
+
 def eval_dataset(cfg, name: str, split: str):
     """A split of a labelled dataset with the eval transform (limit / val_limit of cfg.data apply)."""
     d = cfg.data

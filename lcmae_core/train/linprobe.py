@@ -66,12 +66,14 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
                                     cfg.amp)
             feats[split] = torch.utils.data.TensorDataset(f, y)  # (M, D), (M,)
         train_set, objective, eval_model = feats["train"], ClassifyObjective(model.head, criterion), model.head
+        make_loader = common.tensor_batches(train_set)
     else:
         tf = data_mod.build_transform("pretrain", info, cfg.model.img_size, crop_scale=cfg.data.crop_scale,
                                       hflip=cfg.data.hflip)
         d = cfg.data
         train_set = data_mod.build_dataset(d.dataset, "train", tf, root=d.root, download=d.download, limit=d.limit)
         objective, eval_model = ClassifyObjective(model, criterion), model
+        make_loader = None
 
     def final_eval() -> dict:
         if cfg.cache_features:
@@ -89,4 +91,4 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
     ck_cfg = {"family": "linprobe", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
               "head": "batchnorm_linear", "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}
     return Job(model=model, objective=objective, optimizer=optimizer, train_set=train_set,
-               checkpoint_config=ck_cfg, final_eval=final_eval)
+               checkpoint_config=ck_cfg, final_eval=final_eval, make_loader=make_loader)
