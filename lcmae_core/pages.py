@@ -215,18 +215,17 @@ def encoder_models_measures(models: dict, inits: dict, images, device=None) -> d
     {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels; fraction of
     the maximum entropy); "heads": (seeds, layers, heads) distances of the trained models (the figures'
     dots); "n_keys": patch tokens. images: shared, or {replicate: images} (``replicates``)."""
-    from .analysis import attention_distance_curves, attention_entropy_curves
+    from .analysis import attention_stats_curves
 
     out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init", "heads")}
     for s in sorted(models):
         imgs = images[s] if isinstance(images, dict) else images
         for tag, model in (("", models[s]), ("_init", inits[s])):
-            d = attention_distance_curves(model, imgs, "encoder", device=device).cpu()
-            out["distance" + tag].append(d.mean(-1))
-            out["entropy" + tag].append(attention_entropy_curves(model, imgs, "encoder", device=device)
-                                        .mean(-1).cpu())
+            c = {k: v.cpu() for k, v in attention_stats_curves(model, imgs, "encoder", device=device).items()}
+            out["distance" + tag].append(c["distance"].mean(-1))
+            out["entropy" + tag].append(c["entropy"].mean(-1))
             if not tag:
-                out["heads"].append(d)
+                out["heads"].append(c["distance"])
     return {**{k: _stack(v) for k, v in out.items()}, "n_keys": _num_patches(next(iter(models.values())))}
 
 
@@ -235,7 +234,7 @@ def decoder_measures(models: dict[int, object], inits: dict[int, object], images
     distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
     "entropy"} and the same with "_init", each (seeds, layers); "n_keys". images: shared, or {replicate: images}
     (``replicates``)."""
-    from .analysis import attention_distance_curves, attention_entropy_curves, attention_similarity_curve
+    from .analysis import attention_similarity_curve, attention_stats_curves
 
     out = {}
     for tag, ms in (("", models), ("_init", inits)):
@@ -243,10 +242,9 @@ def decoder_measures(models: dict[int, object], inits: dict[int, object], images
         for s in sorted(ms):
             m, imgs = ms[s], images[s] if isinstance(images, dict) else images
             rows["s_attn"].append(attention_similarity_curve(m, imgs, mask=mask, device=device).cpu())
-            rows["distance"].append(attention_distance_curves(m, imgs, "decoder", mask=mask, queries="masked",
-                                                              device=device).mean(-1).cpu())
-            rows["entropy"].append(attention_entropy_curves(m, imgs, "decoder", mask=mask, queries="masked",
-                                                            device=device).mean(-1).cpu())
+            c = attention_stats_curves(m, imgs, "decoder", mask=mask, queries="masked", device=device)
+            rows["distance"].append(c["distance"].mean(-1).cpu())
+            rows["entropy"].append(c["entropy"].mean(-1).cpu())
         out.update({k + tag: _stack(v) for k, v in rows.items()})
     out["n_keys"] = _num_patches(next(iter(models.values())))
     return out

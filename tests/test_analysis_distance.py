@@ -228,3 +228,19 @@ def test_entropy_curves_stream_like_distance_curves():
     assert dec.shape[0] == len(model.decoder_blocks) and ((dec > 0) & (dec <= 1 + 1e-6)).all()
     with pytest.raises(ValueError, match="statistic"):
         attention_distance_curves(model, imgs, statistic="variance")
+
+
+def test_one_pass_gives_both_distance_and_entropy():
+    from lcmae_core.analysis import attention_entropy_curves, attention_stats_curves
+
+    torch.manual_seed(0)
+    model = create_model("mae", "test").eval()
+    imgs = torch.randn(5, 3, 32, 32)
+    both = attention_stats_curves(model, imgs, "encoder", batch_size=2)
+    torch.testing.assert_close(both["distance"], attention_distance_curves(model, imgs, "encoder"))
+    torch.testing.assert_close(both["entropy"], attention_entropy_curves(model, imgs, "encoder"))
+    mask = torch.zeros(16)
+    mask[::3] = 1
+    dec = attention_stats_curves(model, imgs, "decoder", mask=mask, queries="masked")
+    torch.testing.assert_close(dec["distance"], attention_distance_curves(model, imgs, "decoder", mask=mask,
+                                                                         queries="masked"))

@@ -17,11 +17,12 @@ from .attention import (AttentionMaps, AttentionRecorder, attention_probs, decod
                         encoder_attention, encoder_blocks, masked_positions, masked_query_rows, pick_masked_queries,
                         query_attention_maps, shared_mask)
 from .distance import (attention_distance, attention_distance_curves, attention_distance_per_query,
-                       attention_entropy, attention_entropy_curves, patch_attention, patch_distance_matrix,
+                       attention_entropy, attention_entropy_curves, attention_stats_curves, patch_attention,
+                       patch_distance_matrix,
                        uniform_attention_distance)
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
                          attention_similarity_curve, decoder_layer_features, feature_affinity, final_patch_features,
-                         query_similarity_curves, semantic_similarity_curve)
+                         query_similarity_curves, semantic_similarity_curve, semantic_similarity_curves)
 from .reconstruction import reconstruction_loss
 from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
                   reconstruction_figure, style)
@@ -31,9 +32,9 @@ __all__ = [
     "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",
     "shared_mask", "pick_masked_queries", "uniform_attention_distance", "query_similarity_curves",
     "reconstruction_loss",
-    "attention_distance", "attention_distance_curves", "attention_entropy", "attention_entropy_curves", "attention_distance_per_query", "patch_attention",
+    "attention_distance", "attention_distance_curves", "attention_entropy", "attention_entropy_curves", "attention_stats_curves", "attention_distance_per_query", "patch_attention",
     "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
     "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
-    "semantic_similarity_curve", "STYLE", "style", "reconstruct", "reconstruction_figure", "attention_maps_figure",
+    "semantic_similarity_curve", "semantic_similarity_curves", "STYLE", "style", "reconstruct", "reconstruction_figure", "attention_maps_figure",
     "attention_distance_figure", "layer_curve_figure",
 ]

@@ -157,7 +157,7 @@ def uniform_attention_distance(grid_size: tuple[int, int] | int, patch_size: flo
 
 
 QUERIES = ("all", "masked", "visible")
-STATISTICS = ("distance", "entropy")
+STATISTICS = ("distance", "entropy", "both")
 
 
 def attention_entropy_curves(model: nn.Module, images, part: str = "encoder", mask: torch.Tensor | None = None,
@@ -214,10 +214,8 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
                 m = expand_mask(mask, B, model.num_patches).to(dev)
                 positions = (m == 0).nonzero()[:, 1].reshape(B, -1)  # (B, K)
 
-            def reduce(i, a, positions=positions):  # a: (B, H, N, N) -> ((H,), count)
-                if statistic == "entropy":
-                    return _query_sums(attention_entropy_per_query(a, prefix), None)
-                return _distance_sums(a, p, prefix, grid, positions, None)
+            def reduce(i, a, positions=positions):  # a: (B, H, N, N) -> ((H,) or (2, H), count)
+                return _stat_sums(statistic, a, p, prefix, grid, positions, None)
 
             res = encoder_attention(model, imgs, mask, reduce=reduce)
         else:
@@ -227,17 +225,35 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
             qmask = {"all": None, "masked": m, "visible": 1 - m}[queries]
 
             def reduce(i, a, qmask=qmask):
-                if statistic == "entropy":
-                    return _query_sums(attention_entropy_per_query(a, 1), qmask)
-                return _distance_sums(a, p, 1, grid, None, qmask)
+                return _stat_sums(statistic, a, p, 1, grid, None, qmask)
 
             res = decoder_attention(model, imgs, m, reduce=reduce)
-        layer_sums = torch.stack([s for s, _ in res.maps])  # (layers, H)
+        layer_sums = torch.stack([s for s, _ in res.maps])  # (layers, H) or (layers, 2, H)
         sums = layer_sums if sums is None else sums + layer_sums
         count += res.maps[0][1]
     if sums is None:
         raise ValueError("no images: the image source was empty")
-    return (sums / count).float()
+    out = (sums / count).float()
+    if statistic == "both":
+        return {"distance": out[:, 0], "entropy": out[:, 1]}
+    return out
+
+
+def attention_stats_curves(model: nn.Module, images, part: str = "encoder", mask: torch.Tensor | None = None,
+                           **kwargs) -> dict[str, torch.Tensor]:
+    """{"distance", "entropy"}: both per-layer, per-head curves (``attention_distance_curves``,
+    ``attention_entropy_curves``) from one pass over the images, half the cost of two."""
+    return attention_distance_curves(model, images, part, mask, statistic="both", **kwargs)
+
+
+def _stat_sums(statistic, a, patch_size, prefix, grid, positions, qmask):
+    if statistic == "entropy":
+        return _query_sums(attention_entropy_per_query(a, prefix), qmask)
+    d = _distance_sums(a, patch_size, prefix, grid, positions, qmask)
+    if statistic == "distance":
+        return d
+    e, _ = _query_sums(attention_entropy_per_query(a, prefix), qmask)
+    return torch.stack([d[0], e]), d[1]
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -290,5 +306,5 @@ def distance_trend(curves: dict[float, torch.Tensor], deep: int | None = None) -
             "spread_shallow": float(spread[:L - deep].mean()), "spread_deep": float(spread[L - deep:].mean())}
 
 
-__all__ = ["attention_entropy", "attention_entropy_per_query", "attention_entropy_curves", "attention_distance", "uniform_attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
+__all__ = ["attention_stats_curves", "attention_entropy", "attention_entropy_per_query", "attention_entropy_curves", "attention_distance", "uniform_attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
            "patch_distance_matrix", "patch_centres", "grid_of", "spearman", "distance_trend"]

@@ -224,34 +224,49 @@ def semantic_similarity_curve(model: nn.Module, reference: nn.Module | FeatureFn
     tau: None for the raw cosine affinity, 0.2 for CutLER's binarised one. reference_transform: applied to the
     images before the reference (e.g. a different normalisation). Streams: keeps one sum per layer.
     """
+    return semantic_similarity_curves(model, {"ref": reference}, images, mask, mask_ratio, tau, batch_size, device,
+                                      limit, seed, reference_kind, reference_transform)["ref"]
+
+
+@torch.no_grad()
+def semantic_similarity_curves(model: nn.Module, references: dict, images, mask: torch.Tensor | None = None,
+                               mask_ratio: float = 0.75, tau: float | None = None, batch_size: int = 64, device=None,
+                               limit: int | None = None, seed: int = 0, reference_kind: str = "tokens",
+                               reference_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                               ) -> dict[str, torch.Tensor]:
+    """``semantic_similarity_curve`` against several references at once ({name: model or callable}): the decoder
+    runs once per batch for all of them -> {name: (layers,) float64}."""
     model.eval()
     if device is not None:
         model.to(device)
     dev = next(model.parameters()).device
-    ref = as_feature_fn(reference, reference_kind)
+    refs = {k: as_feature_fn(r, reference_kind) for k, r in references.items()}
     L = model.num_patches
     if mask is None:
         g = torch.Generator().manual_seed(seed)
         mask = masking_from_noise(torch.rand(1, L, generator=g), mask_ratio).mask[0]
     mask = torch.as_tensor(mask).to(dev)
-    sums = None
+    sums = {k: None for k in refs}
     count = 0
     for imgs in iter_image_batches(images, batch_size, dev, limit):
-        f_ref = ref(reference_transform(imgs) if reference_transform is not None else imgs)  # (B, n, D)
-        if f_ref.shape[1] != L:
-            raise ValueError(f"the reference gives {f_ref.shape[1]} patch features but the decoder has {L} "
-                             "positions; use a reference with the same patch grid")
-        w_ref = feature_affinity(f_ref, tau)  # (B, L, L)
         feats = decoder_layer_features(model, imgs, mask)  # layers x (B, L, Dd)
-        s = torch.stack([affinity_similarity(w_ref, feature_affinity(f, tau)).sum() for f in feats])  # (layers,)
-        sums = s if sums is None else sums + s
+        w_dec = [feature_affinity(f, tau) for f in feats]
+        ref_imgs = reference_transform(imgs) if reference_transform is not None else imgs
+        for k, ref in refs.items():
+            f_ref = ref(ref_imgs)  # (B, n, D)
+            if f_ref.shape[1] != L:
+                raise ValueError(f"the reference gives {f_ref.shape[1]} patch features but the decoder has {L} "
+                                 "positions; use a reference with the same patch grid")
+            w_ref = feature_affinity(f_ref, tau)  # (B, L, L)
+            s = torch.stack([affinity_similarity(w_ref, w).sum() for w in w_dec])  # (layers,)
+            sums[k] = s if sums[k] is None else sums[k] + s
         count += imgs.shape[0]
-    if sums is None:
+    if count == 0:
         raise ValueError("no images: the image source was empty")
-    return sums / count
+    return {k: v / count for k, v in sums.items()}
 
 
 __all__ = ["attention_map_similarity", "AttentionSimilarityMeter", "attention_similarity_curve",
            "query_similarity_curves", "feature_affinity",
            "affinity_similarity", "decoder_layer_features", "final_patch_features",
-           "semantic_similarity_curve", "as_feature_fn"]
+           "semantic_similarity_curve", "semantic_similarity_curves", "as_feature_fn"]
