@@ -2,8 +2,8 @@
 
 ``python -m lcmae_core batch --scale gpu --data-root DIR [--only NAME ...] [--launcher slurm ...] [--jobs N]``
 first trains every run the notebooks need (``lcmae_core.plan``: N worker processes, independent runs at once),
-then executes every notebook of ``notebooks/`` into an output folder (``book/executed`` by default), which the book build
-then renders without executing anything again. Alongside the notebooks it writes ``run_status.json`` and
+then executes every notebook of ``notebooks/`` into an output folder (``book/executed`` by default), which the
+book build then renders without executing anything again. Alongside the notebooks it writes ``run_status.json`` and
 ``run_status.md``: each notebook's scale, wall time, hardware and outcome. Any failure gives a non-zero exit.
 
 The results summary (``results_summary.ipynb``) always runs last, since it reads what the others recorded.
@@ -112,7 +112,8 @@ def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_
                             cwd=str(REPO), progress_bar=progress, kernel_name="python3",
                             execution_timeout=timeout, log_output=False)
     except Exception as e:  # papermill.PapermillExecutionError and friends
-        status.update(ok=False, error=f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+        lines = str(e).strip().splitlines()
+        status.update(ok=False, error=f"{type(e).__name__}: {lines[-1] if lines else ''}")
     finally:
         if tmp.exists():
             os.replace(tmp, dst)  # the executed notebook, with the error cell when it failed

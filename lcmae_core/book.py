@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if failed:
             print(f"error: {DEFAULT_OUT / 'run_status.json'} records failed notebook(s): {', '.join(failed)}; rerun "
-                  "them (python -m lcmae_core batch --only ...), or pass --publish-failures to publish them as they are",
+                  "them (python -m lcmae_core batch --only ...), or pass --publish-failures to publish them as they "
+                  "are",
                   file=sys.stderr)
             return 1
     try:

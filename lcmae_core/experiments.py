@@ -33,12 +33,12 @@ MASK_RATIOS_FIG6 = (0.9, 0.75, 0.6, 0.45, 0.3)
 # the cpu scale keeps the two ends and the shared baseline: 6 pretrainings instead of 12 over its 3 seeds (about
 # 3 minutes of the 2-core build); the correlation and the slope read the same way over three ratios
 MASK_RATIOS_FIG6_BY_SCALE = {"cpu": (0.9, 0.75, 0.3)}
-FOLDER_SETS = ("imagefolder", "imagenet")
+FOLDER_SETS = ("imagefolder", "imagenet")  # analysis images come from files, sampled without opening the rest
 ASK_BEFORE_TRAINING = ("gpu", "paper")  # a missing run is trained there only when asked (Study.train)
 
 
 class TrainingRefused(RunError):
-    """A gpu- or paper-scale run that is missing and was not asked to be trained. One line, naming what to pass."""  # analysis images come from files, sampled without opening the rest
+    """A gpu- or paper-scale run that is missing and was not asked to be trained. One line, naming what to pass."""
 
 
 @dataclass
@@ -110,8 +110,9 @@ class Study:
     def mae(self, mask_ratio: float = 0.75, decoder: str = "transformer", decoder_depth: int | None = None,
             seed: int = 0) -> Run:
         """The MAE baseline (2-block decoder), or a variant: another mask ratio, decoder, depth or seed."""
-        return self.pretrain("mae", {"mask_ratio": mask_ratio, "model.decoder": decoder,
-                                     "model.decoder_depth": decoder_depth or 2, "seed": seed})
+        depth = decoder_depth or configs.TABLE1_DECODER_DEPTH
+        return self.pretrain("mae", {"mask_ratio": mask_ratio, "model.decoder": decoder, "model.decoder_depth": depth,
+                                     "seed": seed})
 
     def mae_deep_decoder(self, seed: int = 0) -> Run:
         """An MAE whose decoder is deep enough to show layer-by-layer behaviour (Figs. 2-4)."""
@@ -120,12 +121,14 @@ class Study:
 
     def lcmae(self, setting: str, seed: int = 0) -> Run:
         """LC-MAE with one of Table 1's loss settings, a to g (2-block decoder)."""
-        return self.pretrain("lcmae", {"model.setting": setting, "model.decoder_depth": 2, "seed": seed})
+        return self.pretrain("lcmae", {"model.setting": setting, "model.decoder_depth": configs.TABLE1_DECODER_DEPTH,
+                                       "seed": seed})
 
     def ae(self, multiple: int, seed: int = 0) -> Run:
         """AE(b) of Table 3 with b = multiple x patch size (multiple odd)."""
         p = self.config("ae").model.patch_size
-        return self.pretrain("ae", {"model.block_size": multiple * p, "model.decoder_depth": 2, "seed": seed})
+        return self.pretrain("ae", {"model.block_size": multiple * p,
+                                    "model.decoder_depth": configs.TABLE1_DECODER_DEPTH, "seed": seed})
 
     @property
     def fig6_mask_ratios(self) -> tuple[float, ...]:
@@ -140,7 +143,7 @@ class Study:
     def single_image(self, image: str = "astronaut", epochs: int | None = None, seed: int = 0) -> Run:
         """MAE pretrained on one bundled photo with heavy random-resized-crop augmentation (Table A.1)."""
         changes = {"data.dataset": "single_image", "data.image": image, "data.eval_dataset": self.labelled(),
-                   "model.decoder_depth": 2, "seed": seed}
+                   "model.decoder_depth": configs.TABLE1_DECODER_DEPTH, "seed": seed}
         if epochs:  # a short schedule keeps its warmup inside it (the paper: 5 epochs on one image)
             warmup = self.config("mae").optim.warmup_epochs
             changes.update({"optim.epochs": epochs, "optim.warmup_epochs": min(warmup, epochs / 4)})

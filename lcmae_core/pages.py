@@ -358,5 +358,7 @@ def seeds_text(study: Study) -> str:
     return f"{len(study.seeds)} seed(s) ({', '.join(map(str, study.seeds))})"
 
 
-__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "replicates", "per_replicate", "random_init_like", "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "encoder_models_measures",
-           "decoder_measures", "layer_table", "TABLE1_SETTINGS", "TABLE2_DECODERS"]
+__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "replicates", "per_replicate", "random_init_like",
+           "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm",
+           "raw_pixel_baselines", "encoder_measures", "encoder_models_measures", "decoder_measures", "layer_table",
+           "TABLE1_SETTINGS", "TABLE2_DECODERS"]

@@ -326,7 +326,8 @@ def _launch_slurm(cfg, root: str, slurm: dict, executor: str, wait: bool):
     elif executor == "slurm":
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
         params = dict(nodes=int(slurm.get("nodes", 1)), gpus_per_node=gpus, tasks_per_node=tasks,
-                      cpus_per_task=int(slurm.get("cpus_per_task", 10)), timeout_min=int(slurm.get("time_min", 60 * 24)),
+                      cpus_per_task=int(slurm.get("cpus_per_task", 10)),
+                      timeout_min=int(slurm.get("time_min", 60 * 24)),
                       name=run_name(cfg))
         if slurm.get("partition"):
             params["slurm_partition"] = slurm["partition"]

@@ -17,6 +17,8 @@ from lcmae_core import batch, results
 from lcmae_core import claims as claims_module
 from lcmae_core.book import vendor_assets
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = batch.list_notebooks()
 REQUIRED_PARAMETERS = ("scale", "data_root", "run_root", "device", "launcher")

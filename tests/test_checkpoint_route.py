@@ -24,6 +24,7 @@ from lcmae_core.experiments import Study, TrainingRefused
 from lcmae_core.models import create_model
 from lcmae_core.reference_models import load_decoder_mae, load_deit, load_dino
 
+
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = dict(img_size=224, patch_size=16, embed_dim=64, depth=2, num_heads=1, decoder_embed_dim=32,
              decoder_depth=3, decoder_num_heads=1)
@@ -80,6 +81,7 @@ def route(tmp_path_factory):
     return {"res": res, "base": base, "ckpts": ckpts, "runs": runs, "out": out}
 
 
+@pytest.mark.slow
 def test_one_command_makes_the_four_pages_from_checkpoints_without_training(route):
     res = route["res"]
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -88,6 +90,7 @@ def test_one_command_makes_the_four_pages_from_checkpoints_without_training(rout
     assert not route["runs"].exists() or not [p for p in route["runs"].iterdir() if p.name[0] != "."]  # no run trained
 
 
+@pytest.mark.slow
 def test_random_weight_checkpoints_never_hold_and_the_records_name_the_files(route):
     base = route["base"] / "results" / "paper"
     pages_done = {p.name for p in base.iterdir()}
@@ -153,6 +156,7 @@ def test_no_page_trains_at_gpu_or_paper_scale_unless_asked(tmp_path):
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_a_paper_page_without_checkpoints_refuses_in_seconds(tmp_path):
     out, runs = tmp_path / "executed", tmp_path / "runs"
     recs = batch.run_batch("paper", out, only=["fig4_figB1_decoder_attention_maps"], run_root=str(runs),

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from lcmae_core.models import LCMAE
 from lcmae_core.monitors import collapse_stats
 
+pytestmark = pytest.mark.slow
+
 STEPS, LR, BATCH = 300, 5e-3, 64
 
 

@@ -9,6 +9,8 @@ import torch
 from lcmae_core import configs, runs
 from lcmae_core.train import checkpoint as ckpt_io
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def _one_thread_per_process(monkeypatch):

@@ -11,6 +11,8 @@ import torch
 
 from lcmae_core.train import checkpoint as ckpt_io
 
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # one intra-op thread: tiny models gain nothing from more, and a shared machine punishes oversubscription
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

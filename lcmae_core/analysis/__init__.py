@@ -27,14 +27,12 @@ from .reconstruction import reconstruction_loss
 from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
                   reconstruction_figure, style)
 
-__all__ = [
-    "AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_attention", "decoder_blocks",
-    "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",
-    "shared_mask", "pick_masked_queries", "uniform_attention_distance", "query_similarity_curves",
-    "reconstruction_loss",
-    "attention_distance", "attention_distance_curves", "attention_entropy", "attention_entropy_curves", "attention_stats_curves", "attention_distance_per_query", "patch_attention",
-    "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
-    "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
-    "semantic_similarity_curve", "semantic_similarity_curves", "STYLE", "style", "reconstruct", "reconstruction_figure", "attention_maps_figure",
-    "attention_distance_figure", "layer_curve_figure",
-]
+__all__ = ["AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_attention", "decoder_blocks",
+           "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",
+           "shared_mask", "pick_masked_queries", "uniform_attention_distance", "query_similarity_curves",
+           "reconstruction_loss", "attention_distance", "attention_distance_curves", "attention_entropy",
+           "attention_entropy_curves", "attention_stats_curves", "attention_distance_per_query", "patch_attention",
+           "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
+           "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
+           "semantic_similarity_curve", "semantic_similarity_curves", "STYLE", "style", "reconstruct",
+           "reconstruction_figure", "attention_maps_figure", "attention_distance_figure", "layer_curve_figure"]

@@ -306,5 +306,7 @@ def distance_trend(curves: dict[float, torch.Tensor], deep: int | None = None) -
             "spread_shallow": float(spread[:L - deep].mean()), "spread_deep": float(spread[L - deep:].mean())}
 
 
-__all__ = ["attention_stats_curves", "attention_entropy", "attention_entropy_per_query", "attention_entropy_curves", "attention_distance", "uniform_attention_distance", "attention_distance_per_query", "attention_distance_curves", "patch_attention",
-           "patch_distance_matrix", "patch_centres", "grid_of", "spearman", "distance_trend"]
+__all__ = ["attention_stats_curves", "attention_entropy", "attention_entropy_per_query", "attention_entropy_curves",
+           "attention_distance", "uniform_attention_distance", "attention_distance_per_query",
+           "attention_distance_curves", "patch_attention", "patch_distance_matrix", "patch_centres", "grid_of",
+           "spearman", "distance_trend"]
