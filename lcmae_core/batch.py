@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_json, atomic_write_text
 from .configs import SCALES
 from .runs import LAUNCHERS
-from .atomic import atomic_write_json
 from .results import hardware_info
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,6 +192,9 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     if launcher == "slurm":
         records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
+        from .plan import keep_freed_memory
+
+        keep_freed_memory()  # the kernels inherit it: the analysis pages allocate and free large maps per batch
         records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
                              jobs or _default_jobs(scale))
     for rec in records:

@@ -234,15 +234,15 @@ def decoder_measures(models: dict[int, object], inits: dict[int, object], images
     distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
     "entropy"} and the same with "_init", each (seeds, layers); "n_keys". images: shared, or {replicate: images}
     (``replicates``)."""
-    from .analysis import attention_similarity_curve, attention_stats_curves
+    from .analysis import decoder_attention_measures
 
     out = {}
     for tag, ms in (("", models), ("_init", inits)):
         rows = {"s_attn": [], "distance": [], "entropy": []}
         for s in sorted(ms):
             m, imgs = ms[s], images[s] if isinstance(images, dict) else images
-            rows["s_attn"].append(attention_similarity_curve(m, imgs, mask=mask, device=device).cpu())
-            c = attention_stats_curves(m, imgs, "decoder", mask=mask, queries="masked", device=device)
+            c = decoder_attention_measures(m, imgs, mask, device=device)
+            rows["s_attn"].append(c["s_attn"].cpu())
             rows["distance"].append(c["distance"].mean(-1).cpu())
             rows["entropy"].append(c["entropy"].mean(-1).cpu())
         out.update({k + tag: _stack(v) for k, v in rows.items()})

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from lcmae_core.analysis import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
-                                 attention_similarity_curve, decoder_layer_features, feature_affinity,
-                                 semantic_similarity_curve)
+                                 attention_similarity_curve, attention_stats_curves, decoder_attention_measures,
+                                 decoder_layer_features, feature_affinity, semantic_similarity_curve)
 from lcmae_core.models import create_model
 
 
@@ -52,6 +52,21 @@ def test_eq7_curve_on_a_model():
                                torch.ones(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="identical mask"):
         attention_similarity_curve(model, imgs, mask=torch.rand(7, 16).round())
+
+
+def test_one_pass_decoder_measures_equal_the_separate_curves():
+    torch.manual_seed(0)
+    model = create_model("mae", "test", decoder_depth=2).eval()
+    imgs = torch.randn(9, 3, 32, 32)
+    mask = (torch.arange(16) % 3 != 0).float()
+    got = decoder_attention_measures(model, imgs, mask, batch_size=4)
+    torch.testing.assert_close(got["s_attn"], attention_similarity_curve(model, imgs, mask=mask))
+    want = attention_stats_curves(model, imgs, "decoder", mask=mask, queries="masked")
+    torch.testing.assert_close(got["distance"], want["distance"])
+    torch.testing.assert_close(got["entropy"], want["entropy"])
+    assert got["distance"].shape == (2, model.decoder_blocks[0].attn.num_heads)
+    with pytest.raises(ValueError, match="no images"):
+        decoder_attention_measures(model, torch.empty(0, 3, 32, 32), mask)
 
 
 def test_affinity_and_binarisation():

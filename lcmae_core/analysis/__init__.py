@@ -21,8 +21,8 @@ from .distance import (attention_distance, attention_distance_curves, attention_
                        patch_distance_matrix,
                        uniform_attention_distance)
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
-                         attention_similarity_curve, decoder_layer_features, feature_affinity, final_patch_features,
-                         query_similarity_curves, semantic_similarity_curve, semantic_similarity_curves)
+                         attention_similarity_curve, decoder_attention_measures, decoder_layer_features,
+                         feature_affinity, final_patch_features, query_similarity_curves, semantic_similarity_curve, semantic_similarity_curves)
 from .reconstruction import reconstruction_loss
 from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
                   reconstruction_figure, style)
@@ -33,6 +33,6 @@ __all__ = ["AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_att
            "reconstruction_loss", "attention_distance", "attention_distance_curves", "attention_entropy",
            "attention_entropy_curves", "attention_stats_curves", "attention_distance_per_query", "patch_attention",
            "patch_distance_matrix", "AttentionSimilarityMeter", "affinity_similarity", "attention_map_similarity",
-           "attention_similarity_curve", "decoder_layer_features", "feature_affinity", "final_patch_features",
+           "attention_similarity_curve", "decoder_attention_measures", "decoder_layer_features", "feature_affinity", "final_patch_features",
            "semantic_similarity_curve", "semantic_similarity_curves", "STYLE", "style", "reconstruct",
            "reconstruction_figure", "attention_maps_figure", "attention_distance_figure", "layer_curve_figure"]

@@ -215,7 +215,7 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
                 positions = (m == 0).nonzero()[:, 1].reshape(B, -1)  # (B, K)
 
             def reduce(i, a, positions=positions):  # a: (B, H, N, N) -> ((H,) or (2, H), count)
-                return _stat_sums(statistic, a, p, prefix, grid, positions, None)
+                return stat_sums(statistic, a, p, prefix, grid, positions, None)
 
             res = encoder_attention(model, imgs, mask, reduce=reduce)
         else:
@@ -225,7 +225,7 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
             qmask = {"all": None, "masked": m, "visible": 1 - m}[queries]
 
             def reduce(i, a, qmask=qmask):
-                return _stat_sums(statistic, a, p, 1, grid, None, qmask)
+                return stat_sums(statistic, a, p, 1, grid, None, qmask)
 
             res = decoder_attention(model, imgs, m, reduce=reduce)
         layer_sums = torch.stack([s for s, _ in res.maps])  # (layers, H) or (layers, 2, H)
@@ -246,7 +246,9 @@ def attention_stats_curves(model: nn.Module, images, part: str = "encoder", mask
     return attention_distance_curves(model, images, part, mask, statistic="both", **kwargs)
 
 
-def _stat_sums(statistic, a, patch_size, prefix, grid, positions, qmask):
+def stat_sums(statistic, a, patch_size, prefix, grid, positions, qmask):
+    """One layer's attention maps a (B, H, N, N) -> (per-head sums over images and selected queries of the
+    distance, the entropy fraction, or both stacked (2, H); the number of queries summed)."""
     if statistic == "entropy":
         return _query_sums(attention_entropy_per_query(a, prefix), qmask)
     d = _distance_sums(a, patch_size, prefix, grid, positions, qmask)
