@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_json, atomic_write_text
 from .configs import SCALES
+from .errors import OneLineParser, UsageError, interruptible
 from .runs import LAUNCHERS
 from .results import hardware_info
 
@@ -31,6 +32,17 @@ LAST = ("results_summary",)  # run after every other notebook
 
 class BatchError(RuntimeError):
     pass
+
+
+def _folder(path, flag: str) -> Path:
+    """Make an output folder, or a BatchError that names the flag and the cause (a file in the way, no permission)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BatchError(f"{flag} {path} cannot be used as a folder ({e.strerror or type(e).__name__}); choose "
+                         "another path") from None
+    return path
 
 
 def list_notebooks(notebook_dir: Path | None = None) -> list[str]:
@@ -173,8 +185,14 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     names = select(list_notebooks(notebook_dir), only)
     if not names:
         raise BatchError(f"no notebooks found in {notebook_dir}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _folder(out_dir, "--out")
+    if run_root:
+        from .runs import RunError, check_root_writable
+
+        try:
+            check_root_writable(str(run_root))
+        except RunError as e:
+            raise BatchError(str(e)) from None
     # notebooks run with the repository as their working directory, where "" means $LCMAE_RUN_ROOT or ./runs
     run_root = str(Path(run_root).resolve()) if run_root else ""
     common = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
@@ -266,6 +284,8 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
     type of its default), the checkpoint files of ``checkpoints`` for the pages that take them, ``train``.
     Raises ``BatchError`` (one line) for a parameter no selected notebook takes, a badly typed value, a missing
     checkpoint folder or file."""
+    from .pretrained import CheckpointError, check_file
+
     declared = {n: declared_parameters(Path(notebook_dir) / f"{n}.ipynb") for n in names}
     for k, v in parameters.items():
         takers = [n for n in names if k in declared[n]]
@@ -293,6 +313,12 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
                     raise BatchError(f"{n} needs one of {', '.join(files)} in {checkpoints} (or pass -p {param} "
                                      "FILE)")
                 extra[param] = os.path.abspath(found[0])
+        for param in CHECKPOINT_PARAMS.get(n, {}):
+            if extra.get(param):
+                try:
+                    check_file(extra[param], f"replace it, or pass -p {param} FILE")
+                except CheckpointError as e:
+                    raise BatchError(f"{n}: {e}") from None
         out[n] = extra
     return out
 
@@ -440,10 +466,16 @@ def add_cli_commands(register) -> None:
              add_arguments, run)
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lcmae_core.batch", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m lcmae_core.batch", description=__doc__.split("\n\n")[0])
     add_arguments(p)
-    return run(p.parse_args(argv))
+    try:
+        args = p.parse_args(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ from .atomic import atomic_open
 
 from .configs import ConfigError
 from .data import DataError
+from .errors import OneLineParser as _Parser
+from .errors import UsageError, interruptible
 
 
 class BenchError(ConfigError):
@@ -882,17 +884,13 @@ def _line(r: dict) -> str:
             f"{r['ms_per_step']:9.2f} ms/step  {r['peak_mem_gib']:6.2f} GiB{mfu}{prof}")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise BenchError(f"{self.prog}: {message} (see --help)")
-
-
 def add_cli_commands(register) -> None:
     """The ``bench`` subcommand of ``python -m lcmae_core`` (``cli.COMMAND_MODULES`` names this module)."""
     register("bench", "time training steps, the data path and MFU of named workloads; JSON lines in bench/results",
              add_arguments, run)
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     """``python -m lcmae_core.bench [options]``; bad input: one line on stderr, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -902,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return run(args, argv)
-    except (ConfigError, DataError) as e:
+    except (UsageError, ConfigError, DataError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 

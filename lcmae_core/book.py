@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .batch import DEFAULT_OUT, REPO, BatchError, list_notebooks, run_batch
 from .configs import HARDWARE_NEEDED, SCALES
+from .errors import OneLineParser, UsageError, interruptible
 
 NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
 VENDOR = REPO / "book" / "_static" / "vendor"
@@ -134,8 +135,9 @@ def failed_notebooks(out_dir: Path) -> list[str]:
         raise BookError(f"{f} is not a run-status record ({type(e).__name__}); rerun the batch to rewrite it") from None
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lcmae_core.book", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m lcmae_core.book", description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale to execute the notebooks at")
     p.add_argument("--no-execute", action="store_true",
                    help="render what book/executed holds (e.g. from a batch on a cluster) without running it")
@@ -148,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                         "cores at smoke and cpu scale)")
     p.add_argument("--publish-failures", action="store_true",
                    help="with --no-execute: build even when book/executed/run_status.json records a failed notebook")
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.jobs is not None and args.jobs < 1:
         print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
         return 2
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                                 reuse=not args.rerun, jobs=args.jobs)
         except BatchError as e:
             print(f"error: {e}", file=sys.stderr)
-            return 1
+            return 2
         failed = [r["notebook"] for r in records if not r["ok"]]
         if failed:
             print(f"error: notebook(s) failed: {', '.join(failed)}; the executed copies in {DEFAULT_OUT} "

@@ -20,6 +20,9 @@ import os
 import sys
 from typing import Callable
 
+from .errors import OneLineParser as _Parser
+from .errors import UsageError, interruptible
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.bench")
 EXIT_BAD_INPUT = 2
@@ -30,17 +33,6 @@ def register_command(name: str, help: str, configure: Callable[[argparse.Argumen
     """Add a subcommand: ``configure(parser)`` adds its options, ``run(args)`` does the work (returns an exit
     status or None for 0)."""
     COMMANDS[name] = (help, configure, run)
-
-
-class UsageError(ValueError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr (no usage block)."""
-
-    def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -199,14 +191,11 @@ def _one_line(e: BaseException) -> str:
     return summary(e)
 
 
+@interruptible
 def main(argv=None) -> int:
     """Run a command; bad input: one line on stderr and exit status 2; Ctrl-C at any moment (the imports
     included): one line and status 130."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    return _main(argv)
 
 
 def _main(argv=None) -> int:
@@ -231,9 +220,6 @@ def _main(argv=None) -> int:
     except (NonFiniteLoss, CheckpointError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
     except OSError as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 1

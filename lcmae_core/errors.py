@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
+import sys
+
+INTERRUPTED = "interrupted; rerun the same command to resume"
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """A command line that cannot be parsed (exit status 2)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr, with no usage block: it raises ``UsageError``, which every
+    entry point prints as ``error: ...`` and exits 2 on."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
 
 def first_line(e: BaseException, limit: int | None = None) -> str:
     """An exception's first non-empty line (cut to ``limit`` characters), or its type's name when it has none."""
@@ -18,3 +37,17 @@ def summary(e: BaseException) -> str:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         return f"in a data loader worker: {lines[-1]}"
     return " ".join(text.split()) or type(e).__name__
+
+
+def interruptible(main):
+    """An entry point's ``main``: Ctrl-C at any moment ends it with one line on stderr and exit status 130."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print(INTERRUPTED, file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return wrapper

@@ -25,7 +25,7 @@ import time
 from . import configs
 from .experiments import Study
 from .pages import PAGE_RUNS
-from .runs import RunError, resolve_root, run_path
+from .runs import RunError, check_root_writable, resolve_root, run_path
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
 # MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s
@@ -219,6 +219,11 @@ def run(args: argparse.Namespace) -> int:
         for c in cfgs:
             print(f"{configs.run_name(c)}\t{'finished' if _finished(c, root) else 'to train'}")
         return 0
+    try:
+        check_root_writable(root)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         trained = train_runs(cfgs, root, args.jobs or default_jobs(args.scale))
     except PlanError as e:

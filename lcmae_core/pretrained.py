@@ -80,6 +80,27 @@ def unreadable(path: str, e: BaseException, fix: str) -> CheckpointError:
     return CheckpointError(f"{path} {state}: it is truncated, corrupt or not a checkpoint; {fix}")
 
 
+def check_file(path: str | os.PathLike, fix: str = "pass another copy of the file") -> str:
+    """A cheap look at a checkpoint before any work: it exists, is not empty, and is a whole zip archive (torch's
+    format; its directory sits at the end, so a cut-off copy fails here) or a legacy pickle. CheckpointError (one
+    line) otherwise. Reads a few bytes, never the weights."""
+    import zipfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"no checkpoint at {path}; {fix}")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        raise CheckpointError(f"{path} is empty: it is truncated, corrupt or not a checkpoint; {fix}")
+    if head == b"PK" and not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} cannot be read (a zip archive without its directory): it is truncated; {fix}")
+    if head != b"PK" and head[:1] != b"\x80":
+        raise CheckpointError(f"{path} cannot be read (neither a zip archive nor a pickle): it is not a "
+                              f"checkpoint; {fix}")
+    return path
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Read a ``.pth`` with ``weights_only=True``, allowing ``argparse.Namespace`` (official ``args``)."""
     path = os.fspath(path)

@@ -185,6 +185,24 @@ def test_checkpoint_errors_are_one_line_and_never_advise_unsafe_loading(tmp_path
             fn(empty)
 
 
+def test_the_quick_look_passes_whole_files_and_stops_cut_ones(tmp_path):
+    from lcmae_core.pretrained import check_file
+
+    good, legacy = tmp_path / "good.pth", tmp_path / "legacy.pth"
+    torch.save({"model": torch.nn.Linear(8, 8).state_dict()}, good)
+    torch.save({"model": torch.nn.Linear(8, 8).state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    assert check_file(good) == str(good) and check_file(legacy) == str(legacy)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[:-100])
+    for path, words in ((cut, "without its directory"), (tmp_path / "none.pth", "no checkpoint at"),
+                        (tmp_path / "file", "neither a zip archive nor a pickle")):
+        if path.name == "file":
+            path.write_text("x")
+        with pytest.raises(CheckpointError, match=words) as e:
+            check_file(path)
+        assert one_line(str(e.value))
+
+
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_atomic_files_honour_the_umask(tmp_path, mask, mode):
     old = os.umask(mask)
@@ -229,3 +247,95 @@ def test_the_explorer_checks_its_parameters_first():
         with pytest.raises(ValueError, match="n_images|mask_ratio"):
             check_parameters(n, r)
     assert batch.parse_value("abc") == "abc"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the matrix: every entry point against every kind of fault
+def _entry(name):
+    from lcmae_core import bench
+
+    return {"cli": main, "batch": batch.main, "book": book.main, "bench": bench.main}[name]
+
+
+def _write(path, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+MATRIX = [
+    # (entry, fault, argv, exit status, words in the line); {t} is a scratch folder, {t}/file a regular file
+    ("cli", "wrong type", ["finetune", *SMOKE, "--family", "none", "--set", "optim.epochs=abc"], 2, "takes an integer"),
+    ("cli", "wrong type", ["linprobe", *SMOKE, "--family", "none", "--set", "optim.batch_size=x"], 2,
+     "takes an integer"),
+    ("cli", "wrong type", ["plan", "--jobs", "abc"], 2, "invalid int value: 'abc'"),
+    ("batch", "wrong type", ["--jobs", "abc"], 2, "invalid int value: 'abc'"),
+    ("book", "wrong type", ["--jobs", "abc"], 2, "invalid int value: 'abc'"),
+    ("bench", "wrong type", ["--steps", "abc"], 2, "invalid int value: 'abc'"),
+    ("cli", "out of range", ["finetune", *SMOKE, "--family", "none", "--set", "optim.lr=-1"], 2,
+     "optim.lr must be a finite number"),
+    ("cli", "out of range", ["linprobe", *SMOKE, "--family", "none", "--set", "optim.base_lr=inf"], 2,
+     "optim.base_lr must be a finite number"),
+    ("cli", "out of range", ["plan", "--scale", "huge"], 2, "invalid choice: 'huge'"),
+    ("batch", "out of range", ["--jobs", "0"], 2, "--jobs must be at least 1"),
+    ("book", "out of range", ["--scale", "huge"], 2, "invalid choice: 'huge'"),
+    ("bench", "out of range", ["--device", "cpu", "--workloads", "tiny", "--steps", "0"], 2,
+     "--steps must be positive"),
+    ("cli", "missing path", ["finetune", *SMOKE, "--dataset", "imagefolder", "--data-root", "{t}/none"], 2,
+     "does not exist"),
+    ("batch", "missing path", ["--scale", "paper", "--only", "explorer", "--checkpoints", "{t}/none"], 2,
+     "does not exist"),
+    ("bench", "missing path", ["--device", "cpu", "--workloads", "loader", "--data-root", "{t}/none"], 2,
+     "does not exist"),
+    ("cli", "under a file", ["finetune", *SMOKE, "--family", "none", "--run-root", "{t}/file/runs"], 2,
+     "not writable"),
+    ("cli", "under a file", ["plan", "--scale", "smoke", "--only", "explorer", "--run-root", "{t}/file/runs"], 2,
+     "not writable"),
+    ("batch", "under a file", ["--only", "explorer", "--out", "{t}/file/executed"], 2,
+     "--out {t}/file/executed cannot be used as a folder"),
+    ("batch", "under a file", ["--only", "explorer", "--run-root", "{t}/file/runs"], 2, "not writable"),
+    ("book", "under a file", ["--run-root", "{t}/file/runs"], 2, "not writable"),
+    ("bench", "under a file", ["--device", "cpu", "--workloads", "tiny", "--out", "{t}/file/x.jsonl"], 2,
+     "is a file, not a folder"),
+    ("batch", "corrupt file", ["--scale", "paper", "--only", "explorer", "--checkpoints", "{t}/ckpts"], 2,
+     "explorer: {t}/ckpts/mae_visualize_vit_base.pth is empty"),
+    ("batch", "corrupt file", ["--scale", "paper", "--only", "explorer", "-p", "mae_checkpoint", "{t}/bad.pth"], 2,
+     "a zip archive without its directory"),
+    ("book", "corrupt file", ["--no-execute"], 1, "not a run-status record"),
+]
+
+
+@pytest.mark.parametrize("entry, fault, argv, code_, words", MATRIX, ids=[f"{m[0]}-{m[1]}-{i}"
+                                                                          for i, m in enumerate(MATRIX)])
+def test_fault_matrix(tmp_path, capsys, monkeypatch, entry, fault, argv, code_, words):
+    t = str(tmp_path)
+    (tmp_path / "file").write_text("x")
+    _write(f"{t}/bad.pth", b"PK\x03\x04 cut off")
+    _write(f"{t}/ckpts/mae_visualize_vit_base.pth", b"")
+    monkeypatch.setattr(book, "DEFAULT_OUT", tmp_path / "book-executed")
+    (tmp_path / "book-executed").mkdir()
+    (tmp_path / "book-executed" / "run_status.json").write_text("[{")
+    argv = [a.replace("{t}", t) for a in argv]
+    if entry in ("cli", "batch") and (argv[0] in ("batch", "plan") or entry == "batch") and "--run-root" not in argv:
+        argv += ["--run-root", f"{t}/runs"]
+    if (entry == "batch" or argv[0] == "batch") and "--out" not in argv:
+        argv += ["--out", f"{t}/executed"]
+    code = _entry(entry)(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == code_ and one_line(err) and words.replace("{t}", t) in err, (code, err)
+    assert not left_behind(f"{t}/runs") and not list(tmp_path.glob("executed/*.ipynb"))
+
+
+@pytest.mark.parametrize("entry, argv", [("cli", ["pretrain", *SMOKE]), ("cli", ["plan", "--dry-run"]),
+                                         ("cli", ["bench", "--list"]), ("batch", ["--only", "explorer"]),
+                                         ("book", ["--no-execute"]), ("bench", ["--list"])])
+def test_an_interrupt_at_any_entry_point_is_one_line(tmp_path, capsys, monkeypatch, entry, argv):
+    import argparse
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", interrupted)
+    code = _entry(entry)(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and one_line(err) and "interrupted" in err, (code, err)
