@@ -66,8 +66,9 @@ def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
 
 # ------------------------------------------------------------------------------------------------------
 # helpers for the notebooks
-CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the checkpoint files and a CPU (a few "
-                    "minutes on 2 cores for 256 images)")
+CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the checkpoint files and a CPU (measured "
+                    "with bench/checkpoint_route.py: 3 to 10 minutes a page on 2 cores for 256 images, about 23 "
+                    "minutes for the four pages)")
 
 
 def start(scale: str, needs: str | None = None):
