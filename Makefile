@@ -26,8 +26,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
+# the test files are shared out over the cores, a file to a worker (its module fixtures are built once)
 test: venv browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 book: venv
 	$(PY) -m lcmae_core.book --scale cpu

@@ -66,9 +66,9 @@ def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
 
 # ------------------------------------------------------------------------------------------------------
 # helpers for the notebooks
-CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the checkpoint files and a CPU (measured "
-                    "with bench/checkpoint_route.py: from 20 s (the explorer) to 10 minutes (Figs. 2 and 3) a page on 2 cores for 256 images, about 23 "
-                    "minutes for the four pages)")
+CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the checkpoint files and a CPU "
+                    "(measured with bench/checkpoint_route.py on 2 cores for 256 images: from 20 s for the explorer "
+                    "to 10 minutes for Figs. 2 and 3 a page, about 23 minutes for the four)")
 
 
 def start(scale: str, needs: str | None = None):
