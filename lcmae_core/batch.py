@@ -11,10 +11,16 @@ The results summary (``results_summary.ipynb``) always runs last, since it reads
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m lcmae_core.batch: a Ctrl-C during the imports below is one line too
+    from lcmae_core.errors import quiet_interrupts_while_importing
+
+    quiet_interrupts_while_importing()
+
 import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -123,13 +129,23 @@ def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_
                             cwd=str(REPO), progress_bar=progress, kernel_name="python3",
                             execution_timeout=timeout, log_output=False)
     except Exception as e:  # papermill.PapermillExecutionError and friends
-        lines = str(e).strip().splitlines()
+        lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
         status.update(ok=False, error=f"{type(e).__name__}: {lines[-1] if lines else ''}")
     finally:
         if tmp.exists():
             os.replace(tmp, dst)  # the executed notebook, with the error cell when it failed
     status["wall_s"] = round(time.time() - t0, 2)
     return status
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failures(records: list[dict]) -> str:
+    """One line naming each failed notebook with the last line of its error, e.g. ``results_summary
+    (PapermillExecutionError: FileNotFoundError: no page has recorded results ...)``; '' when none failed."""
+    return "; ".join(f"{r['notebook']} ({r['error']})" if r.get("error") else r["notebook"]
+                     for r in records if not r["ok"])
 
 
 def write_status(out_dir: Path, records: list[dict]) -> None:
@@ -411,6 +427,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the executed notebooks (default book/executed)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these notebooks")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (each notebook's cells, the runs)")
     p.add_argument("--launcher", default="local", choices=LAUNCHERS,
                    help="local: in this process; torchrun: notebooks launch multi-GPU training; "
                         "slurm: one job per notebook through submitit")
@@ -446,15 +463,16 @@ def run(args: argparse.Namespace) -> int:
         records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
                             args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,
                                                       gpus_per_node=args.gpus_per_node, time_min=args.time_min),
-                            timeout=args.timeout, reuse=args.reuse, jobs=args.jobs,
+                            timeout=args.timeout, reuse=args.reuse, jobs=args.jobs, progress=not args.no_progress,
                             parameters={k: parse_value(v) for k, v in args.parameter},
                             checkpoints=args.checkpoints, train=args.train)
     except BatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    failed = [r["notebook"] for r in records if not r["ok"]]
+    failed = [r for r in records if not r["ok"]]
     if failed:
-        print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}; see {args.out}", file=sys.stderr)
+        print(f"error: {len(failed)} notebook(s) failed: {failures(records)}; the executed copies in {args.out} "
+              "show the cell", file=sys.stderr)
         return 1
     print(f"all {len(records)} notebooks ran at scale {args.scale}; executed copies in {args.out}")
     return 0

@@ -45,6 +45,11 @@ Each result is one JSON line appended atomically to ``bench/results/<device>_tor
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m lcmae_core.bench: a Ctrl-C during the imports below is one line too
+    from lcmae_core.errors import quiet_interrupts_while_importing
+
+    quiet_interrupts_while_importing()
+
 import argparse
 import contextlib
 import datetime

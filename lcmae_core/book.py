@@ -12,6 +12,11 @@ A failing notebook or a warning fails the build with a non-zero exit.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m lcmae_core.book: a Ctrl-C during the imports below is one line too
+    from lcmae_core.errors import quiet_interrupts_while_importing
+
+    quiet_interrupts_while_importing()
+
 import argparse
 import os
 import shutil
@@ -19,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .batch import DEFAULT_OUT, REPO, BatchError, list_notebooks, run_batch
+from .batch import DEFAULT_OUT, REPO, BatchError, failures, list_notebooks, run_batch
 from .configs import HARDWARE_NEEDED, SCALES
 from .errors import OneLineParser, UsageError, interruptible
 
@@ -183,10 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         except BatchError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        failed = [r["notebook"] for r in records if not r["ok"]]
-        if failed:
-            print(f"error: notebook(s) failed: {', '.join(failed)}; the executed copies in {DEFAULT_OUT} "
-                  "show the error", file=sys.stderr)
+        if not all(r["ok"] for r in records):
+            print(f"error: notebook(s) failed: {failures(records)}; the executed copies in {DEFAULT_OUT} show the "
+                  "cell", file=sys.stderr)
             return 1
     return build_html()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
+import threading
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
 EXIT_INTERRUPTED = 130
@@ -39,11 +41,26 @@ def summary(e: BaseException) -> str:
     return " ".join(text.split()) or type(e).__name__
 
 
+def _exit_interrupted(signum, frame):
+    print(INTERRUPTED, file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def quiet_interrupts_while_importing() -> None:
+    """For ``python -m lcmae_core.<module>``, called before the module's heavy imports (torch, timm: seconds): a
+    Ctrl-C during them exits with one line and 130 instead of a traceback. ``interruptible`` restores Python's
+    own handler when ``main`` starts."""
+    signal.signal(signal.SIGINT, _exit_interrupted)
+
+
 def interruptible(main):
     """An entry point's ``main``: Ctrl-C at any moment ends it with one line on stderr and exit status 130."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is _exit_interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:

@@ -46,11 +46,15 @@ def test_a_failing_notebook_is_reported_and_the_others_still_run(notebooks, tmp_
     assert not list(out.glob(".*tmp*"))  # no half-written notebook left behind
 
 
-def test_cli_exit_codes(notebooks, tmp_path, monkeypatch):
+def test_cli_exit_codes(notebooks, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch, "NOTEBOOK_DIR", notebooks)
     out = str(tmp_path / "o")
     assert batch.main(["--scale", "smoke", "--out", out, "--only", "good"]) == 0
-    assert batch.main(["--scale", "smoke", "--out", out, "--only", "bad"]) == 1
+    capsys.readouterr()
+    assert batch.main(["--scale", "smoke", "--out", out, "--only", "bad", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()  # one line that names the notebook and its error's last line
+    assert len(err.splitlines()) == 1 and "bad (PapermillExecutionError:" in err and "this notebook fails" in err
+    assert "\x1b[" not in err
     assert batch.main(["--scale", "smoke", "--out", out, "--only", "missing"]) == 2
 
 
