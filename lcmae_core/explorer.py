@@ -24,7 +24,7 @@ from matplotlib.patches import Circle, Rectangle
 
 from .analysis.attention import grid_size_of, patch_size_of, query_attention_maps
 from .analysis.distance import attention_distance_curves
-from .analysis.viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, _bare, _show, reconstruct, style, to_display
+from .analysis.viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, bare_axes, show_image, reconstruct, style, to_display
 from .masking import masking_from_noise
 
 
@@ -104,9 +104,9 @@ class Explorer:
         with style():
             fig = Figure(figsize=(10.5, 2.8), layout="constrained")
             ax = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.5]})
-            _show(ax[0], masked)
+            show_image(ax[0], masked)
             ax[0].set_title(f"masked ({s['mask_ratio']:.2f})")
-            _show(ax[1], pasted)
+            show_image(ax[1], pasted)
             ax[1].set_title("reconstruction")
             a = out["attention"].cpu()
             vmax = max(float(a.max()), 1e-12)
@@ -117,7 +117,7 @@ class Explorer:
                                       edgecolor="white", lw=1.0))
             for k in (0, 2):
                 ax[k].add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
-            _bare(ax[2])
+            bare_axes(ax[2])
             ax[2].set_title(f"decoder layer {s['layer']}, head {s['head']}")
             d = out["distance"].cpu().numpy()
             layers = np.arange(1, d.shape[0] + 1)

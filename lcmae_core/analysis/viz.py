@@ -76,16 +76,17 @@ def to_display(imgs: torch.Tensor, mean: Sequence[float] | None = None,
     return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
-def _show(ax, img: np.ndarray) -> None:
+def show_image(ax, img: np.ndarray) -> None:
     """Show one (H, W, C) image, grey when C == 1, without ticks or grid."""
     if img.shape[-1] == 1:
         ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
     else:
         ax.imshow(img)
-    _bare(ax)
+    bare_axes(ax)
 
 
-def _bare(ax) -> None:
+def bare_axes(ax) -> None:
+    """An axes without ticks, grid or frame: the panels around an image."""
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -148,7 +149,7 @@ def reconstruction_figure(model, imgs: torch.Tensor, mask: torch.Tensor | None =
         axes = fig.subplots(B, len(cols), squeeze=False)
         for b in range(B):
             for c, (key, title) in enumerate(cols):
-                _show(axes[b, c], shown[key][b])
+                show_image(axes[b, c], shown[key][b])
                 if b == 0:
                     axes[b, c].set_title(title)
         fig.suptitle(f"mask ratio {float(m[0].mean()):.2f}")
@@ -197,8 +198,8 @@ def attention_maps_figure(model, imgs: torch.Tensor, mask: torch.Tensor, queries
         axes = fig.subplots(Q, ncol, squeeze=False)
         for r, (b, pos) in enumerate(q.tolist()):
             cy, cx = (pos // gw + 0.5) * p, (pos % gw + 0.5) * p  # the query's centre, pixels
-            _show(axes[r, 0], original[b])
-            _show(axes[r, 1], masked[b])
+            show_image(axes[r, 0], original[b])
+            show_image(axes[r, 1], masked[b])
             axes[r, 1].add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
             for c, l in enumerate(layers):
                 ax = axes[r, 2 + c]
@@ -211,7 +212,7 @@ def attention_maps_figure(model, imgs: torch.Tensor, mask: torch.Tensor, queries
                 ax.add_patch(Rectangle((-0.5, -0.5), side, side, facecolor=cmap(float(a[0]) / vmax),
                                        edgecolor="white", lw=1.0))
                 ax.add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
-                _bare(ax)
+                bare_axes(ax)
                 if r == 0:
                     ax.set_title(f"layer {l + 1}")
             if r == 0:
@@ -348,6 +349,6 @@ def identity_sides_figure(sides: Mapping[str, Mapping[str, torch.Tensor]], max_p
     return fig
 
 
-__all__ = ["STYLE", "COLORS", "style", "to_display", "reconstruct", "reconstruction_figure",
+__all__ = ["STYLE", "COLORS", "style", "to_display", "show_image", "bare_axes", "reconstruct", "reconstruction_figure",
            "attention_maps_figure", "attention_distance_figure", "layer_curve_figure", "log_curves_figure",
            "identity_sides_figure"]

@@ -98,10 +98,4 @@ class ConvDecoder(nn.Module):
         return _from_grid(self.conv(_to_grid(x, self.grid)))
 
 
-def receptive_radius(kernel_size: int) -> int:
-    """How many grid steps a local decoder sees on each side (2 for a 5 x 5 window)."""
-    return kernel_size // 2
-
-
-__all__ = ["DECODERS", "GaussianAverage", "GaussianDecoder", "ConvDecoder", "gaussian_kernel_2d",
-           "receptive_radius"]
+__all__ = ["DECODERS", "GaussianAverage", "GaussianDecoder", "ConvDecoder", "gaussian_kernel_2d"]
