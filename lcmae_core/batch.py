@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from .atomic import atomic_write_json, atomic_write_text
-from .configs import SCALES
+from .configs import SCALES, ConfigError, check_device, check_scale
 from .errors import OneLineParser, UsageError, interruptible
 from .runs import LAUNCHERS
 from .results import hardware_info
@@ -189,11 +189,8 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     folder of the official checkpoint files, given to the pages that analyse them (``CHECKPOINT_PARAMS``); train:
     at the gpu and paper scales, train the runs that are missing (otherwise a page that needs one refuses).
     """
-    if scale not in SCALES:
-        raise BatchError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    from .configs import ConfigError, check_device
-
     try:
+        check_scale(scale)
         check_device(device)
     except ConfigError as e:
         raise BatchError(str(e)) from None

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from .batch import DEFAULT_OUT, REPO, BatchError, failures, list_notebooks, run_batch
-from .configs import HARDWARE_NEEDED, SCALES
+from .configs import HARDWARE_NEEDED, SCALES, check_scale
 from .errors import OneLineParser, UsageError, interruptible
 
 NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
@@ -93,8 +93,7 @@ def scale_admonition(scale: str, needs: str | None = None):
     """A MyST admonition, shown at the top of a page, saying what hardware its scale needs (or ``needs``)."""
     from IPython.display import Markdown
 
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    check_scale(scale)
     kind = "important" if scale in ("gpu", "paper") and not needs else "note"
     what = needs or f"which needs {HARDWARE_NEEDED[scale]}"
     return Markdown(f":::{{admonition}} Scale: {scale}\n:class: {kind}\nThis page ran at the **{scale}** scale, "

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .models import SIZES
+from .masking import MASK_RATIO
 from .models.lcmae import IN_VIEW_TARGETS
 
 PRETRAIN_FAMILIES = ("mae", "lcmae", "ae")
@@ -205,7 +206,7 @@ class RunConfig:
 
 @dataclass
 class PretrainConfig(RunConfig):
-    mask_ratio: float = 0.75
+    mask_ratio: float = MASK_RATIO
     knn: bool = True  # kNN accuracy of the frozen encoder at the end, when a labelled eval set exists
 
 
@@ -235,9 +236,11 @@ CONFIG_CLASSES = {"mae": PretrainConfig, "lcmae": PretrainConfig, "ae": Pretrain
 
 # -------------------------------------------------------------------------------------------------------
 # presets
-def _check_scale(scale: str) -> None:
-    if scale not in SCALES:
+def check_scale(scale: str, custom: bool = False) -> str:
+    """The one check of a scale name (``custom``: also the "custom" scale of a config built by hand)."""
+    if scale not in SCALES + (("custom",) if custom else ()):
         raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    return scale
 
 
 def _check_family(family: str) -> None:
@@ -246,7 +249,7 @@ def _check_family(family: str) -> None:
 
 
 def model_preset(scale: str, family: str = "mae") -> ModelConfig:
-    _check_scale(scale)
+    check_scale(scale)
     if scale == "smoke":
         m = ModelConfig(img_size=28, patch_size=7, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32,
                         decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0, proj_dim=32)
@@ -290,7 +293,7 @@ CPU_BASE_LR = {"mae": 8e-3, "lcmae": 1.6e-2, "ae": 8e-3}
 def preset(family: str, scale: str = "cpu") -> RunConfig:
     """The recipe of a family at a scale (see the module docstring)."""
     _check_family(family)
-    _check_scale(scale)
+    check_scale(scale)
     model = model_preset(scale, family)
     data = data_preset(scale)
     if family in PRETRAIN_FAMILIES:
@@ -512,8 +515,7 @@ def validate(cfg) -> RunConfig:
     _check_family(cfg.family)
     if not isinstance(cfg, CONFIG_CLASSES[cfg.family]):
         raise ConfigError(f"family {cfg.family!r} needs a {CONFIG_CLASSES[cfg.family].__name__}")
-    if cfg.scale not in SCALES + ("custom",):
-        raise ConfigError(f"unknown scale {cfg.scale!r}; choose one of {', '.join(SCALES)}")
+    check_scale(cfg.scale, custom=True)
     m, d, o = cfg.model, cfg.data, cfg.optim
     if m.patch_size <= 0 or m.img_size % m.patch_size:
         raise ConfigError(f"image size {m.img_size} is not divisible by patch size {m.patch_size}; "

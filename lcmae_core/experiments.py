@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from . import configs
 from .runs import Run, RunError, run_or_load, run_path
+from .masking import MASK_RATIO
 
 # Table 3's block sizes, in patches. At the cpu scale's 7x7 grid a 7-patch block is the whole 28-px image (100% of its
 # width, where the paper's largest, 112 px of 224, is 50%) and the costliest run of the book (AE(28): 120 s against
@@ -66,8 +67,7 @@ class Study:
     refuse_hint: str = ""  # what the page can be given instead of training (e.g. "pass mae_checkpoint=FILE")
 
     def __post_init__(self):
-        if self.scale not in configs.SCALES:
-            raise ValueError(f"unknown scale {self.scale!r}; choose one of {', '.join(configs.SCALES)}")
+        configs.check_scale(self.scale)
         seeds = tuple(configs.SEEDS[self.scale] if self.seeds is None else self.seeds)
         if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) and s >= 0 for s in seeds):
             raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
@@ -107,7 +107,7 @@ class Study:
     def pretrain(self, family: str = "mae", changes: dict | None = None) -> Run:
         return self.run(self.config(family, changes))
 
-    def mae(self, mask_ratio: float = 0.75, decoder: str = "transformer", decoder_depth: int | None = None,
+    def mae(self, mask_ratio: float = MASK_RATIO, decoder: str = "transformer", decoder_depth: int | None = None,
             seed: int = 0) -> Run:
         """The MAE baseline (2-block decoder), or a variant: another mask ratio, decoder, depth or seed."""
         depth = decoder_depth or configs.TABLE1_DECODER_DEPTH

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .masking import masking_from_noise, random_noise, shared_noise
+from .masking import MASK_RATIO, masking_from_noise, random_noise, shared_noise
 
 
 @torch.no_grad()
@@ -84,7 +84,7 @@ def masked_pair(noise: torch.Tensor, mask_ratio: float) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def term_sizes(model, imgs: torch.Tensor, mask_ratio: float = 0.75, seed: int = 0) -> dict[str, float]:
+def term_sizes(model, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, seed: int = 0) -> dict[str, float]:
     """Batch means of the terms of Eq. 2 and Eq. 4 for one model, with masks drawn from ``seed``.
 
     Eq. 2: two independent masks per image; means over every (image, position) masked in both.

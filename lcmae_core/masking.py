@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import torch
 
+MASK_RATIO = 0.75  # the paper's and fb/mae's mask ratio: the one default of every signature that takes a ratio
+
 
 class Masking(NamedTuple):
     """The indices a masked forward pass needs.
@@ -55,6 +57,14 @@ def masking_from_noise(noise: torch.Tensor, mask_ratio: float) -> Masking:
 def random_noise(batch: int, num_patches: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-sample masking noise, (N, L), uniform in [0, 1) as in the official code."""
     return torch.rand(batch, num_patches, device=device, generator=generator)
+
+
+def random_masks(batch: int, num_patches: int, mask_ratio: float = MASK_RATIO,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """(batch, L) masks, one per image (1 = masked), from ``torch.rand(batch, L)`` on ``generator``: the seeded
+    default masks of the analysis functions (``torch.Generator().manual_seed(seed)``; a generator kept across
+    batches continues the same stream)."""
+    return masking_from_noise(torch.rand(batch, num_patches, generator=generator), mask_ratio).mask
 
 
 def shared_noise(batch: int, num_patches: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -95,8 +95,9 @@ def _read_json(path: str):
                        f"the run folder {os.path.dirname(os.path.abspath(path))} to train the run again") from None
 
 
-def load_run(path: str) -> Run:
-    """The run in a folder (finished or not)."""
+def read_run(path: str) -> Run:
+    """The run record of a folder (finished or not): name, folder, config and metrics. (The trained model of a
+    run is ``reference_models.load_run``.)"""
     cfg_path = os.path.join(path, "config.json")
     if not os.path.exists(cfg_path):
         raise RunError(f"{path} is not a run folder (no config.json)")
@@ -110,7 +111,7 @@ def find_run(name: str, root: str | None = None, finished: bool = True) -> Run:
     path = os.path.join(resolve_root(root), name)
     if not os.path.isdir(path):
         raise RunError(f"no run {name!r} under {resolve_root(root)}; train it first (or pass its --run-root)")
-    run = load_run(path)
+    run = read_run(path)
     if finished and not run.finished:
         raise RunError(f"run {name!r} is not finished; rerun it to resume")
     return run
@@ -135,7 +136,7 @@ def run_lock(root: str, name: str):
 
 def _finished(path: str) -> Run | None:
     if os.path.exists(os.path.join(path, "metrics.json")):
-        return load_run(path)
+        return read_run(path)
     return None
 
 
@@ -205,7 +206,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
     with lock:
         done = dist_utils.broadcast_object(_finished(path) is not None if main else None)
         if done:
-            return load_run(path)
+            return read_run(path)
         from .train.trainer import seed_all
         seed_all(cfg.seed)  # the initial weights are a function of the seed
         # data and weights are found before any folder is made
@@ -240,7 +241,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
                       "threads": torch.get_num_threads()}
             atomic_write_json(os.path.join(path, "metrics.json"), record)
         dist_utils.barrier()
-    return load_run(path)
+    return read_run(path)
 
 
 def train_from_dict(cfg_dict: dict, root: str | None = None) -> Run:

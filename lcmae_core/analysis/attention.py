@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from ..masking import mask_ratio_of, masking_from_noise, noise_for_mask
+from ..masking import MASK_RATIO, mask_ratio_of, noise_for_mask, random_masks
 
 Reduce = Callable[[int, torch.Tensor], Any]
 
@@ -300,11 +300,10 @@ def decoder_layer_features(model: nn.Module, imgs: torch.Tensor, mask: torch.Ten
     return outs
 
 
-def shared_mask(num_patches: int, mask_ratio: float = 0.75, seed: int = 0) -> torch.Tensor:
+def shared_mask(num_patches: int, mask_ratio: float = MASK_RATIO, seed: int = 0) -> torch.Tensor:
     """One random mask (L,) for every image (Eqs. 7, 8, Fig. 4), drawn from ``torch.Generator().manual_seed(seed)``
     exactly as ``attention_similarity_curve`` / ``semantic_similarity_curve`` draw their default. 1 = masked."""
-    g = torch.Generator().manual_seed(seed)
-    return masking_from_noise(torch.rand(1, num_patches, generator=g), mask_ratio).mask[0]
+    return random_masks(1, num_patches, mask_ratio, torch.Generator().manual_seed(seed))[0]
 
 
 def pick_masked_queries(mask: torch.Tensor, n: int = 2, seed: int = 0) -> list[int]:

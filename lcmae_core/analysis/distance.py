@@ -23,7 +23,7 @@ import torch.nn as nn
 from ._batches import iter_image_batches
 from .attention import (decoder_attention, decoder_blocks, encoder_attention, encoder_blocks, expand_mask,
                         grid_size_of, is_mae, num_prefix_tokens, patch_size_of)
-from ..masking import masking_from_noise
+from ..masking import MASK_RATIO, random_masks
 
 
 def grid_of(num_tokens: int, grid_size: tuple[int, int] | int | None = None) -> tuple[int, int]:
@@ -171,7 +171,7 @@ def attention_entropy_curves(model: nn.Module, images, part: str = "encoder", ma
 
 @torch.no_grad()
 def attention_distance_curves(model: nn.Module, images, part: str = "encoder", mask: torch.Tensor | None = None,
-                              mask_ratio: float = 0.75, queries: str = "all", batch_size: int = 64, device=None,
+                              mask_ratio: float = MASK_RATIO, queries: str = "all", batch_size: int = 64, device=None,
                               limit: int | None = None, seed: int = 0, statistic: str = "distance") -> torch.Tensor:
     """Per-layer, per-head attention distance over a set of images, streamed: -> (layers, heads), pixels.
     (``statistic="entropy"``: the attention entropy as a fraction of its maximum instead; see
@@ -221,7 +221,7 @@ def attention_distance_curves(model: nn.Module, images, part: str = "encoder", m
         else:
             L = model.num_patches
             m = (expand_mask(mask, B, L) if mask is not None else
-                 masking_from_noise(torch.rand(B, L, generator=gen), mask_ratio).mask).to(dev)
+                 random_masks(B, L, mask_ratio, gen)).to(dev)
             qmask = {"all": None, "masked": m, "visible": 1 - m}[queries]
 
             def reduce(i, a, qmask=qmask):

@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 
 from ._batches import iter_image_batches
-from ..masking import masking_from_noise, noise_for_mask
+from ..masking import MASK_RATIO, noise_for_mask, random_masks
 
 
 @torch.no_grad()
-def reconstruction_loss(model: nn.Module, images, mask_ratio: float = 0.75, seed: int = 0, batch_size: int = 64,
+def reconstruction_loss(model: nn.Module, images, mask_ratio: float = MASK_RATIO, seed: int = 0, batch_size: int = 64,
                         device=None, limit: int | None = None, zero_prediction: bool = False) -> float:
     """Eq. 1 averaged over images: mean over images of the MSE on the masked patches of each.
 
@@ -35,7 +35,7 @@ def reconstruction_loss(model: nn.Module, images, mask_ratio: float = 0.75, seed
     total, count = 0.0, 0
     for imgs in iter_image_batches(images, batch_size, dev, limit):
         B = imgs.shape[0]
-        mask = masking_from_noise(torch.rand(B, model.num_patches, generator=gen), mask_ratio).mask.to(dev)  # (B, L)
+        mask = random_masks(B, model.num_patches, mask_ratio, gen).to(dev)  # (B, L)
         latent, mask_out, ids_restore = model.forward_encoder(imgs, mask_ratio, noise_for_mask(mask))
         pred = model.forward_decoder(latent, ids_restore)  # (B, L, P)
         if zero_prediction:

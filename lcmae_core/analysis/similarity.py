@@ -32,8 +32,9 @@ import torch.nn.functional as F
 
 from ._batches import iter_image_batches
 from .attention import (KeyRecorder, decoder_attention, decoder_blocks, decoder_layer_features,
-                        encoder_blocks, grid_size_of, is_mae, masked_query_rows, num_prefix_tokens, patch_size_of)
-from ..masking import masking_from_noise, noise_for_mask
+                        encoder_blocks, grid_size_of, is_mae, masked_query_rows, num_prefix_tokens, patch_size_of,
+                        shared_mask)
+from ..masking import MASK_RATIO, noise_for_mask
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -87,9 +88,9 @@ class AttentionSimilarityMeter:
 
 
 @torch.no_grad()
-def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | None = None, mask_ratio: float = 0.75,
-                               batch_size: int = 64, device=None, limit: int | None = None, seed: int = 0,
-                               cls_key: bool = False) -> torch.Tensor:
+def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | None = None,
+                               mask_ratio: float = MASK_RATIO, batch_size: int = 64, device=None,
+                               limit: int | None = None, seed: int = 0, cls_key: bool = False) -> torch.Tensor:
     """Fig. 2: S^attn (Eq. 7) of every decoder layer over a stream of images -> (layers,) float64.
 
     mask: (L,) shared by all images (1 = masked); None draws one with ``seed`` at ``mask_ratio``. Every image gets
@@ -101,8 +102,7 @@ def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | No
     dev = next(model.parameters()).device
     L = model.num_patches
     if mask is None:
-        g = torch.Generator().manual_seed(seed)
-        mask = masking_from_noise(torch.rand(1, L, generator=g), mask_ratio).mask[0]
+        mask = shared_mask(L, mask_ratio, seed)
     mask = torch.as_tensor(mask)
     if mask.dim() == 2 and mask.shape[0] > 1 and not bool((mask == mask[:1]).all()):
         raise ValueError("Eq. 7 needs the identical mask for every image; pass one mask of shape (L,)")
@@ -248,9 +248,9 @@ def as_feature_fn(reference: nn.Module | FeatureFn, kind: str = "tokens") -> Fea
 
 @torch.no_grad()
 def semantic_similarity_curve(model: nn.Module, reference: nn.Module | FeatureFn, images,
-                              mask: torch.Tensor | None = None, mask_ratio: float = 0.75, tau: float | None = None,
-                              batch_size: int = 64, device=None, limit: int | None = None, seed: int = 0,
-                              reference_kind: str = "tokens",
+                              mask: torch.Tensor | None = None, mask_ratio: float = MASK_RATIO,
+                              tau: float | None = None, batch_size: int = 64, device=None, limit: int | None = None,
+                              seed: int = 0, reference_kind: str = "tokens",
                               reference_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                               ) -> torch.Tensor:
     """Fig. 3: S^sim (Eq. 8) of every decoder layer against a reference model's final layer -> (layers,) float64.
@@ -267,8 +267,8 @@ def semantic_similarity_curve(model: nn.Module, reference: nn.Module | FeatureFn
 
 @torch.no_grad()
 def semantic_similarity_curves(model: nn.Module, references: dict, images, mask: torch.Tensor | None = None,
-                               mask_ratio: float = 0.75, tau: float | None = None, batch_size: int = 64, device=None,
-                               limit: int | None = None, seed: int = 0, reference_kind: str = "tokens",
+                               mask_ratio: float = MASK_RATIO, tau: float | None = None, batch_size: int = 64,
+                               device=None, limit: int | None = None, seed: int = 0, reference_kind: str = "tokens",
                                reference_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                                ) -> dict[str, torch.Tensor]:
     """``semantic_similarity_curve`` against several references at once ({name: model or callable}): the decoder
@@ -280,8 +280,7 @@ def semantic_similarity_curves(model: nn.Module, references: dict, images, mask:
     refs = {k: as_feature_fn(r, reference_kind) for k, r in references.items()}
     L = model.num_patches
     if mask is None:
-        g = torch.Generator().manual_seed(seed)
-        mask = masking_from_noise(torch.rand(1, L, generator=g), mask_ratio).mask[0]
+        mask = shared_mask(L, mask_ratio, seed)
     mask = torch.as_tensor(mask).to(dev)
     sums = {k: None for k in refs}
     count = 0

@@ -26,7 +26,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
-from ..masking import mask_ratio_of, masking_from_noise, noise_for_mask
+from ..masking import MASK_RATIO, mask_ratio_of, noise_for_mask, random_masks
 from .attention import expand_mask, grid_size_of, patch_size_of, query_attention_maps
 
 # one style for every figure of the book
@@ -125,11 +125,10 @@ def reconstruct(model, imgs: torch.Tensor, mask: torch.Tensor) -> dict[str, torc
 def _default_mask(model, batch: int, mask, mask_ratio: float, seed: int) -> torch.Tensor:
     if mask is not None:
         return expand_mask(mask, batch, model.num_patches)
-    g = torch.Generator().manual_seed(seed)
-    return masking_from_noise(torch.rand(batch, model.num_patches, generator=g), mask_ratio).mask
+    return random_masks(batch, model.num_patches, mask_ratio, torch.Generator().manual_seed(seed))
 
 
-def reconstruction_figure(model, imgs: torch.Tensor, mask: torch.Tensor | None = None, mask_ratio: float = 0.75,
+def reconstruction_figure(model, imgs: torch.Tensor, mask: torch.Tensor | None = None, mask_ratio: float = MASK_RATIO,
                           seed: int = 0, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                           show_prediction: bool = False) -> Figure:
     """Rows = images; columns = masked image, reconstruction + visible patches, original (+ the raw prediction

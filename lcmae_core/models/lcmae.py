@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..losses import cross_view_loss, in_view_loss, mae_loss
-from ..masking import masking_from_noise, check_mask_ratio
+from ..masking import MASK_RATIO, check_mask_ratio, masking_from_noise
 from .mae import MaskedAutoencoderViT, gather_tokens
 
 # Table 1: which of (L_MAE, L_cross, L_in) each setting uses.
@@ -78,7 +78,7 @@ class LCMAE(MaskedAutoencoderViT):
         nn.init.xavier_uniform_(self.projector.weight)
         nn.init.constant_(self.projector.bias, 0)
 
-    def forward_views(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None):
+    def forward_views(self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, noise: torch.Tensor | None = None):
         """Both views in one batched pass.
 
         imgs: (N, C, H, W); noise: (2, N, L) or None.
@@ -97,7 +97,7 @@ class LCMAE(MaskedAutoencoderViT):
         hidden = self.forward_decoder_hidden(latent, m.ids_restore)  # (2N, L, Dd)
         return self.decoder_pred(hidden), self.projector(hidden), m.mask, hidden
 
-    def compute_losses(self, imgs: torch.Tensor, mask_ratio: float = 0.75,
+    def compute_losses(self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO,
                        noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"loss", "loss_mae", "loss_cross", "loss_in", "pred", "mask", "v", "hidden"}; parts with weight 0 are
         still reported (computed without gradient) so that every setting logs the same curves.
@@ -132,7 +132,7 @@ class LCMAE(MaskedAutoencoderViT):
         """(N, L, P): the patches whose cosine matrix L_in matches (``in_view_target``)."""
         return target if self.in_view_target == "target" else self.patchify(imgs)
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None):
+    def forward(self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, noise: torch.Tensor | None = None):
         """-> (loss, pred (2N, L, P), mask (2N, L)), view 1 in rows [0, N)."""
         out = self.compute_losses(imgs, mask_ratio, noise)
         return out["loss"], out["pred"], out["mask"]

@@ -26,7 +26,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
 from ..losses import mae_loss, normalize_patches
-from ..masking import Masking, check_mask_ratio, masking_from_noise
+from ..masking import MASK_RATIO, Masking, check_mask_ratio, masking_from_noise
 from ..pos_embed import sincos_2d
 from .decoders import DECODERS, ConvDecoder, GaussianDecoder
 
@@ -249,7 +249,7 @@ class MaskedAutoencoderViT(nn.Module):
         """Eq. 1 as the official code computes it: per-patch mean squared error, averaged over masked patches."""
         return mae_loss(pred, self.targets(imgs), mask)
 
-    def compute_losses(self, imgs: torch.Tensor, mask_ratio: float = 0.75,
+    def compute_losses(self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO,
                        noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training objective and its parts: {"loss", "loss_mae", "pred", "mask"}. Shared by every family."""
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
@@ -257,7 +257,7 @@ class MaskedAutoencoderViT(nn.Module):
         loss = self.forward_loss(imgs, pred, mask)
         return {"loss": loss, "loss_mae": loss.detach(), "pred": pred, "mask": mask}
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None):
+    def forward(self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, noise: torch.Tensor | None = None):
         """imgs (N, C, H, W) -> (loss, pred (N, L, p*p*C), mask (N, L), 1 = masked)."""
         out = self.compute_losses(imgs, mask_ratio, noise)
         return out["loss"], out["pred"], out["mask"]
