@@ -216,7 +216,8 @@ def _judge(cid: str, text: str, reading: str, parts: list[Part], side: str = ">"
             why = f"one replicate: no interval ({unit} are needed to measure the noise)"
     if verdict == HOLDS and reproduced:
         verdict = UNTESTABLE
-        why = f"the null control(s) {', '.join(sorted(set(reproduced)))} show the effect as well"
+        why = (f"the effect does not beat the null control(s) {', '.join(sorted(set(reproduced)))} by a paired "
+               "interval: the measurement cannot tell the mechanism from its absence")
     if precondition.met is False:
         verdict, why = UNFORMED, UNFORMED_WHY
     return Claim(cid, text, verdict, "; ".join(evidence), why, reading, precondition.text, "; ".join(controls))
