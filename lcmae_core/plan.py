@@ -78,6 +78,34 @@ def _train_one(cfg_dict: dict, root: str) -> tuple[str, float]:
     return run.name, time.time() - t0
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the process that started it dies (killed, or ended by a signal it
+    does not handle), instead of training on as an orphan. Linux: the kernel sends SIGTERM at once
+    (PR_SET_PDEATHSIG); elsewhere, and for the moment before that is set, a thread watches the parent's id."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_pool(jobs: int) -> cf.ProcessPoolExecutor:
+    """``jobs`` spawned worker processes (each imports torch once) that end with the process that made them."""
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
 def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: bool = True,
                log=None) -> dict[str, float]:
     """Train the configs that are not finished yet; returns {run name: seconds} of those trained here.
@@ -132,8 +160,7 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
                 failed[name] = _one_line(e)
                 note(name, error=failed[name])
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        with worker_pool(jobs) as pool:
             while True:
                 for name in ready()[: max(0, jobs - len(running))]:
                     running[name] = pool.submit(_train_one, configs.to_dict(todo[name]), root)

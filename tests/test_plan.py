@@ -136,3 +136,38 @@ def test_arm_and_accuracy_table_from_runs(tmp_path):
     assert t.loc["MAE", "LP"].startswith("71.0 ± ") and t.loc["MAE", "FT"] == "80.0" and t.loc["MAE", "FT seeds"] == 1
     assert t.loc["raw pixels, kNN", "kNN"] == "93.3" and t.loc["raw pixels, logistic regression", "LP"] == "88.7"
     assert pages.mean_pm([1.0]) == "1.0"
+
+
+def test_workers_end_with_the_process_that_started_them(tmp_path):
+    """A build killed outright (SIGKILL, or a SIGTERM it does not handle) must not leave its training workers
+    running on as orphans: each worker ends within seconds of its parent."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text("import os, time\n"
+                      "from lcmae_core.plan import worker_pool\n"
+                      "if __name__ == '__main__':\n"
+                      "    pool = worker_pool(1)\n"
+                      "    print(pool.submit(os.getpid).result(), flush=True)\n"
+                      "    pool.submit(time.sleep, 120)\n"
+                      "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert os.path.exists(f"/proc/{worker}") or os.name != "posix"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{worker}/stat") as f:  # reaped by init once it ends; a zombie counts as ended
+            if f.read().split()[2] == "Z":
+                return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError(f"worker {worker} outlived its parent by 20 s")
