@@ -25,7 +25,10 @@ from matplotlib.patches import Circle, Rectangle
 from .analysis.attention import grid_size_of, patch_size_of, query_attention_maps
 from .analysis.distance import attention_distance_curves
 from .analysis.viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, bare_axes, show_image, reconstruct, style, to_display
-from .masking import masking_from_noise
+from .errors import first_line
+from .masking import masking_from_noise, num_visible
+
+RATIO_STEP = 0.05
 
 
 def check_parameters(n_images, mask_ratio) -> None:
@@ -63,6 +66,13 @@ class Explorer:
         """The current image's mask, (L,), 1 = masked."""
         i = self.state["image"]
         return masking_from_noise(self.noise[i:i + 1], self.state["mask_ratio"]).mask[0]
+
+    def ratios(self) -> list[float]:
+        """The slider's mask ratios (steps of ``RATIO_STEP``) that leave at least one patch visible and one masked
+        on this model's grid: 0.05-0.90 on a 4x4 grid, 0.05-0.95 on ImageNet's 14x14."""
+        L = self.model.num_patches
+        steps = [round(k * RATIO_STEP, 4) for k in range(1, round(1 / RATIO_STEP))]
+        return [r for r in steps if 1 <= num_visible(L, r) <= L - 1]
 
     def masked_positions(self) -> list[int]:
         return self.mask().nonzero().flatten().tolist()
@@ -150,23 +160,36 @@ class Explorer:
         import ipywidgets as w
 
         s = self.state
-        ratio = w.FloatSlider(value=s["mask_ratio"], min=0.05, max=0.95, step=0.05, description="mask ratio",
-                              continuous_update=False, readout_format=".2f")
+        ok = self.ratios()
+        ratio = w.FloatSlider(value=min(max(s["mask_ratio"], ok[0]), ok[-1]), min=ok[0], max=ok[-1],
+                              step=RATIO_STEP, description="mask ratio", continuous_update=False,
+                              readout_format=".2f")
         image = w.Dropdown(options=list(range(self.images.shape[0])), value=s["image"], description="image")
-        query = w.IntSlider(value=s["query"], min=0, max=self.model.num_patches - 1, description="masked patch",
-                            continuous_update=False)
+        query = w.IntSlider(value=s["query"], min=0, max=len(self.masked_positions()) - 1,
+                            description="masked patch", continuous_update=False)
         layer = w.IntSlider(value=s["layer"], min=1, max=self.num_layers, description="decoder layer",
                             continuous_update=False)
         head = w.Dropdown(options=["mean"] + list(range(self.num_heads)), value=s["head"], description="head")
         out = w.Output()
 
         def redraw(*_):
-            self.update(mask_ratio=round(ratio.value, 4), image=image.value, query=query.value,
-                        layer=layer.value, head=head.value)
             # set the Output widget's content directly: no display or clear messages on the kernel's channels,
-            # and the frozen widget state carries the image into the static book
-            out.outputs = ({"output_type": "display_data", "metadata": {},
-                            "data": {"image/png": self.png(), "text/plain": "<explorer figure>"}},)
+            # and the frozen widget state carries the image into the static book. An error is shown in the
+            # panel, in place of the figure, never only in JupyterLab's log console
+            try:
+                self.update(mask_ratio=round(ratio.value, 4), image=image.value, layer=layer.value,
+                            head=head.value)
+                n_masked = len(self.masked_positions())  # the query slider follows the masked patches
+                if query.max != n_masked - 1:
+                    query.unobserve(redraw, names="value")
+                    query.max = n_masked - 1  # clamps the value when it shrinks
+                    query.observe(redraw, names="value")
+                self.update(query=query.value)
+                out.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {"image/png": self.png(), "text/plain": "<explorer figure>"}},)
+            except Exception as e:  # noqa: BLE001 - any failure is shown to the user, in the panel
+                out.outputs = ({"output_type": "stream", "name": "stderr",
+                                "text": f"error: {type(e).__name__}: {first_line(e)}\n"},)
 
         for c in (ratio, image, query, layer, head):
             c.observe(redraw, names="value")

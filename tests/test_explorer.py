@@ -69,3 +69,41 @@ def test_widget_redraws_when_a_slider_moves():
     assert shown == ex.png()  # the panel shows the current state's figure
     ratio.value = 0.25
     assert out.outputs[0]["data"]["image/png"] != shown
+
+
+def test_every_control_at_its_extremes_draws_a_figure_and_bounds_follow_the_grid():
+    """The callback at the minimum and maximum of every control (and the ratio at both ends with the query at its
+    last masked patch): each state draws the figure, never an error, and the sliders cannot leave the grid."""
+    ex = _explorer()
+    L = ex.model.num_patches
+    panel = ex.widget
+    ratio, image, query = panel.children[0].children
+    layer, head = panel.children[1].children
+    out = panel.children[-1]
+    assert ex.ratios()[0] == ratio.min and ex.ratios()[-1] == ratio.max
+    assert int(L * (1 - ratio.max)) >= 1 and L - int(L * (1 - ratio.min)) >= 1  # one visible, one masked
+    extremes = [(ratio, ratio.min), (ratio, ratio.max), (image, image.options[-1]), (image, image.options[0]),
+                (layer, layer.max), (layer, layer.min), (head, head.options[-1]), (head, head.options[0])]
+    for control, value in extremes:
+        control.value = value
+        for q in (query.min, query.max):
+            query.value = q
+            assert out.outputs[0]["output_type"] == "display_data", (control.description, value, out.outputs)
+            assert ex.state["query"] == q and ex.query_position() == ex.masked_positions()[q]
+    for r in (ratio.min, ratio.max):  # the query slider follows the number of masked patches
+        ratio.value = r
+        assert query.max == len(ex.masked_positions()) - 1
+
+
+def test_an_error_in_the_callback_is_shown_in_the_panel(monkeypatch):
+    ex = _explorer()
+    panel = ex.widget
+    ratio, out = panel.children[0].children[0], panel.children[-1]
+
+    def broken():
+        raise ValueError("no patch tokens\nsecond line")
+
+    monkeypatch.setattr(ex, "compute", broken)
+    ratio.value = ratio.max
+    shown = out.outputs[0]
+    assert shown["output_type"] == "stream" and shown["text"] == "error: ValueError: no patch tokens\n"
