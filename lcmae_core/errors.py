@@ -49,8 +49,9 @@ def _exit_interrupted(signum, frame):
 def quiet_interrupts_while_importing() -> None:
     """For ``python -m lcmae_core.<module>``, called before the module's heavy imports (torch, timm: seconds): a
     Ctrl-C during them exits with one line and 130 instead of a traceback. ``interruptible`` restores Python's
-    own handler when ``main`` starts."""
-    signal.signal(signal.SIGINT, _exit_interrupted)
+    own handler when ``main`` starts. A SIGINT ignored by the caller (a background job) stays ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _exit_interrupted)
 
 
 def interruptible(main):
