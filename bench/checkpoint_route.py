@@ -6,7 +6,7 @@ DeiT's ``{"model": ...}``), a folder of JPEGs of ImageNet's typical size in clas
 command of the README and reports its wall time. Random weights stand in for the released ones (no network here):
 the shapes, the reading code and every analysis are those of the real files, so the time is the real route's.
 
-    PYTHONPATH=. python bench/checkpoint_route.py --out /tmp/route --n-images 256
+    PYTHONPATH=. python bench/checkpoint_route.py --out SCRATCH_DIR --n-images 256
 """
 
 from __future__ import annotations
