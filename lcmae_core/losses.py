@@ -22,6 +22,26 @@ def normalize_patches(target: torch.Tensor, eps: float = NORM_PIX_EPS) -> torch.
     return (target - mean) / (var + eps) ** 0.5
 
 
+def normalize_patches_masked(target: torch.Tensor, valid: torch.Tensor | None,
+                             eps: float = NORM_PIX_EPS) -> torch.Tensor:
+    """``normalize_patches`` over the valid values of each patch only (the same estimator: the mean, and the
+    unbiased variance with n - 1, n the number of valid values, plus eps).
+
+    target: (N, L, P); valid: a bool mask broadcastable to it, e.g. (L, P), True where a value is part of the
+    target; None means every value is (then this is ``normalize_patches`` exactly). Invalid positions come out
+    0 and take no part in any patch's mean or variance. A patch with a single valid value gets variance 0
+    (``normalize_patches`` would give NaN there).
+    """
+    if valid is None:
+        return normalize_patches(target, eps)
+    v = valid.to(target.dtype)
+    n = v.sum(dim=-1, keepdim=True).clamp_min(1.0)  # each block holds its own patch, so n >= p*p*C
+    mean = (target * v).sum(dim=-1, keepdim=True) / n
+    centred = (target - mean) * v
+    var = (centred**2).sum(dim=-1, keepdim=True) / (n - 1.0).clamp_min(1.0)
+    return centred / (var + eps) ** 0.5
+
+
 def _safe_den(den: torch.Tensor) -> torch.Tensor:
     # an empty selection gives a loss of 0, not NaN
     return den.clamp_min(1.0)
@@ -34,6 +54,23 @@ def mae_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     Returns the mean over each patch's P values of the squared error, averaged over the masked patches.
     """
     loss = ((pred - target) ** 2).mean(dim=-1)  # (N, L), mean loss per patch
+    return (loss * mask).sum() / _safe_den(mask.sum())
+
+
+def mae_loss_masked(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                    valid: torch.Tensor | None) -> torch.Tensor:
+    """``mae_loss`` where only some values of each patch are part of its target.
+
+    valid: a bool mask broadcastable to pred (N, L, P), e.g. (L, P); None means every value (then this is
+    ``mae_loss`` exactly). Each patch's loss is the mean squared error over its valid values only, so that a
+    patch with fewer valid values is not weighted down; the patch losses are averaged over the masked patches
+    as in ``mae_loss``. Invalid positions get no gradient.
+    """
+    if valid is None:
+        return mae_loss(pred, target, mask)
+    diff = (pred - target).mul_(valid)  # 0 beyond the valid part; in place: no more memory than mae_loss
+    n = valid.sum(dim=-1).clamp_min(1).to(diff.dtype)  # (L,) or (N, L): valid values per patch
+    loss = (diff**2).sum(dim=-1) / n  # (N, L), mean loss per patch over its valid values
     return (loss * mask).sum() / _safe_den(mask.sum())
 
 
