@@ -45,7 +45,8 @@ def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
     if kind == "pretrain":
         p.add_argument("--family", default="mae", choices=PRETRAIN_FAMILIES,
                        help="what to pretrain: mae (the official MAE), lcmae (LC-MAE, Sec. 3.3), ae (the block "
-                            "autoencoder without masking, Sec. 4.2). Default: mae")
+                            "autoencoder without masking, Sec. 4.2), simclr (the global contrastive model of "
+                            "Fig. 5: SimCLR's InfoNCE on the CLS token of two views). Default: mae")
     else:
         p.add_argument("--family", default="mae", choices=PRETRAIN_FAMILIES + ("none",),
                        help="the pretraining family whose encoder to start from; its run is found or trained "

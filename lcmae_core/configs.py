@@ -1,6 +1,7 @@
 """Typed run configs, one place for every recipe, with presets per scale.
 
-A run is one of five families: the pretraining families ``mae``, ``lcmae``, ``ae`` (``PretrainConfig``) and
+A run is one of six families: the pretraining families ``mae``, ``lcmae``, ``ae``, ``simclr`` (``PretrainConfig``;
+``simclr`` is the global contrastive model of Fig. 5, SimCLR's NT-Xent on the MAE encoder's CLS token) and
 the evaluation families ``finetune`` (``FinetuneConfig``) and ``linprobe`` (``LinprobeConfig``). Each holds a
 ``ModelConfig`` (the constructor arguments), a ``DataConfig`` and an ``OptimConfig``.
 
@@ -49,7 +50,7 @@ from .models import SIZES
 from .masking import MASK_RATIO
 from .models.lcmae import IN_VIEW_TARGETS
 
-PRETRAIN_FAMILIES = ("mae", "lcmae", "ae")
+PRETRAIN_FAMILIES = ("mae", "lcmae", "ae", "simclr")
 EVAL_FAMILIES = ("finetune", "linprobe")
 ALL_FAMILIES = PRETRAIN_FAMILIES + EVAL_FAMILIES
 SCALES = ("smoke", "cpu", "gpu", "paper")
@@ -102,7 +103,7 @@ class ModelConfig:
     decoder: str = "transformer"  # transformer | gaussian | conv (Table 2)
     decoder_kernel_size: int = 5
     gaussian_sigma: float = 1.0
-    proj_dim: int = 1024  # LC-MAE projector output
+    proj_dim: int = 1024  # LC-MAE projector output; simclr's projector output
     setting: Optional[str] = None  # LC-MAE Table 1 setting a..g (None: all three losses)
     in_view_target: str = "input"  # LC-MAE: L_in's patches, "input" (the input image's) or "target" (norm-pix)
     block_size: Optional[int] = None  # AE(b): None means b = patch_size
@@ -117,6 +118,8 @@ class ModelConfig:
 
     def kwargs(self, family: str) -> dict:
         """The constructor kwargs of ``create_model``'s class for a pretraining family."""
+        if family == "simclr":  # the encoder and the projector: no decoder
+            return {**self.encoder_kwargs(), "proj_dim": self.proj_dim}
         kw = {k: getattr(self, k) for k in (
             "img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim",
             "decoder_depth", "decoder_num_heads", "mlp_ratio", "norm_pix_loss", "decoder")}
@@ -230,7 +233,7 @@ class LinprobeConfig(RunConfig):
     cache_features: bool = False  # extract frozen features once (eval transform) and train the head on them
 
 
-CONFIG_CLASSES = {"mae": PretrainConfig, "lcmae": PretrainConfig, "ae": PretrainConfig,
+CONFIG_CLASSES = {"mae": PretrainConfig, "lcmae": PretrainConfig, "ae": PretrainConfig, "simclr": PretrainConfig,
                   "finetune": FinetuneConfig, "linprobe": LinprobeConfig}
 
 
@@ -287,7 +290,7 @@ SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
 
 
 # the cpu scale's pretraining base rates (batch 64: absolute rate = base / 4)
-CPU_BASE_LR = {"mae": 8e-3, "lcmae": 1.6e-2, "ae": 8e-3}
+CPU_BASE_LR = {"mae": 8e-3, "lcmae": 1.6e-2, "ae": 8e-3, "simclr": 8e-3}
 
 
 def preset(family: str, scale: str = "cpu") -> RunConfig:
@@ -297,7 +300,7 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
     model = model_preset(scale, family)
     data = data_preset(scale)
     if family in PRETRAIN_FAMILIES:
-        base_lr = {"mae": 1.5e-4, "lcmae": 6e-4, "ae": 1.5e-4}[family]
+        base_lr = {"mae": 1.5e-4, "lcmae": 6e-4, "ae": 1.5e-4, "simclr": 1.5e-4}[family]
         optim = {
             "smoke": OptimConfig(epochs=1, warmup_epochs=0.5, batch_size=64, base_lr=base_lr * 10),
             # small batches: more steps per CPU-second; 2e-3 absolute for MAE and AE, 4e-3 for LC-MAE (measured,
@@ -308,7 +311,7 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
             "paper": OptimConfig(epochs=100, warmup_epochs=20, batch_size=1024, base_lr=base_lr),
         }[scale]
         cfg = PretrainConfig(family=family, model=model, data=data, optim=optim, scale=scale,
-                             mask_ratio=0.0 if family == "ae" else 0.75,
+                             mask_ratio=0.0 if family in ("ae", "simclr") else 0.75,
                              # the small scales' linear-probe runs measure the same kNN on the same features
                              # (the verdicts read theirs), so the pretraining monitor would be a second copy
                              knn=scale not in ("smoke", "cpu"))
@@ -543,6 +546,9 @@ def validate(cfg) -> RunConfig:
                               "ratio in (0, 1), or pretrain the autoencoder (--family ae)")
         if cfg.family == "ae" and cfg.mask_ratio != 0:
             raise ConfigError(f"the autoencoder does not mask: set mask_ratio=0 (got {cfg.mask_ratio})")
+        if cfg.family == "simclr" and cfg.mask_ratio != 0:
+            raise ConfigError(f"simclr contrasts two unmasked views and does not mask: set mask_ratio=0 "
+                              f"(got {cfg.mask_ratio})")
     if d.dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {d.dataset!r}; choose one of {', '.join(DATASETS)}")
     if d.eval_dataset is not None and d.eval_dataset not in DATASETS:

@@ -124,6 +124,11 @@ class Study:
         return self.pretrain("lcmae", {"model.setting": setting, "model.decoder_depth": configs.TABLE1_DECODER_DEPTH,
                                        "seed": seed})
 
+    def contrastive(self, seed: int = 0) -> Run:
+        """The global contrastive model of Fig. 5: SimCLR's NT-Xent on the CLS token of two augmented views, on the
+        MAE encoder (``models.contrastive.ContrastiveViT``)."""
+        return self.pretrain("simclr", {"seed": seed})
+
     def ae(self, multiple: int, seed: int = 0) -> Run:
         """AE(b) of Table 3 with b = multiple x patch size (multiple odd)."""
         p = self.config("ae").model.patch_size
@@ -199,7 +204,8 @@ class Study:
     # --------------------------------------------------------------------------------------------------
     # what notebooks analyse
     def model(self, run: Run):
-        """The trained model of a run (an MAE, LC-MAE or AE, or a timm ViT for finetune/linprobe), in eval mode."""
+        """The trained model of a run (an MAE, LC-MAE, AE or SimCLR, or a timm ViT for finetune/linprobe), in eval
+        mode."""
         from .reference_models import load_run
 
         model, _ = load_run(run.checkpoint)
@@ -284,7 +290,9 @@ def describe(cfg) -> str:
     m = cfg.model
     parts = [cfg.family, f"ViT dim {m.embed_dim} depth {m.depth} patch {m.patch_size} on {m.img_size} px",
              f"{cfg.data.dataset}", f"{cfg.optim.epochs} epochs"]
-    if cfg.family in configs.PRETRAIN_FAMILIES:
+    if cfg.family == "simclr":
+        parts.insert(1, f"projector {m.proj_dim}")
+    elif cfg.family in configs.PRETRAIN_FAMILIES:
         parts.insert(1, f"decoder {m.decoder} x{m.decoder_depth}")
         if cfg.family != "ae":
             parts.append(f"mask {cfg.mask_ratio}")

@@ -5,6 +5,9 @@ MAE code does for Eq. 1, so that the losses keep their scale whatever the mask r
 
 Masks are (N, L) with **1 = masked**. Only masked positions enter the losses: they are the positions that
 the decoder has to predict.
+
+``nt_xent`` is the global contrastive loss (SimCLR's InfoNCE) of the ``simclr`` family, Fig. 5's contrastive
+model.
 """
 
 from __future__ import annotations
@@ -113,3 +116,25 @@ def in_view_loss(v: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     w = mask.unsqueeze(2) * mask.unsqueeze(1)  # (N, L, L): m_i m_j
     w = w * (1.0 - torch.eye(mask.shape[1], device=mask.device, dtype=w.dtype))  # i != j
     return (w * diff).sum() / _safe_den(w.sum())
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's NT-Xent (InfoNCE) loss of two views, the global contrastive objective of the ``simclr`` family.
+
+    z1, z2: (N, D) projections of two views of the same N images (row n of each is a positive pair).
+    The 2N vectors are L2-normalised; each is an anchor whose positive is its partner in the other view and whose
+    negatives are the other 2N - 2 vectors. Returns the mean over the 2N anchors of
+    -log(exp(cos(a, p) / T) / sum_{k != a} exp(cos(a, k) / T)); computed in float32. N = 1 gives 0.
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"nt_xent takes two (N, D) tensors of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)  # (2N, D)
+    logits = (z @ z.T) / temperature  # (2N, 2N)
+    self_pair = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_pair, float("-inf"))  # an anchor is not its own negative
+    idx = torch.arange(n, device=z.device)
+    positives = torch.cat([idx + n, idx])  # view-1 anchor n pairs with row N + n, and back
+    return F.cross_entropy(logits, positives)

@@ -28,8 +28,10 @@ from .pages import PAGE_RUNS
 from .runs import RunError, check_root_writable, resolve_root, run_path
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
-# MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s
-COST = {"mae": 1.0, "lcmae": 1.9, "ae": 2.2, "finetune": 0.75, "linprobe": 0.1}
+# MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s; SimCLR 96 s of CPU time against MAE's 28 in
+# the same session, one thread (it encodes all 49 tokens of two views of every image; on the attention pages' 48-px
+# photos, one epoch: 64 s against the 4-block-decoder MAE's 24)
+COST = {"mae": 1.0, "lcmae": 1.9, "ae": 2.2, "simclr": 3.4, "finetune": 0.75, "linprobe": 0.1}
 
 
 class PlanError(RuntimeError):

@@ -75,7 +75,7 @@ def test_validate_rejects(override, match):
 
 def test_unknown_family_and_scale():
     with pytest.raises(ConfigError, match="unknown family"):
-        configs.preset("simclr", "cpu")
+        configs.preset("byol", "cpu")
     with pytest.raises(ConfigError, match="unknown scale"):
         configs.preset("mae", "laptop")
 
@@ -85,5 +85,6 @@ def test_model_kwargs_per_family():
     assert "proj_dim" not in m.kwargs("mae") and m.kwargs("lcmae")["proj_dim"] == m.proj_dim
     assert m.kwargs("ae")["block_size"] == m.patch_size
     from lcmae_core.models import FAMILIES
-    for fam in ("mae", "lcmae", "ae"):
+    assert m.kwargs("simclr") == {**m.encoder_kwargs(), "proj_dim": m.proj_dim}  # no decoder
+    for fam in ("mae", "lcmae", "ae", "simclr"):
         FAMILIES[fam](**configs.preset(fam, "smoke").model.kwargs(fam))

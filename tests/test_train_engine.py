@@ -107,7 +107,7 @@ def smoke_runs(tmp_path_factory):
     """Every family at smoke scale, sharing one run root."""
     root = str(tmp_path_factory.mktemp("runs"))
     out = {}
-    for fam in ("mae", "lcmae", "ae"):
+    for fam in ("mae", "lcmae", "ae", "simclr"):
         cfg = configs.apply_overrides(configs.preset(fam, "smoke"), ["progress=false", "knn=true"])
         out[fam] = runs.run_or_load(cfg, root=root)
     for fam in ("finetune", "linprobe"):
@@ -118,7 +118,7 @@ def smoke_runs(tmp_path_factory):
     return root, out
 
 
-@pytest.mark.parametrize("family", ["mae", "lcmae", "ae", "finetune", "linprobe", "random"])
+@pytest.mark.parametrize("family", ["mae", "lcmae", "ae", "simclr", "finetune", "linprobe", "random"])
 def test_every_family_trains_at_smoke_scale(smoke_runs, family):
     _, out = smoke_runs
     run = out[family]
@@ -128,7 +128,7 @@ def test_every_family_trains_at_smoke_scale(smoke_runs, family):
     assert ck["config"]["family"] == run.config["family"]
     events = [r["event"] for r in run.read_log()]
     assert events[0] == "start" and events[-1] == "final" and "train" in events
-    if family in ("mae", "lcmae", "ae"):
+    if family in ("mae", "lcmae", "ae", "simclr"):
         from lcmae_core.models import FAMILIES
         model = FAMILIES[family](**ck["config"]["model"])
         model.load_state_dict(ck["model"])  # the analysis loaders rebuild it this way

@@ -1,4 +1,4 @@
-"""Models: the official MAE, LC-MAE, the block autoencoder, and named sizes.
+"""Models: the official MAE, LC-MAE, the block autoencoder, the SimCLR-style contrastive ViT, and named sizes.
 
 Sizes follow facebookresearch/mae's factories (ViT-B/16, L/16, H/14 with a 512-d, 8-block decoder) plus tiny,
 small and test sizes. ``create_model(family, size, **overrides)`` builds any family at any size.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 
 from .autoencoder import BlockAutoencoderViT, block_targets
+from .contrastive import ContrastiveViT
 from .lcmae import LCMAE, TABLE1_SETTINGS, setting_weights
 from .mae import MaskedAutoencoderViT
 
@@ -31,11 +32,11 @@ SIZES: dict[str, dict] = {
                  decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0),
 }
 
-FAMILIES = {"mae": MaskedAutoencoderViT, "lcmae": LCMAE, "ae": BlockAutoencoderViT}
+FAMILIES = {"mae": MaskedAutoencoderViT, "lcmae": LCMAE, "ae": BlockAutoencoderViT, "simclr": ContrastiveViT}
 
 
 def create_model(family: str = "mae", size: str = "base_patch16", **overrides):
-    """Build a model of a family ('mae', 'lcmae', 'ae') at a named size, with any argument overridden."""
+    """Build a model of a family ('mae', 'lcmae', 'ae', 'simclr') at a named size, with any argument overridden."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
     if size not in SIZES:
@@ -74,7 +75,7 @@ OFFICIAL_NAMES = {
 }
 
 __all__ = [
-    "MaskedAutoencoderViT", "LCMAE", "BlockAutoencoderViT", "block_targets", "TABLE1_SETTINGS",
+    "MaskedAutoencoderViT", "LCMAE", "BlockAutoencoderViT", "ContrastiveViT", "block_targets", "TABLE1_SETTINGS",
     "setting_weights", "SIZES", "FAMILIES", "create_model", "OFFICIAL_NAMES",
     "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14", "mae_vit_small_patch16",
     "mae_vit_tiny_patch16", "mae_vit_tiny_patch4", "mae_vit_test",

@@ -1,4 +1,4 @@
-"""Pretraining recipe (MAE, LC-MAE, block AE): the paper's Section 5 with fb/mae's ``main_pretrain``.
+"""Pretraining recipe (MAE, LC-MAE, block AE, SimCLR): the paper's Section 5 with fb/mae's ``main_pretrain``.
 
 AdamW with betas (0.9, 0.95) and weight decay 0.05, none on norms, biases, tokens and position embeddings
 (``model.no_weight_decay()``); rate ``base_lr * batch / 256`` with warmup and cosine decay; RandomResizedCrop
