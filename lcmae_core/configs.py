@@ -69,7 +69,7 @@ NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", 
 
 
 AUGMENT_BACKENDS = ("auto", "pil", "batched")
-BATCHED_DATASETS = ("mnist5k", "photos", "single_image")  # in memory: data.augment=batched applies
+BATCHED_DATASETS = ("mnist5k", "photos", "photo_ids", "single_image")  # in memory: data.augment=batched applies
 
 LCMAE_SETTINGS = tuple("abcdefg")  # Table 1's rows
 # Table 1: "we set the depth of the decoder to 2"; the book's MAE baseline shares it (Tables 1-3, A.1)
@@ -146,7 +146,7 @@ class DataConfig:
     root: Optional[str] = None  # not hashed: the same data may live anywhere
     download: bool = False  # torchvision sets only
     crop_scale: tuple[float, float] = (0.2, 1.0)  # RandomResizedCrop scale of the training transform
-    hflip: float = 0.5
+    hflip: Optional[float] = None  # None: the dataset's (``data.hflip_of``: 0.5, but 0 for digits)
     limit: Optional[int] = None  # keep a seeded subset of the training set (smoke scale)
     val_limit: Optional[int] = None
     samples_per_epoch: int = 4000  # photo sets: random crops per epoch
@@ -289,6 +289,21 @@ def data_preset(scale: str) -> DataConfig:
 SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
 
 
+# The attention pages (Figs. 2-7, B.1, A.1's distances, the explorer) at the small scales: the labelled set is
+# digits, a 7x7 grid that is 62-64% identical flat background, where attention never formed (entropy 0.83-0.96 of its
+# maximum, distances within 7% of uniform attention and equal to the random-init model's), so these pages pretrain on
+# crops of the bundled photographs and textures (``data.PRETRAIN_PHOTOS``) and measure on crops of held-out photos
+# (``data.ANALYSIS_PHOTOS``). The cpu recipe is the calibration's choice (``lcmae_core.calibration``, the appendix
+# "Choosing the cpu scale"): 48 px with patch 4, a 12x12 grid on which the local decoders' 5x5 window covers 17%.
+ATTENTION_RECIPE = {"smoke": {"data.dataset": "photos"},
+                    "cpu": {"data.dataset": "photos", "model.img_size": 48}}
+# per family, on top of the recipe: the epochs each needs on the photos (the supervised ViT, finetuned from random
+# initialisation on ``photo_ids``, until it beats the raw-pixel baselines there)
+ATTENTION_FAMILY_RECIPE = {"cpu": {"mae": {"optim.epochs": 10}, "ae": {"optim.epochs": 10},
+                                   "simclr": {"optim.epochs": 10}, "finetune": {"optim.epochs": 10}}}
+# an unlabelled pretraining set's labelled twin, for the supervised model of its pages
+LABELLED_TWIN = {"photos": "photo_ids"}
+
 # the cpu scale's pretraining base rates (batch 64: absolute rate = base / 4)
 CPU_BASE_LR = {"mae": 8e-3, "lcmae": 1.6e-2, "ae": 8e-3, "simclr": 8e-3}
 
@@ -335,7 +350,6 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
             data.crop_scale = (0.6, 1.0)
             cfg.mixup, cfg.cutmix, cfg.randaug, cfg.reprob = 0.0, 0.0, None, 0.0
             cfg.drop_path = 0.0 if scale == "cpu" else cfg.drop_path
-            data.hflip = 0.0  # digits are not mirror-symmetric
     else:  # linprobe
         optim = {
             # small scales keep the paper's absolute rate, 0.1 x 16384 / 256 = 6.4: LARS moves each weight by
@@ -400,6 +414,9 @@ def config_hash(cfg) -> str:
     """12 hex digits of the SHA-256 of the config's hashed fields, in canonical JSON."""
     d = to_dict(from_dict(to_dict(cfg)))  # canonical types: 1 and 1.0 hash alike for a float field
     d["data"]["augment"] = augment_backend(cfg)  # "auto" hashes as what it resolves to
+    d["data"]["hflip"] = _hflip(cfg.data)  # None hashes as the dataset's probability
+    if cfg.family == "ae" and (cfg.model.block_size or cfg.model.patch_size) > cfg.model.patch_size:
+        d["ae_targets"] = "in-image"  # the block targets stopped at the border (they were zero padded): a new run
     if isinstance(d["model"].get("setting"), str):  # "A" and "a" are one setting, so one run
         d["model"]["setting"] = d["model"]["setting"].lower()
     for key in NOT_HASHED:
@@ -617,6 +634,12 @@ def augment_backend(cfg) -> str:
         return d.augment
     plain = not (isinstance(cfg, FinetuneConfig) and (cfg.randaug or cfg.reprob))
     return "batched" if d.dataset in BATCHED_DATASETS and plain else "pil"
+
+
+def _hflip(d) -> float | None:
+    from .data import DATASETS
+
+    return d.hflip if d.hflip is not None or d.dataset not in DATASETS else DATASETS[d.dataset].hflip
 
 
 def check_device(device: str) -> str:

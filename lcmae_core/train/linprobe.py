@@ -69,7 +69,7 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
         make_loader = common.tensor_batches(train_set)
     else:
         tf = data_mod.build_transform("pretrain", info, cfg.model.img_size, crop_scale=cfg.data.crop_scale,
-                                      hflip=cfg.data.hflip)
+                                      hflip=data_mod.hflip_of(cfg.data))
         d = cfg.data
         train_set = data_mod.build_dataset(d.dataset, "train", tf, root=d.root, download=d.download, limit=d.limit)
         objective, eval_model = ClassifyObjective(model, criterion), model

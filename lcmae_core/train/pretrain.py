@@ -90,7 +90,7 @@ def gpu_train_data(cfg, device: torch.device):
     folder = gpu_data.JpegFolder(data_mod._folder_split(d.root, "train", d.dataset))
 
     def make_loader(sampler, batch_size: int):
-        aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=d.hflip, seed=seed)
+        aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=data_mod.hflip_of(d), seed=seed)
         return gpu_data.GpuLoader(folder, batch_size, device, aug, num_workers=d.num_workers, sampler=sampler,
                                   seed=seed)
 

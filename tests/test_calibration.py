@@ -1,0 +1,110 @@
+"""The cpu scale's calibration: the declared rule, the table the script writes, and the book's recipe against it."""
+
+import copy
+import json
+import os
+
+import pytest
+
+from lcmae_core import calibration, claims, configs
+
+
+def row(enc, enc_init, dec1, dec1_init, dec_entropy1, cost, n=144):
+    return {"encoder_entropy": enc, "encoder_entropy_init": enc_init, "decoder_distance": [dec1, 20.0],
+            "decoder_distance_init": [dec1_init, 20.0], "decoder_entropy": [dec_entropy1, 0.9],
+            "formed_entropy": claims.formed_entropy(n), "train_cpu_time_s": cost}
+
+
+FORMED = claims.formed_entropy(144)
+LOCAL = [FORMED - 0.05] * 4
+FLAT = [0.95] * 4
+INIT = [0.99] * 4
+
+
+def test_the_rule_takes_the_cheapest_candidate_where_both_mechanisms_formed():
+    rows = {"cheap-decoder-only": row(FLAT, INIT, 10.0, 20.0, 0.7, 50),
+            "both-dear": row(LOCAL, INIT, 10.0, 20.0, 0.7, 300),
+            "both-cheaper": row(LOCAL, INIT, 17.0, 20.0, 0.7, 200)}
+    assert calibration.choose(rows)[0] == "both-cheaper"
+    # the margin: an encoder at the threshold itself, or one layer above it, is not local
+    at = row([FORMED] * 4, INIT, 10.0, 20.0, 0.7, 10)
+    one_layer = row(LOCAL[:3] + [FORMED + 0.01], INIT, 10.0, 20.0, 0.7, 10)
+    assert not calibration.verdicts(at)["encoder_formed"] and not calibration.verdicts(one_layer)["encoder_formed"]
+    # entropy below the threshold but not below the random-init model's is not formed either
+    assert not calibration.verdicts(row(LOCAL, LOCAL, 10.0, 20.0, 0.7, 10))["encoder_formed"]
+
+
+def test_without_a_local_encoder_the_cheapest_positional_decoder_is_chosen_and_said_so():
+    rows = {"a": row(FLAT, INIT, 10.0, 20.0, 0.7, 300), "b": row(FLAT, INIT, 17.9, 20.0, 0.7, 100),
+            "c": row(FLAT, INIT, 18.5, 20.0, 0.7, 50),  # 0.925 of random init: not local enough
+            "d": row(FLAT, INIT, 10.0, 20.0, FORMED + 0.01, 20)}  # local but flat: not formed
+    name, why = calibration.choose(rows)
+    assert name == "b" and "no candidate's encoder" in why
+    assert calibration.choose({"c": rows["c"], "d": rows["d"]}) == (None, "no candidate formed either mechanism")
+
+
+def test_a_missing_or_foreign_table_is_a_one_line_error_naming_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m lcmae_core.calibration --out"):
+        calibration.read_table(str(tmp_path / "none.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"candidates": {}}))
+    with pytest.raises(ValueError, match="not a calibration table"):
+        calibration.read_table(str(bad))
+
+
+def test_the_smoke_calibration_trains_measures_and_writes_its_table(tmp_path):
+    out = tmp_path / "table.json"
+    rc = calibration.main(["--scale", "smoke", "--out", str(out), "--run-root", str(tmp_path / "runs"),
+                           "--n-images", "8"])
+    assert rc == 0
+    table = calibration.read_table(str(out))
+    assert set(table["candidates"]) == set(calibration.SMOKE_CANDIDATES)
+    for r in table["candidates"].values():
+        depth = r["config"]["model"]["depth"]
+        ddepth = r["config"]["model"]["decoder_depth"]
+        assert len(r["encoder_entropy"]) == len(r["encoder_entropy_init"]) == depth
+        assert len(r["decoder_s_attn"]) == len(r["decoder_distance"]) == ddepth
+        assert all(0 < v <= 1 for v in r["encoder_entropy"] + r["decoder_entropy"])
+        assert r["train_cpu_time_s"] > 0 and r["grid"] ** 2 == r["n_keys"]
+        assert r["config"]["data"]["dataset"] == "photos"
+    frame = calibration.summary(table)
+    assert list(frame.index) == sorted(table["candidates"], key=lambda n: table["candidates"][n]["train_cpu_time_s"])
+
+
+def test_the_committed_table_chose_what_the_book_trains():
+    """bench/results/cpu_scale_calibration.json is the script's output; the book's attention recipe must be its
+    chosen candidate (change one, rerun the other)."""
+    path = calibration.default_table_path()
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing: run python -m lcmae_core.calibration --out {path} --jobs 2")
+    table = calibration.read_table(path)
+    ok, text = calibration.recipe_agrees(table)
+    assert ok, text
+    assert set(table["candidates"]) == set(calibration.CANDIDATES)
+    # and the check can fail: a table that chose other epochs disagrees, naming the field
+    other = copy.deepcopy(table)
+    other["candidates"][other["chosen"]]["config"]["optim"]["epochs"] += 1
+    ok, text = calibration.recipe_agrees(other)
+    assert not ok and "optim.epochs" in text
+
+
+def test_the_attention_study_trains_on_photos_and_measures_held_out_crops():
+    from lcmae_core.experiments import Study
+
+    study = Study(scale="cpu", verbose=False)
+    a = study.for_attention()
+    cfg = a.config("mae")
+    assert cfg.data.dataset == "photos" and cfg.model.img_size == configs.ATTENTION_RECIPE["cpu"]["model.img_size"]
+    assert a.for_attention() is a  # idempotent
+    assert study.config("mae").data.dataset == "mnist5k"  # the accuracy pages keep the digits
+    # the supervised model of the attention pages learns the photos' labelled twin
+    planner = []
+    a_plan = Study(scale="cpu", verbose=False, planner=planner).for_attention()
+    a_plan.supervised(seed=1)
+    assert planner[-1].data.dataset == "photo_ids" and planner[-1].pretrain is None and planner[-1].seed == 1
+    # the blocks of Table 3 on the digits stop at 5 patches; the attention pages' 12x12 grid keeps all four
+    assert study.ae_block_multiples == (1, 3, 5) and a.ae_block_multiples == (1, 3, 5, 7)
+    # a dataset chosen by the caller is kept
+    assert Study(scale="cpu", dataset="mnist5k", verbose=False).for_attention().config("mae").data.dataset == "mnist5k"
+    # the gpu and paper scales are their own attention studies
+    assert Study(scale="gpu", verbose=False).for_attention().config("mae").data.dataset == "cifar10"
