@@ -182,7 +182,7 @@ def read_table(path: str | None = None) -> dict:
     path = path or default_table_path()
     if not os.path.exists(path):
         raise FileNotFoundError(f"no calibration table at {path}; write it with python -m lcmae_core.calibration "
-                                f"--out {path} --jobs 2 (about 25 minutes on 2 cores)")
+                                f"--out {path} --jobs 2 (about half an hour on 2 cores)")
     with open(path) as f:
         table = json.load(f)
     missing = {"candidates", "chosen", "why"} - set(table)
@@ -219,6 +219,40 @@ def summary(table: dict):
     return pd.DataFrame(rows).set_index("candidate")
 
 
+def choice_text(table: dict) -> str:
+    """What the table chose and what that candidate measured, in a sentence (the appendix glues it)."""
+    chosen = table.get("chosen")
+    n = len(table["candidates"])
+    n_enc = sum(bool(r.get("encoder_formed")) for r in table["candidates"].values())
+    n_dec = sum(bool(r.get("decoder_layer1_positional")) for r in table["candidates"].values())
+    head = (f"Of {n} candidates, {n_enc} formed encoder attention in every layer with the margin and {n_dec} a "
+            f"position-dependent first decoder layer.")
+    if chosen is None:
+        return f"{head} None formed either, so no recipe was chosen: {table['why']}."
+    r = table["candidates"][chosen]
+    return (f"{head} The rule chose {chosen} ({r['what']}): {table['why']}. Its flattest encoder layer has "
+            f"{max(r['encoder_entropy']):.3f} of the maximum entropy (formed means at most "
+            f"{r['formed_entropy']:.3f}), its first decoder layer's mask-token attention distance is "
+            f"{r['decoder_distance'][0] / r['decoder_distance_init'][0]:.3f} of the random-init model's, and "
+            f"{sum(t <= r['formed_entropy'] for t in r['decoder_entropy'])} of its {len(r['decoder_entropy'])} "
+            f"decoder layers formed; it trained in {r['train_cpu_time_s']:.0f} CPU seconds on one thread.")
+
+
+def trend_text(table: dict) -> str:
+    """What the candidates share, from their numbers: where the decoder's attention concentrated, and how far the
+    encoder's distances moved from the random-init model's."""
+    rows = list(table["candidates"].values())
+    first = sum(r["decoder_entropy"][0] <= min(r["decoder_entropy"][1:]) for r in rows if len(r["decoder_entropy"]) > 1)
+    formed_all = sum(all(t <= r["formed_entropy"] for t in r["decoder_entropy"]) for r in rows)
+    shifts = [abs(sum(r["encoder_distance"]) / sum(r["encoder_distance_init"]) - 1) for r in rows]
+    below = sum(max(r["encoder_entropy"]) < min(r["encoder_entropy_init"]) for r in rows)
+    return (f"In {first} of {len(rows)} candidates the first decoder layer was the most concentrated one, and in "
+            f"{formed_all} every decoder layer formed. The encoder's entropy fell below the random-init model's in "
+            f"every layer in {below} of them, while its mean attention distance stayed within "
+            f"{100 * max(shifts):.0f}% of the random-init model's in all: its attention concentrated without coming "
+            f"closer.")
+
+
 def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
     """Does the book's attention recipe (``configs.ATTENTION_RECIPE`` and the MAE's epochs in
     ``configs.ATTENTION_FAMILY_RECIPE``) train what the table chose? (ok, one line saying what differs)."""
@@ -228,12 +262,19 @@ def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
     want = table["candidates"][chosen]["config"]
     from .experiments import Study
 
-    have = configs.to_dict(Study(scale=scale, verbose=False).for_attention().config("mae"))
-    keys = {"model": ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "norm_pix_loss"),
+    planner: list = []
+    Study(scale=scale, verbose=False, planner=planner).for_attention().attention_mae()
+    have = configs.to_dict(planner[-1])
+    keys = {"": ("mask_ratio",),
+            "model": ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "decoder_embed_dim",
+                      "decoder_depth", "norm_pix_loss"),
             "data": ("dataset", "photo_short_side", "samples_per_epoch", "crop_scale"),
             "optim": ("epochs", "base_lr", "batch_size")}
-    diff = [f"{g}.{k}: book {have[g][k]!r}, chosen {want[g][k]!r}" for g, ks in keys.items() for k in ks
-            if have[g][k] != want[g][k]]
+    def get(d, g, k):
+        return d[k] if not g else d[g][k]
+
+    diff = [f"{g + '.' if g else ''}{k}: book {get(have, g, k)!r}, chosen {get(want, g, k)!r}"
+            for g, ks in keys.items() for k in ks if get(have, g, k) != get(want, g, k)]
     if diff:
         return False, f"the book's recipe differs from the chosen candidate {chosen!r}: " + "; ".join(diff)
     return True, f"the book's attention recipe is the chosen candidate {chosen!r}"

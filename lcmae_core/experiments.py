@@ -13,8 +13,12 @@ Readings of the paper that fix the runs:
 - **Figs. 2-4** need a deep decoder (Fig. 4 shows layers 1, 2, 3, 5 and 8): at paper scale the official
   8-block MAE; at smaller scales a baseline MAE with ``deep_decoder_depth`` blocks.
 - **Table 3's block sizes** are the odd multiples 1, 3, 5, 7 of the patch size (16, 48, 80, 112 at patch 16).
-- **The supervised model** of Fig. 5 at small scales is the ViT finetuned from random initialisation (Table 3's
-  first row); it is also the reference model for Eq. 8 there.
+- **The supervised model** of Fig. 5 below the paper scale is the ViT finetuned from random initialisation on the
+  attention pages' labelled set (at the small scales ``photo_ids``: which pretraining photo a crop is from); it is
+  also the reference model for Eq. 8 there.
+- **The attention pages** (Figs. 2-7, B.1, A.1, the explorer) run on ``Study.for_attention()``: at the smoke and
+  cpu scales, natural-image crops (``configs.ATTENTION_RECIPE``), where the labelled digits are too small and flat
+  a grid for attention to form; their MAE is the deep-decoder one, shared by all of them.
 """
 
 from __future__ import annotations

@@ -88,14 +88,23 @@ def runs_table3(study: Study, block_multiples=None) -> dict:
     """Table 3: MAE, the autoencoders AE(b) for b in ``block_multiples`` patches (default: the scale's) and random
     init, pretrained and evaluated per seed on the labelled set; Figs. 7 and A.1 ("attention"): the same block
     sizes pretrained for the attention pages (``Study.for_attention``; the same runs where that is the study
-    itself), with their MAE."""
+    itself), with their MAE, where the scale affords them (``configs.ATTENTION_AUTOENCODERS``), else Table 3's."""
     block_multiples = block_multiples or study.ae_block_multiples
     pre = {"random": study.per_seed(lambda s: None), "mae": study.per_seed(lambda s: study.mae(seed=s))}
     pre.update({f"ae{m}": study.per_seed(lambda s, m=m: study.ae(m, seed=s)) for m in block_multiples})
-    a = study.for_attention()
-    att = {"mae": a.per_seed(lambda s: a.attention_mae(seed=s))}
-    att.update({f"ae{m}": a.per_seed(lambda s, m=m: a.ae(m, seed=s)) for m in a.ae_block_multiples})
+    a = autoencoder_attention_study(study)
+    if a is not study:
+        att = {"mae": a.per_seed(lambda s: a.attention_mae(seed=s))}
+        att.update({f"ae{m}": a.per_seed(lambda s, m=m: a.ae(m, seed=s)) for m in a.ae_block_multiples})
+    else:  # the cost of the attention pages' autoencoders is out of this scale's reach: Table 3's own runs
+        att = {k: v for k, v in pre.items() if k != "random"}
     return {**_with_evaluations(study, pre), "attention": att}
+
+
+def autoencoder_attention_study(study: Study) -> Study:
+    """The study of Figs. 7 and A.1's autoencoders: the attention pages' (``Study.for_attention``) where the scale
+    affords them (``configs.ATTENTION_AUTOENCODERS``), else the study itself (Table 3's runs)."""
+    return study.for_attention() if configs.ATTENTION_AUTOENCODERS.get(study.scale, True) else study
 
 
 def runs_tableA1(study: Study, image: str = "astronaut", epochs: int | None = None) -> dict:
@@ -182,15 +191,15 @@ def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict
     return pd.DataFrame(rows).set_index("pretraining")
 
 
-def raw_pixel_baselines(study: Study) -> dict:
-    """kNN and logistic regression on the raw pixels of the study's labelled split (``analysis.controls``),
-    cached in the run store (they depend only on the data)."""
+def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
+    """kNN and logistic regression on the raw pixels of the study's labelled split (or ``dataset``'s)
+    (``analysis.controls``), cached in the run store (they depend only on the data)."""
     from .analysis.controls import raw_pixel_baselines as compute
     from .atomic import atomic_write_json
     from .runs import resolve_root
     from .train.common import eval_dataset
 
-    cfg = study.config("linprobe")
+    cfg = study.config("linprobe", {"data.dataset": dataset} if dataset else None)
     key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
            "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]

@@ -108,3 +108,19 @@ def test_the_attention_study_trains_on_photos_and_measures_held_out_crops():
     assert Study(scale="cpu", dataset="mnist5k", verbose=False).for_attention().config("mae").data.dataset == "mnist5k"
     # the gpu and paper scales are their own attention studies
     assert Study(scale="gpu", verbose=False).for_attention().config("mae").data.dataset == "cifar10"
+
+
+def test_the_glued_sentences_come_from_the_numbers():
+    a = {**row(LOCAL, INIT, 10.0, 20.0, 0.7, 200), "what": "a", "encoder_distance": [10.0] * 4,
+         "encoder_distance_init": [10.0] * 4, "decoder_entropy": [0.7, 0.8, 0.95, 0.99], "encoder_formed": True,
+         "decoder_layer1_positional": True}
+    b = {**a, "encoder_distance": [11.0] * 4, "decoder_entropy": [0.8, 0.7, 0.8, 0.8], "encoder_formed": False}
+    table = {"candidates": {"a": a, "b": b}, "chosen": "a", "why": "the rule"}
+    choice = calibration.choice_text(table)
+    assert "Of 2 candidates, 1 formed encoder attention" in choice and "chose a" in choice
+    assert "2 of its 4 decoder layers formed" in choice and "0.500 of the random-init" in choice
+    trend = calibration.trend_text(table)
+    assert "In 1 of 2 candidates the first decoder layer was the most concentrated" in trend
+    assert "in 1 every decoder layer formed" in trend and "within 10%" in trend
+    none = calibration.choice_text({**table, "chosen": None, "why": "nothing formed"})
+    assert none.endswith("no recipe was chosen: nothing formed.")
