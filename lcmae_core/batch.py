@@ -28,7 +28,9 @@ from pathlib import Path
 from .atomic import atomic_write_json, atomic_write_text
 from .configs import SCALES, ConfigError, check_device, check_scale
 from .errors import OneLineParser, UsageError, interruptible
-from .runs import LAUNCHERS
+from .runs import LAUNCHERS, ROOT_HELP
+
+BATCH_ENV = "LCMAE_BATCH"  # set for the notebooks a batch executes (``Study`` then trains without progress bars)
 from .results import hardware_info
 
 REPO = Path(__file__).resolve().parent.parent
@@ -206,7 +208,7 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
             check_root_writable(str(run_root))
         except RunError as e:
             raise BatchError(str(e)) from None
-    # notebooks run with the repository as their working directory, where "" means $LCMAE_RUN_ROOT or ./runs
+    # "" means $LCMAE_RUN_ROOT, else runs/ of the source checkout (runs.resolve_root), whatever the working directory
     run_root = str(Path(run_root).resolve()) if run_root else ""
     common = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
     extra = notebook_extras(names, notebook_dir, parameters or {}, checkpoints, train)
@@ -220,6 +222,7 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     if launcher == "local" and todo and (train or scale not in ASK_BEFORE_TRAINING):
         train_planned(scale, [n for n in todo if not _uses_checkpoints(extra[n])], run_root or None, data_root,
                       device, jobs)
+    os.environ[BATCH_ENV] = "1"  # the kernels inherit it: no per-run progress bars in executed notebooks
     if launcher == "slurm":
         records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
@@ -420,7 +423,7 @@ def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale every notebook runs at (default cpu)")
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
-    p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
+    p.add_argument("--run-root", default=None, help=ROOT_HELP)
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the executed notebooks (default book/executed)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these notebooks")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")

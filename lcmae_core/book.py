@@ -27,6 +27,7 @@ from pathlib import Path
 from .batch import DEFAULT_OUT, REPO, BatchError, failures, list_notebooks, run_batch
 from .configs import HARDWARE_NEEDED, SCALES, check_scale
 from .errors import OneLineParser, UsageError, interruptible
+from .runs import ROOT_HELP
 
 NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
 VENDOR = REPO / "book" / "_static" / "vendor"
@@ -76,28 +77,71 @@ CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the che
                     "to 10 minutes for Figs. 2 and 3 a page, about 23 minutes for the four)")
 
 
-def start(scale: str, needs: str | None = None):
+def start(scale: str, needs: str | None = None, page: str | None = None):
     """The first call of every notebook: render figures inline as PNG (no pyplot needed), and return the
     admonition that says what hardware the page's scale needs (``needs``: what this page actually needed, when
-    that is less, e.g. released checkpoints analysed on a CPU)."""
+    that is less, e.g. released checkpoints analysed on a CPU), followed, for a ``page``, by how to rerun it at the
+    larger scales (``rerun_box``)."""
     try:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
         set_matplotlib_formats("png")  # registers the PNG formatter for matplotlib Figures in this kernel
     except (ImportError, AttributeError):  # outside IPython: nothing to register
         pass
-    return scale_admonition(scale, needs)
+    note = scale_admonition(scale, needs)
+    if page is None:
+        return note
+    from IPython.display import HTML
+
+    return HTML(note.data + rerun_box(page))
+
+
+def rerun_commands(page: str) -> dict[str, list[str]]:
+    """{scale: [the batch command, the papermill command]} that run one page at the gpu and paper scales (DIR:
+    the dataset root). Pages that can train (their ``train`` parameter) take --train / train=True."""
+    from .batch import NOTEBOOK_DIR, declared_parameters
+
+    trains = "train" in declared_parameters(NOTEBOOK_DIR / f"{page}.ipynb")
+    out = {}
+    for scale in ("gpu", "paper"):
+        slurm = " --launcher slurm --partition P --nodes 8 --gpus-per-node 8" if scale == "paper" else ""
+        train = " --train" if trains else ""
+        batch = f"python -m lcmae_core batch --scale {scale} --data-root DIR{train}{slurm} --only {page}"
+        pm_train = " -p train True" if trains else ""
+        pm_slurm = " -p launcher slurm" if scale == "paper" else ""
+        papermill = (f"papermill notebooks/{page}.ipynb {page}-{scale}.ipynb -p scale {scale} -p data_root DIR"
+                     f"{pm_train}{pm_slurm}")
+        out[scale] = [batch, papermill]
+    return out
+
+
+def rerun_box(page: str) -> str:
+    """HTML: a folded tip (Sphinx admonition classes) with the exact commands that rerun this page at the gpu and
+    paper scales, and what each needs."""
+    import html
+
+    rows = []
+    for scale, cmds in rerun_commands(page).items():
+        code = "".join(f"<pre><code>{html.escape(c)}</code></pre>" for c in cmds)
+        rows.append(f"<p>At the <strong>{scale}</strong> scale ({html.escape(HARDWARE_NEEDED[scale])}), from the "
+                    f"repository root, with the batch runner or papermill:</p>{code}")
+    return ('<div class="tip admonition"><p class="admonition-title">Rerun this page at a larger scale</p>'
+            f"<details><summary>the commands</summary>{''.join(rows)}</details></div>")
 
 
 def scale_admonition(scale: str, needs: str | None = None):
-    """A MyST admonition, shown at the top of a page, saying what hardware its scale needs (or ``needs``)."""
-    from IPython.display import Markdown
+    """A note, shown at the top of a page, saying what hardware its scale needs (or ``needs``). HTML with the
+    classes of a Sphinx admonition: the book's theme draws it as one, and JupyterLab shows it as text (a MyST
+    ``:::{admonition}`` would print there as raw markup)."""
+    import html
+
+    from IPython.display import HTML
 
     check_scale(scale)
     kind = "important" if scale in ("gpu", "paper") and not needs else "note"
-    what = needs or f"which needs {HARDWARE_NEEDED[scale]}"
-    return Markdown(f":::{{admonition}} Scale: {scale}\n:class: {kind}\nThis page ran at the **{scale}** scale, "
-                    f"{what}.\n:::")
+    what = html.escape(needs or f"which needs {HARDWARE_NEEDED[scale]}")
+    return HTML(f'<div class="{kind} admonition"><p class="admonition-title">Scale: {scale}</p>'
+                f"<p>This page ran at the <strong>{scale}</strong> scale, {what}.</p></div>")
 
 
 def titled(table, title: str, floatfmt: str = ".1f"):
@@ -113,7 +157,20 @@ def glue_metrics(prefix: str, metrics: dict, display: bool = False) -> None:
 
     for key, value in _flatten(metrics, prefix).items():
         if isinstance(value, (int, float, str, bool)):
-            glue(key, round(value, 4) if isinstance(value, float) else value, display=display)
+            glue(key, prose_number(value) if isinstance(value, float) else value, display=display)
+
+
+def prose_number(x: float) -> float:
+    """A measured number as the prose shows it: three significant digits (14.3 pixels, 0.449 of the maximum, 93.3%),
+    one decimal at 100 and above (238.1 s). A single seed's or image sample's noise is larger than that, so more
+    digits would be false precision; the tables keep theirs, with the interval beside them."""
+    import math
+
+    if not math.isfinite(x) or x == 0:
+        return x
+    if abs(x) >= 100:
+        return round(x, 1)
+    return round(x, 2 - int(math.floor(math.log10(abs(x)))))
 
 
 def _flatten(d: dict, prefix: str) -> dict:
@@ -148,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="render what book/executed holds (e.g. from a batch on a cluster) without running it")
     p.add_argument("--rerun", action="store_true",
                    help="execute every notebook again, even those whose inputs are unchanged since the last build")
-    p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
+    p.add_argument("--run-root", default=None, help=ROOT_HELP)
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes that train the runs before the notebooks execute (default: the usable "

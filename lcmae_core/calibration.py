@@ -2,8 +2,8 @@
 
 The paper's mechanisms are attention patterns: an encoder whose attention is local (Figs. 5, 6, A.1) and a
 decoder whose first layer attends by position (Figs. 2, 4). A recipe can only test them where they formed. This
-module trains a few candidate recipes (``CANDIDATES``: MAE with the attention pages' deep decoder, on crops of the
-bundled pretraining photos, seed 0), measures on crops of the held-out photos, per layer, what the verdicts'
+module trains a few candidate recipes (``configs.CALIBRATION_CANDIDATES``: MAE with the attention pages' deep
+decoder, on crops of the bundled pretraining photos, seed 0), measures on crops of the held-out photos, per layer, what the verdicts'
 preconditions read, beside the random-init model of the same seed and uniform attention, and chooses.
 
 Measured per candidate (``measure``):
@@ -31,54 +31,16 @@ writes the table as JSON (atomically); the book's appendix "Choosing the cpu sca
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 
 from . import configs
 
-# candidate name -> (what it changes, overrides on the cpu MAE preset with the attention pages' data)
-BASE = {"data.dataset": "photos", "model.img_size": 48, "model.decoder_depth": 4}
-CANDIDATES = {
-    "48px-5ep": ("12x12 grid, 5 epochs", {"optim.epochs": 5}),
-    "48px-10ep": ("12x12 grid, 10 epochs", {"optim.epochs": 10}),
-    "48px-10ep-lr2x": ("10 epochs, twice the learning rate", {"optim.epochs": 10,
-                                                              "optim.base_lr": 2 * configs.CPU_BASE_LR["mae"]}),
-    "48px-10ep-pixel": ("10 epochs, raw-pixel loss (no norm-pix)", {"optim.epochs": 10,
-                                                                   "model.norm_pix_loss": False}),
-    "48px-10ep-zoom": ("10 epochs, photos at 256 px short side (more detail per crop)",
-                       {"optim.epochs": 10, "data.photo_short_side": 256}),
-    "48px-10ep-wide": ("10 epochs, encoder width 128 with 8 heads", {"optim.epochs": 10, "model.embed_dim": 128,
-                                                                     "model.num_heads": 8}),
-    "64px-10ep": ("16x16 grid (64 px), 10 epochs", {"optim.epochs": 10, "model.img_size": 64}),
-    # added after the first seven were measured (none at 5 epochs passed; twice the rate formed fastest at 10):
-    # the same compute as 48px-5ep, spent on twice the rate or twice the steps
-    "48px-5ep-lr2x": ("5 epochs, twice the learning rate", {"optim.epochs": 5,
-                                                           "optim.base_lr": 2 * configs.CPU_BASE_LR["mae"]}),
-    "48px-5ep-b32": ("5 epochs at batch 32 (twice the steps; the rate scales with the batch)",
-                     {"optim.epochs": 5, "optim.batch_size": 32}),
-    "48px-5ep-b32-lr2x": ("5 epochs at batch 32, twice the base rate (batch 64's absolute rate)",
-                          {"optim.epochs": 5, "optim.batch_size": 32,
-                           "optim.base_lr": 2 * configs.CPU_BASE_LR["mae"]}),
-}
-SMOKE_CANDIDATES = {"smoke-a": ("smoke model on photos", {"data.dataset": "photos"}),
-                    "smoke-b": ("smoke model on photos, 2 epochs", {"data.dataset": "photos", "optim.epochs": 2})}
 ENCODER_MARGIN = 0.02
 DECODER_LOCAL_RATIO = 0.9
 N_IMAGES = 128
 MASK_RATIO = 0.75
-
-
-def candidate_configs(scale: str = "cpu") -> dict[str, tuple[str, configs.RunConfig]]:
-    """{name: (description, config)} of the candidates at a scale (cpu; smoke: two tiny ones, for tests)."""
-    table = SMOKE_CANDIDATES if scale == "smoke" else CANDIDATES
-    out = {}
-    for name, (text, changes) in table.items():
-        base = {} if scale == "smoke" else BASE
-        cfg = configs.apply_overrides(configs.preset("mae", scale), {**base, **changes, "progress": False})
-        out[name] = (text, configs.validate(cfg))
-    return out
 
 
 def measure(run, n_images: int = N_IMAGES) -> dict:
@@ -150,7 +112,7 @@ def calibrate(scale: str = "cpu", run_root: str | None = None, jobs: int = 1, na
     from .plan import train_runs
     from .runs import run_or_load
 
-    cands = candidate_configs(scale)
+    cands = configs.calibration_candidates(scale)
     if names:
         unknown = sorted(set(names) - set(cands))
         if unknown:
@@ -283,11 +245,12 @@ def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
 def main(argv=None) -> int:
     from .atomic import atomic_write_text
     from .errors import OneLineParser, interruptible
+    from .runs import ROOT_HELP
 
     p = OneLineParser(prog="python -m lcmae_core.calibration", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="the JSON table to write")
     p.add_argument("--scale", default="cpu", choices=("smoke", "cpu"))
-    p.add_argument("--run-root", default=None, help="the run store (default: $LCMAE_RUN_ROOT, else ./runs)")
+    p.add_argument("--run-root", default=None, help=ROOT_HELP)
     p.add_argument("--jobs", type=int, default=1, help="candidate runs trained at once (one thread each)")
     p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
     p.add_argument("--n-images", type=int, default=N_IMAGES)

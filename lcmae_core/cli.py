@@ -59,7 +59,8 @@ def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
                    help="preset size: smoke (seconds), cpu (the book's default, minutes on 2 cores), "
                         "gpu (CIFAR-10, ViT-T, one GPU), paper (ImageNet-1K, ViT-B/16, Sec. 5). Default: cpu")
     p.add_argument("--run-root", metavar="DIR", default=None,
-                   help="where runs live (<root>/<family>-<hash>/); default $LCMAE_RUN_ROOT, else ./runs")
+                   help="where runs live (<root>/<family>-<hash>/); default: $LCMAE_RUN_ROOT, else runs/ of the source "
+                        "checkout, else ./runs")
     p.add_argument("--dataset", metavar="NAME", default=None,
                    help=f"dataset by name, one of {', '.join(DATASETS)}; default: the scale's")
     p.add_argument("--data-root", metavar="DIR", default=None,

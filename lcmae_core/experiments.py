@@ -77,6 +77,15 @@ class Study:
     refuse_hint: str = ""  # what the page can be given instead of training (e.g. "pass mae_checkpoint=FILE")
     family_overrides: dict = field(default_factory=dict)  # {family: {key: value}}, after ``overrides``
 
+    @property
+    def progress_bars(self) -> bool:
+        """Show a progress bar while a run trains: in JupyterLab and at a terminal (a first run can take minutes),
+        but not in the notebooks a batch executes (``batch.BATCH_ENV``), whose outputs must not depend on whether
+        a run was already in the store, nor while planning."""
+        import os
+
+        return self.verbose and self.planner is None and not os.environ.get("LCMAE_BATCH")
+
     def __post_init__(self):
         configs.check_scale(self.scale)
         seeds = tuple(configs.SEEDS[self.scale] if self.seeds is None else self.seeds)
@@ -88,7 +97,7 @@ class Study:
     def config(self, family: str, changes: dict | None = None) -> configs.RunConfig:
         """The preset of a family at this study's scale, with the study's and the caller's changes."""
         cfg = configs.preset(family, self.scale)
-        base = {"device": self.device, "progress": False}
+        base = {"device": self.device, "progress": self.progress_bars}
         if self.scale == "smoke":
             base["threads"] = 1  # tiny matrices: one thread is faster, and far faster on a busy machine
         if self.data_root:

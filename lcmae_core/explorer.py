@@ -5,7 +5,7 @@
 - a mask-ratio slider, an image picker, a query picker (which masked patch to follow), and layer and head
   pickers for the decoder;
 - one figure: the masked image with the query circled, the reconstruction (visible patches pasted back), the
-  decoder's attention map for the query at the chosen layer and head (the [CLS] weight as the top-left block),
+  decoder's attention map for the query at the chosen layer and head (the [CLS] key's weight in its title),
   and the encoder's attention distance per layer for this image and mask.
 
 In JupyterLab the controls are live. In the static book the panel is rendered from the widget state frozen at
@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle, Rectangle
+from matplotlib.patches import Circle
 
 from .analysis.attention import grid_size_of, patch_size_of, query_attention_maps
 from .analysis.distance import attention_distance_curves
@@ -122,13 +122,11 @@ class Explorer:
             vmax = max(float(a.max()), 1e-12)
             ax[2].imshow(a[1:].reshape(gh, gw).numpy(), cmap=cmap, vmin=0, vmax=vmax,
                          extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest")
-            side = max(p, W // 8)
-            ax[2].add_patch(Rectangle((-0.5, -0.5), side, side, facecolor=cmap(float(a[0]) / vmax),
-                                      edgecolor="white", lw=1.0))
             for k in (0, 2):
                 ax[k].add_patch(Circle((cx - 0.5, cy - 0.5), 0.45 * p, fill=False, color=QUERY_COLOR, lw=1.5))
             bare_axes(ax[2])
-            ax[2].set_title(f"decoder layer {s['layer']}, head {s['head']}")
+            # the [CLS] key's weight in the title: drawn on the map it would hide the top-left patch
+            ax[2].set_title(f"decoder layer {s['layer']}, head {s['head']}\n[CLS] weight {float(a[0]):.2f}")
             d = out["distance"].cpu().numpy()
             layers = np.arange(1, d.shape[0] + 1)
             ax[3].scatter(np.repeat(layers, d.shape[1]), d.reshape(-1), s=8, alpha=0.5, color=COLORS[0],
@@ -159,15 +157,17 @@ class Explorer:
     def _build(self):
         import ipywidgets as w
 
+        WIDE = {"description_width": "initial"}  # the labels in full ("masked patch", "decoder layer")
+
         s = self.state
         ok = self.ratios()
         ratio = w.FloatSlider(value=min(max(s["mask_ratio"], ok[0]), ok[-1]), min=ok[0], max=ok[-1],
-                              step=RATIO_STEP, description="mask ratio", continuous_update=False,
+                              step=RATIO_STEP, description="mask ratio", continuous_update=False, style=WIDE,
                               readout_format=".2f")
         image = w.Dropdown(options=list(range(self.images.shape[0])), value=s["image"], description="image")
         query = w.IntSlider(value=s["query"], min=0, max=len(self.masked_positions()) - 1,
-                            description="masked patch", continuous_update=False)
-        layer = w.IntSlider(value=s["layer"], min=1, max=self.num_layers, description="decoder layer",
+                            description="masked patch", continuous_update=False, style=WIDE)
+        layer = w.IntSlider(value=s["layer"], min=1, max=self.num_layers, description="decoder layer", style=WIDE,
                             continuous_update=False)
         head = w.Dropdown(options=["mean"] + list(range(self.num_heads)), value=s["head"], description="head")
         out = w.Output()

@@ -121,12 +121,10 @@ def runs_explorer(study: Study) -> dict:
 def runs_appendix_cpu_scale(study: Study) -> dict:
     """The calibration's candidates that the appendix trains itself: the two tiny ones at the smoke scale (the cpu
     scale's table is the script's output, ``lcmae_core.calibration``)."""
-    from .calibration import candidate_configs
-
     if study.scale != "smoke":
         return {}
     return {name: study.run(configs.apply_overrides(cfg, {"device": study.device}))
-            for name, (_, cfg) in candidate_configs("smoke").items()}
+            for name, (_, cfg) in configs.calibration_candidates("smoke").items()}
 
 
 PAGE_RUNS = {

@@ -25,7 +25,7 @@ import time
 from . import configs
 from .experiments import Study
 from .pages import PAGE_RUNS
-from .runs import RunError, check_root_writable, resolve_root, run_path
+from .runs import ROOT_HELP, RunError, check_root_writable, resolve_root, run_path
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
 # MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s; SimCLR 96 s of CPU time against MAE's 28 in
@@ -64,7 +64,12 @@ def plan_runs(scale: str, notebooks=None, run_root: str | None = None, data_root
 
 
 def cost(cfg) -> float:
-    return COST.get(cfg.family, 1.0) * cfg.optim.epochs
+    """A run's relative cost: its family's per-epoch cost at the cpu preset (``COST``), times its epochs and its
+    number of patches over the digits' 49 (attention is quadratic and the MLPs linear in it; the attention pages'
+    48-px MAE measured 4.3 digit-MAE epochs per epoch, this gives 2.9). Orders the runs and drives the estimate."""
+    m = cfg.model
+    tokens = (m.img_size // m.patch_size) ** 2
+    return COST.get(cfg.family, 1.0) * cfg.optim.epochs * tokens / 49
 
 
 def _finished(cfg, root: str) -> bool:
@@ -124,8 +129,12 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
     deps = {n: (c.pretrain if getattr(c, "pretrain", None) in todo else None) for n, c in todo.items()}
     done: dict[str, float] = {}
     failed: dict[str, str] = {}
-    bar = tqdm(total=len(todo), desc=f"training {len(todo)} runs, {jobs} at a time", disable=not progress,
-               unit="run")
+    # the bar counts cost units (``cost``), so that its estimate of the time left weighs a long run as such; the
+    # runs finished are its postfix
+    units = {n: cost(c) for n, c in todo.items()}
+    bar = tqdm(total=round(sum(units.values()), 1), desc=f"training {len(todo)} runs, {jobs} at a time",
+               disable=not progress, unit="cost", bar_format="{l_bar}{bar}| {postfix} [{elapsed}<{remaining}]")
+    bar.set_postfix_str(f"0/{len(todo)} runs")
     log = log or bar.write  # one JSON line per finished run, above the progress bar
 
     def ready():
@@ -143,7 +152,9 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
         if error:
             event["error"] = error
         log(json.dumps(event))
-        bar.update(1)
+        finished = len(done) + len(failed)
+        bar.update(min(units[name], bar.total - bar.n))
+        bar.set_postfix_str(f"{finished}/{len(todo)} runs")
 
     running: dict = {}
     keep_freed_memory()
@@ -223,7 +234,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK", help="plan only these pages' runs")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes (default: the usable cores at smoke and cpu scale, 1 otherwise)")
-    p.add_argument("--run-root", default=None, help="the run store (default $LCMAE_RUN_ROOT or ./runs)")
+    p.add_argument("--run-root", default=None, help=ROOT_HELP)
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--dry-run", action="store_true", help="list the runs (and which are finished); train nothing")

@@ -101,13 +101,59 @@ def claims_rows(loaded: dict[str, dict]) -> list[dict]:
             for nb, r in loaded.items() for c in r["claims"]["claims"]]
 
 
-def claims_table(claims: list[Claim]):
-    """A page's claims as a table: verdict, why, evidence (with intervals), precondition, null controls."""
-    import pandas as pd
+class ClaimsView:
+    """A page's verdicts as the reader sees them: each claim in the paper's words, its verdict, and, in full, why,
+    the evidence with its intervals, the reading, the precondition and the null controls (Markdown: it wraps to the
+    page, with nothing cut short and no horizontal scrolling). ``frame`` is the same as a pandas table."""
 
-    return pd.DataFrame([{"claim": c.id, "verdict": c.verdict, "why": c.why, "evidence": c.evidence,
-                          "precondition": c.precondition, "null controls": c.controls}
-                         for c in claims]).set_index("claim")
+    FIELDS = (("why", "Why"), ("evidence", "Evidence"), ("reading", "Reading"), ("precondition", "Precondition"),
+              ("controls", "Null controls"))
+
+    def __init__(self, claims: list[Claim]):
+        self.claims = list(claims)
+
+    @property
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([{"verdict": c.verdict, "why": c.why, "evidence": c.evidence,
+                              "precondition": c.precondition, "null controls": c.controls}
+                             for c in self.claims], index=pd.Index([c.id for c in self.claims], name="claim"))
+
+    @property
+    def columns(self):
+        return self.frame.columns
+
+    @property
+    def index(self):
+        return self.frame.index
+
+    @property
+    def loc(self):
+        return self.frame.loc
+
+    def _repr_markdown_(self) -> str:
+        blocks = []
+        for c in self.claims:
+            lines = [f"**{c.id}**: *{c.verdict}*", "", f"> {c.text}", ""]
+            lines += [f"- **{label}:** {_md(getattr(c, key))}" for key, label in self.FIELDS
+                      if getattr(c, key) and getattr(c, key) != "none"]
+            blocks.append("\n".join(lines))
+        return "\n\n---\n\n".join(blocks) + "\n"
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{c.id}: {c.verdict}. {c.why}" for c in self.claims)
+
+
+def _md(text: str) -> str:
+    """Plain text safe inside a Markdown list item (no stray emphasis from * or _ in the numbers)."""
+    return str(text).replace("*", "\\*").replace("_", "\\_")
+
+
+def claims_table(claims: list[Claim]) -> ClaimsView:
+    """A page's claims for display (``ClaimsView``): in the paper's words, with verdict, why, evidence (with
+    intervals), reading, precondition and null controls, in full; ``.frame`` is the pandas table."""
+    return ClaimsView(claims)
 
 
 def run_rows(run_root: str | os.PathLike | None = None, scale: str | None = None) -> list[dict]:

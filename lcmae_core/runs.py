@@ -4,7 +4,7 @@ A run folder holds ``config.json`` (the full config), ``log.jsonl`` (one JSON ob
 ``checkpoint.pt`` (see ``train.checkpoint``) and, once finished, ``metrics.json`` (written atomically; its
 presence marks the run finished).
 
-The root is the ``root`` argument, else ``$LCMAE_RUN_ROOT``, else ``./runs``.
+The root is the ``root`` argument, else ``$LCMAE_RUN_ROOT``, else ``runs/`` of the source checkout, else ``./runs``.
 
 ``run_or_load(config)`` returns the finished run, resumes an unfinished one from its checkpoint, or trains a new
 one, here (``launcher="local"``), through ``torchrun`` on this machine, or as a SLURM job through submitit.
@@ -69,8 +69,24 @@ class Run:
             return [json.loads(line) for line in f if line.strip()]
 
 
+ROOT_HELP = "the run store (default: $LCMAE_RUN_ROOT, else runs/ of the source checkout, else ./runs)"
+
+
+def checkout_dir() -> str | None:
+    """The source checkout this package runs from (the folder holding ``lcmae_core``, ``notebooks`` and
+    ``pyproject.toml``: an editable install or the repository itself), else None (an installed package)."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    marks = ("pyproject.toml", "notebooks")
+    return top if all(os.path.exists(os.path.join(top, m)) for m in marks) else None
+
+
 def resolve_root(root: str | None = None) -> str:
-    return os.path.abspath(root or os.environ.get("LCMAE_RUN_ROOT") or "runs")
+    """The run store: ``root``, else ``$LCMAE_RUN_ROOT``, else ``runs/`` of the source checkout (where ``make book``
+    keeps it, whatever the working directory: JupyterLab runs a notebook in ``notebooks/``), else ``./runs``."""
+    if root or os.environ.get("LCMAE_RUN_ROOT"):
+        return os.path.abspath(root or os.environ["LCMAE_RUN_ROOT"])
+    top = checkout_dir()
+    return os.path.join(top, "runs") if top else os.path.abspath("runs")
 
 
 def check_root_writable(root: str) -> str:

@@ -49,6 +49,8 @@ def test_notebook_starts_with_prose_then_a_parameters_cell(name):
     assert set(REQUIRED_PARAMETERS) <= names
     assert 'scale = "cpu"' in code[0].source
     assert all(not c.get("outputs") for c in code), "commit notebooks without outputs"
+    # the book shows prose, tables and figures, the code folded under them; JupyterLab shows every cell
+    assert all("hide-input" in c.metadata.get("tags", []) for c in code[1:]), "tag code cells hide-input"
     assert "import lcmae_core" in "\n".join(c.source for c in code) or "from lcmae_core" in code[1].source
 
 
@@ -118,12 +120,51 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def _dom(browser: str, page: Path, tmp: Path) -> str:
+CONSOLE_ERRORS = ("Uncaught", "Error", "Failed to load resource", "net::ERR_")
+
+
+def _dom(browser: str, page: Path | str, tmp: Path, console: list | None = None) -> str:
+    """The page's DOM after its scripts ran (``page``: a file or a URL); its console errors are appended to
+    ``console`` (lines naming an uncaught exception, an error or a failed load)."""
     profile = tmp / "chromium-profile"
+    url = page.as_uri() if isinstance(page, Path) else page
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
-           "--virtual-time-budget=20000", "--dump-dom", page.as_uri()]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+           "--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0", "--dump-dom", url]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if console is not None:
+        console += [line for line in res.stderr.splitlines()
+                    if ":CONSOLE" in line and any(e in line for e in CONSOLE_ERRORS)]
+    return res.stdout
+
+
+class _Served:
+    """The built HTML on a local HTTP server (as a reader's browser gets it), recording every request it could not
+    serve."""
+
+    def __init__(self, folder: Path):
+        import functools
+        import http.server
+        import threading
+
+        missing = self.missing = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, fmt, *args):
+                pass
+
+            def send_error(self, code, *args, **kwargs):
+                if self.path != "/favicon.ico":
+                    missing.append(f"{code} {self.path}")
+                super().send_error(code, *args, **kwargs)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      functools.partial(Handler, directory=str(folder)))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
 
 
 def test_book_builds_and_renders_offline(smoke, tmp_path):
@@ -150,10 +191,23 @@ def test_book_builds_and_renders_offline(smoke, tmp_path):
     assert "widget-slider" in explorer and "noUi-target" in explorer, "the explorer's sliders did not render"
     assert "mask ratio" in explorer
     assert "note admonition" in explorer and "admonition-title\">Scale: smoke" in explorer, "no scale admonition"
+    assert "Rerun this page at a larger scale" in explorer and "--only explorer" in explorer
     summary = _dom(browser, html / "book" / "executed" / "results_summary.html", tmp_path)
     assert "Paper vs reproduced" in summary and "precondition" in summary and "null controls" in summary
     for page in (method, explorer, summary):
         assert "https://cdn" not in page and "unpkg.com/@jupyter-widgets" not in page
+    # served as a reader gets it: no page logs a console error, and nothing it asks for is missing (the widget
+    # manager's fonts included)
+    served, console = _Served(html), []
+    try:
+        for page in ("intro", "method", "executed/explorer", "executed/table1_lcmae_ablation",
+                     "executed/fig6_attention_distance_mask_ratio", "executed/results_summary"):
+            page = f"book/{page}.html"
+            _dom(browser, f"{served.base}/{page}", tmp_path, console)
+    finally:
+        served.close()
+    assert not console, "console errors:\n" + "\n".join(console[:10])
+    assert not served.missing, "requests that failed:\n" + "\n".join(served.missing[:10])
 
 
 def test_table_of_contents_lists_every_notebook():
@@ -168,4 +222,32 @@ def test_gpu_and_paper_pages_say_what_hardware_they_need():
 
     for scale, kind, words in (("gpu", "important", "GPU"), ("paper", "important", "cluster"), ("cpu", "note", "CPU")):
         text = scale_admonition(scale).data
-        assert text.startswith(":::{admonition} Scale: " + scale) and f":class: {kind}" in text and words in text
+        assert f'<div class="{kind} admonition"><p class="admonition-title">Scale: {scale}</p>' in text
+        assert words in text and ":::" not in text
+
+
+def test_glued_numbers_are_rounded_to_what_their_noise_supports():
+    from lcmae_core.book import prose_number
+
+    assert prose_number(14.318123) == 14.3 and prose_number(0.449412) == 0.449 and prose_number(93.25) == 93.2
+    assert prose_number(238.14) == 238.1 and prose_number(-0.0012345) == -0.00123 and prose_number(0.0) == 0.0
+    assert prose_number(1.0) == 1.0 and prose_number(float("nan")) != prose_number(float("nan"))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_page_says_how_to_rerun_it_at_the_larger_scales(name):
+    from lcmae_core import book
+    from lcmae_core.batch import declared_parameters
+
+    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert f'page="{name}"' in "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    cmds = book.rerun_commands(name)
+    trains = "train" in declared_parameters(REPO / "notebooks" / f"{name}.ipynb")
+    for scale, (batch, papermill) in cmds.items():
+        assert batch.startswith(f"python -m lcmae_core batch --scale {scale} --data-root DIR")
+        assert f"--only {name}" in batch
+        assert papermill.startswith(f"papermill notebooks/{name}.ipynb ") and f"-p scale {scale}" in papermill
+        assert ("--train" in batch) == trains and ("-p train True" in papermill) == trains
+    assert "--launcher slurm" in cmds["paper"][0] and "--launcher" not in cmds["gpu"][0]
+    box = book.rerun_box(name)
+    assert "Rerun this page at a larger scale" in box and all(c in box for c in cmds["gpu"])

@@ -58,7 +58,7 @@ def test_the_smoke_calibration_trains_measures_and_writes_its_table(tmp_path):
                            "--n-images", "8"])
     assert rc == 0
     table = calibration.read_table(str(out))
-    assert set(table["candidates"]) == set(calibration.SMOKE_CANDIDATES)
+    assert set(table["candidates"]) == set(configs.CALIBRATION_SMOKE)
     for r in table["candidates"].values():
         depth = r["config"]["model"]["depth"]
         ddepth = r["config"]["model"]["decoder_depth"]
@@ -80,7 +80,7 @@ def test_the_committed_table_chose_what_the_book_trains():
     table = calibration.read_table(path)
     ok, text = calibration.recipe_agrees(table)
     assert ok, text
-    assert set(table["candidates"]) == set(calibration.CANDIDATES)
+    assert set(table["candidates"]) == set(configs.CALIBRATION_CANDIDATES)
     # and the check can fail: a table that chose other epochs disagrees, naming the field
     other = copy.deepcopy(table)
     other["candidates"][other["chosen"]]["config"]["optim"]["epochs"] += 1

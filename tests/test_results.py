@@ -25,6 +25,15 @@ def test_record_writes_every_field_of_every_claim_and_load_all_reads_them(tmp_pa
 
 
 def test_claims_table_shows_verdict_reason_evidence_precondition_and_controls():
-    t = results.claims_table(_claims())
+    cs = _claims()
+    t = results.claims_table(cs)
     assert list(t.columns) == ["verdict", "why", "evidence", "precondition", "null controls"]
     assert list(t.index) == ["T1-a-vs-b", "T1-c-collapse"]
+    # the reader's view: every claim in the paper's words and every field in full, nothing cut short
+    md = t._repr_markdown_()
+    for c in cs:
+        assert f"> {c.text}" in md and f"**{c.id}**: *{c.verdict}*" in md
+        for key in ("why", "evidence", "reading", "controls"):
+            value = getattr(c, key).replace("*", "\\*").replace("_", "\\_")
+            assert not value or value in md
+    assert "..." not in md.replace(cs[0].text, "").replace(cs[1].text, "")

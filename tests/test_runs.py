@@ -36,7 +36,17 @@ def test_root_from_env(tmp_path, monkeypatch):
     assert runs.resolve_root() == str(tmp_path / "envroot")
     assert runs.resolve_root(str(tmp_path / "arg")) == str(tmp_path / "arg")
     monkeypatch.delenv("LCMAE_RUN_ROOT")
-    assert runs.resolve_root() == os.path.abspath("runs")
+    # in a source checkout: its runs/, whatever the working directory (JupyterLab runs notebooks in notebooks/)
+    top = runs.checkout_dir()
+    assert top is not None and os.path.isfile(os.path.join(top, "lcmae_core", "runs.py"))
+    monkeypatch.chdir(tmp_path)
+    assert runs.resolve_root() == os.path.join(top, "runs")
+    monkeypatch.chdir(os.path.join(top, "notebooks"))
+    assert runs.resolve_root() == os.path.join(top, "runs")
+    # an installed package (no checkout around it): ./runs of the working directory
+    monkeypatch.setattr(runs, "checkout_dir", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert runs.resolve_root() == str(tmp_path / "runs")
 
 
 def test_two_callers_train_once(tmp_path):
