@@ -78,22 +78,20 @@ CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the che
 
 
 def start(scale: str, needs: str | None = None, page: str | None = None):
-    """The first call of every notebook: render figures inline as PNG (no pyplot needed), and return the
-    admonition that says what hardware the page's scale needs (``needs``: what this page actually needed, when
-    that is less, e.g. released checkpoints analysed on a CPU), followed, for a ``page``, by how to rerun it at the
-    larger scales (``rerun_box``)."""
+    """The first call of every notebook: render figures inline as PNG (no pyplot needed), and show the admonition
+    that says what hardware the page's scale needs (``needs``: what this page actually needed, when that is less,
+    e.g. released checkpoints analysed on a CPU), followed, for a ``page``, by how to rerun it at the larger scales
+    (``rerun_box``). It displays them itself, so they appear whether or not the call ends its cell."""
     try:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
 
         set_matplotlib_formats("png")  # registers the PNG formatter for matplotlib Figures in this kernel
     except (ImportError, AttributeError):  # outside IPython: nothing to register
         pass
-    note = scale_admonition(scale, needs)
-    if page is None:
-        return note
-    from IPython.display import HTML
+    from IPython.display import HTML, display
 
-    return HTML(note.data + rerun_box(page))
+    note = scale_admonition(scale, needs)
+    display(HTML(note.data + (rerun_box(page) if page else "")))  # shown wherever the call sits in its cell
 
 
 def rerun_commands(page: str) -> dict[str, list[str]]:

@@ -192,6 +192,9 @@ def test_book_builds_and_renders_offline(smoke, tmp_path):
     assert "mask ratio" in explorer
     assert "note admonition" in explorer and "admonition-title\">Scale: smoke" in explorer, "no scale admonition"
     assert "Rerun this page at a larger scale" in explorer and "--only explorer" in explorer
+    fig6 = _dom(browser, html / "book" / "executed" / "fig6_attention_distance_mask_ratio.html", tmp_path)
+    assert "admonition-title\">Scale: smoke" in fig6 and "--only fig6_attention_distance_mask_ratio" in fig6, \
+        "a page whose start() does not end its cell lost its notes"
     summary = _dom(browser, html / "book" / "executed" / "results_summary.html", tmp_path)
     assert "Paper vs reproduced" in summary and "precondition" in summary and "null controls" in summary
     for page in (method, explorer, summary):

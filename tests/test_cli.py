@@ -40,7 +40,7 @@ def _bad_cases(tmp_path):
         "corrupt image": ["--dataset", "imagefolder", "--data-root", _imagefolder(tmp_path / "bad", corrupt=True),
                           "--set", "model.img_size=28"],
         "unknown dataset": ["--dataset", "mnist60k"],
-        "unknown preset": ["--family", "simclr"],
+        "unknown preset": ["--family", "byol"],
         "unknown scale": ["--scale", "laptop"],
         "mask ratio 1": ["--set", "mask_ratio=1.0"],
         "mask ratio negative": ["--set", "mask_ratio=-0.2"],
