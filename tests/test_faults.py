@@ -362,4 +362,7 @@ def test_a_ctrl_c_while_python_m_imports_is_one_line(tmp_path, module):
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 130 and one_line(err.strip()) and "interrupted" in err, (p.returncode, err[-2000:])
+    # 130 from our handler, or -2 (death by SIGINT, which CPython chooses when a KeyboardInterrupt ends the
+    # interpreter): a shell reports both as $? = 130, and either way the user sees the one line
+    assert p.returncode in (130, -signal.SIGINT) and one_line(err.strip()) and "interrupted" in err, \
+        (p.returncode, err[-2000:])
