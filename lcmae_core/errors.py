@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import signal
 import sys
 import threading
@@ -42,8 +43,11 @@ def summary(e: BaseException) -> str:
 
 
 def _exit_interrupted(signum, frame):
-    print(INTERRUPTED, file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
+    # os._exit, not sys.exit: this runs while torch and timm import, and a SystemExit raised inside an import that a
+    # library guards with ``except BaseException`` is swallowed (the command then ran on and exited 0); nothing has
+    # been written yet, so there is nothing to clean up
+    print(INTERRUPTED, file=sys.stderr, flush=True)
+    os._exit(EXIT_INTERRUPTED)
 
 
 def quiet_interrupts_while_importing() -> None:
