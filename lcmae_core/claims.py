@@ -258,6 +258,45 @@ def attention_formed(what: str, trained, init, n_keys: int, layers: Sequence[int
     return Precondition(not bad, f"{head}: {outcome}; entropy {', '.join(rows)}")
 
 
+def attention_moved(what: str, trained, init, alpha: float = ALPHA, unit: str = "seeds") -> Precondition:
+    """Did training change a model's attention at all? trained, init: attention entropy as a fraction of its
+    maximum, (replicates, layers), for the trained model and the random-init model of the same seed. Met when every
+    layer's entropy lies below the random-init model's (paired interval). Weaker than ``attention_formed`` on
+    purpose: a model the paper expects to attend globally (a contrastive or supervised one) may keep broad attention,
+    so no absolute limit applies; what must not be is attention as flat as at initialisation, whose distance is an
+    untrained model's, and "wider than MAE" would then hold for a model that learned nothing."""
+    t, i = np.atleast_2d(np.asarray(trained, dtype=float)), np.atleast_2d(np.asarray(init, dtype=float))
+    if t.shape != i.shape:
+        raise ValueError(f"trained and init entropies differ in shape: {t.shape} vs {i.shape}")
+    bad = [l + 1 for l in range(t.shape[1])
+           if stats.decide(stats.compare(t[:, l], i[:, l], alpha=alpha, unit=unit), "<") != HOLDS]
+    outcome = "yes" if not bad else f"no: layer(s) {', '.join(map(str, bad))} as flat as at random init"
+    return Precondition(not bad, f"{what} attention moved from initialisation (entropy below the random-init "
+                                 f"model's in every layer): {outcome}; entropy {_mean_text(t.mean(1), 3)} (random "
+                                 f"init {_mean_text(i.mean(1), 3)})")
+
+
+def task_learned(what: str, top1: Values, raw_best: float, alpha: float = ALPHA) -> Precondition:
+    """A supervised stand-in learned its task: its top-1 (%, per seed) above the best raw-pixel baseline on the
+    same split (kNN or logistic regression), by a one-sample interval. Below it, the model is no better than the
+    pixels, and its attention is not a supervised model's."""
+    iv = stats.compare(np.asarray(top1, dtype=float), float(raw_best), paired=False, alpha=alpha)
+    ok = stats.decide(iv) == HOLDS
+    return Precondition(ok, f"{what} learned its task (top-1 above raw pixels' {raw_best:.1f}%): "
+                            f"{'yes' if ok else 'no'}, {iv.text(suffix=' pt')}")
+
+
+def f5_comparison_models(entropies: dict, supervised: tuple | None = None, unit: str = "seeds") -> Precondition:
+    """Fig. 5's comparison models must have learned, or "MAE is more local" would compare MAE with untrained
+    attention. entropies: {name: (trained, init)} attention entropies (replicates, layers) of each comparison
+    model (``attention_moved``); supervised: (name, top-1 per seed, best raw-pixel top-1) where the supervised
+    model was trained here (``task_learned``), None where it is a published checkpoint."""
+    pres = [attention_moved(f"{name} encoder", t, i, unit=unit) for name, (t, i) in entropies.items()]
+    if supervised is not None:
+        pres.append(task_learned(*supervised))
+    return all_of(*pres)
+
+
 def pretraining_helps(mae: Arm, random: Arm, alpha: float = ALPHA) -> Precondition:
     """Comparisons between pretraining variants are testable only where pretraining formed a representation:
     the MAE baseline beats random initialisation on the primary metric (interval above 0)."""
@@ -536,12 +575,30 @@ def _per_seed_slopes(ratios, dist) -> np.ndarray:
     return np.array([stats.slope(ratios, row) for row in np.atleast_2d(np.asarray(dist, dtype=float))])
 
 
+def _too_few_ratios(ratios: Sequence[float], need: int) -> str | None:
+    """None, or why ``ratios`` cannot show a claim that needs ``need`` distinct pretraining mask ratios."""
+    n = len(set(float(r) for r in ratios))
+    if n >= need:
+        return None
+    what = ("a correlation over two ratios is +1 or -1 by construction" if need > 2 and n == 2
+            else "a trend needs at least two")
+    return (f"{n} pretraining mask ratio(s) at this scale and the claim needs {need} ({what}); the page's "
+            f"mask_ratios parameter adds others")
+
+
+def _not_at_this_scale(cid: str, text: str, reading: str, why: str, pre: Precondition) -> Claim:
+    return Claim(cid, text, UNTESTABLE, "not measured", why, reading, pre.text, "")
+
+
 def f6_strong_correlation(ratios: Sequence[float], dist, dist_init, pre: Precondition,
                           threshold: float = STRONG_R) -> Claim:
     """dist, dist_init: mean encoder attention distance per pretraining mask ratio, (seeds, ratios)."""
     text = "The mask ratio and attention distance exhibit a strong correlation."
     reading = (f"Each seed's Pearson correlation between mask ratio and mean attention distance, averaged on "
                f"Fisher's z; its interval above {threshold:g}, the conventional threshold of a strong correlation.")
+    few = _too_few_ratios(ratios, 3)
+    if few:
+        return _not_at_this_scale("F6-strong-correlation", text, reading, few, pre)
     r = [stats.pearson(ratios, row) for row in np.atleast_2d(np.asarray(dist, dtype=float))]
     r0 = [stats.pearson(ratios, row) for row in np.atleast_2d(np.asarray(dist_init, dtype=float))]
     iv = stats.fisher_z_mean(r)
@@ -558,9 +615,13 @@ def f6_strong_correlation(ratios: Sequence[float], dist, dist_init, pre: Precond
 
 
 def f6_larger_ratio_larger_field(ratios: Sequence[float], dist, dist_init, pre: Precondition) -> Claim:
+    text = "A larger mask ratio results in a larger effective receptive field."
+    reading = "Each seed's least-squares slope of the mean attention distance on the mask ratio, above 0."
+    few = _too_few_ratios(ratios, 2)
+    if few:
+        return _not_at_this_scale("F6-larger-ratio-larger-field", text, reading, few, pre)
     s, s0 = _per_seed_slopes(ratios, dist), _per_seed_slopes(ratios, dist_init)
-    return _judge("F6-larger-ratio-larger-field", "A larger mask ratio results in a larger effective receptive field.",
-                  "Each seed's least-squares slope of the mean attention distance on the mask ratio, above 0.",
+    return _judge("F6-larger-ratio-larger-field", text, reading,
                   [Part("slope (px per unit of mask ratio)", s, 0.0, controls=[Control("random init", s0)])],
                   precondition=pre, suffix=" px")
 
@@ -573,6 +634,9 @@ def f6_deeper_layers(ratios: Sequence[float], layer_dist, pre: Precondition) -> 
     reading = ("Per seed, the slope of each layer's distance on the mask ratio; the deeper half's mean slope minus "
                "the shallower half's, above 0 (signed slopes: the paper's direction, larger ratio larger distance).")
     depth = ld.shape[-1]
+    few = _too_few_ratios(ratios, 2)
+    if few:
+        return _not_at_this_scale("F6-deeper-layers", text, reading, few, pre)
 
     def effect(seed_rows):  # (ratios, layers)
         slopes = np.array([stats.slope(ratios, seed_rows[:, l]) for l in range(depth)])

@@ -390,7 +390,27 @@ def seeds_text(study: Study) -> str:
     return f"{len(study.seeds)} seed(s) ({', '.join(map(str, study.seeds))})"
 
 
+def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
+    """Fig. 6's closing sentence from its measurements: {mask ratio: mean distance in pixels over seeds}, and the
+    encoders' mean attention entropy (fraction of its maximum). Numbers as the prose shows them."""
+    from .book import prose_number
+
+    ratios = sorted(mean_distance, reverse=True)
+    px = {r: prose_number(float(mean_distance[r])) for r in ratios}
+    ent = prose_number(float(entropy))
+    if len(ratios) == 1:
+        r = ratios[0]
+        return (f"At this scale only the shared baseline is pretrained, at mask ratio {r:g} (the verdicts above say "
+                f"why): averaged over the seeds, its encoder attends over {px[r]} pixels on average, with an attention "
+                f"entropy of {ent} of its maximum.")
+    parts = [f"the encoder pretrained at mask ratio {r:g} attends over {px[r]} pixels" if i == 0
+             else f"the one at {r:g} over {px[r]} pixels" for i, r in enumerate(ratios)]
+    span = prose_number(float(max(mean_distance.values()) - min(mean_distance.values())))
+    return (f"At this scale, averaged over the seeds, {', '.join(parts[:-1])} and {parts[-1]} on average: the means "
+            f"span {span} pixels. The encoders' attention entropy averages {ent} of its maximum.")
+
+
 __all__ = ["PAGE_RUNS", "arm", "alignment_terms", "replicates", "per_replicate", "random_init_like",
            "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm",
-           "raw_pixel_baselines", "encoder_measures", "encoder_models_measures", "decoder_measures", "layer_table",
+           "raw_pixel_baselines", "encoder_measures", "fig6_text", "encoder_models_measures", "decoder_measures", "layer_table",
            "TABLE1_SETTINGS", "TABLE2_DECODERS"]
