@@ -254,9 +254,7 @@ def build_config(workload: Workload, batch: int | None = None):
     from . import configs
 
     w = workload
-    cfg = configs.preset(w.family, w.scale)
-    cfg = configs.apply_overrides(cfg, [*w.overrides, f"optim.batch_size={batch or w.batch}"])
-    return cfg
+    return configs.build(w.family, w.scale, [*w.overrides, f"optim.batch_size={batch or w.batch}"])
 
 
 def build_model(cfg) -> nn.Module:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .batch import DEFAULT_OUT, REPO, BatchError, failures, list_notebooks, run_batch
 from .configs import HARDWARE_NEEDED, SCALES, check_scale
+from . import stats
 from .errors import OneLineParser, UsageError, interruptible
 from .runs import ROOT_HELP
 
@@ -155,20 +156,7 @@ def glue_metrics(prefix: str, metrics: dict, display: bool = False) -> None:
 
     for key, value in _flatten(metrics, prefix).items():
         if isinstance(value, (int, float, str, bool)):
-            glue(key, prose_number(value) if isinstance(value, float) else value, display=display)
-
-
-def prose_number(x: float) -> float:
-    """A measured number as the prose shows it: three significant digits (14.3 pixels, 0.449 of the maximum, 93.3%),
-    one decimal at 100 and above (238.1 s). A single seed's or image sample's noise is larger than that, so more
-    digits would be false precision; the tables keep theirs, with the interval beside them."""
-    import math
-
-    if not math.isfinite(x) or x == 0:
-        return x
-    if abs(x) >= 100:
-        return round(x, 1)
-    return round(x, 2 - int(math.floor(math.log10(abs(x)))))
+            glue(key, stats.prose_number(value) if isinstance(value, float) else value, display=display)
 
 
 def _flatten(d: dict, prefix: str) -> dict:

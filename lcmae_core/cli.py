@@ -86,7 +86,6 @@ def build_config(kind: str, family: str, scale: str, dataset: str | None = None,
     """The config a command line describes: preset + dataset/root + overrides (type-checked)."""
     from . import configs
 
-    cfg = configs.preset(kind if kind != "pretrain" else family, scale)
     base = {}
     if dataset is not None:
         base["data.dataset"] = dataset
@@ -94,8 +93,7 @@ def build_config(kind: str, family: str, scale: str, dataset: str | None = None,
         base["data.root"] = data_root
     if no_progress:
         base["progress"] = "false"
-    cfg = configs.apply_overrides(cfg, base)
-    return configs.apply_overrides(cfg, list(overrides))
+    return configs.build(kind if kind != "pretrain" else family, scale, base, list(overrides))
 
 
 def _launch_kwargs(args) -> dict:

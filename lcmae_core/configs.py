@@ -521,6 +521,17 @@ def valid_keys(cfg) -> list[str]:
     return out
 
 
+def build(family: str, scale: str = "cpu", *changes) -> RunConfig:
+    """The one "preset + overrides" builder (the CLI, the benchmarks and ``Study`` all use it): the recipe of a
+    family at a scale, then each layer of ``changes`` in order (a {key: value} dict or ``key=value`` strings; a
+    later layer wins)."""
+    cfg = preset(family, scale)
+    for layer in changes:
+        if layer:
+            cfg = apply_overrides(cfg, layer)
+    return cfg
+
+
 def apply_overrides(cfg, overrides) -> RunConfig:
     """Apply ``key=value`` strings (or a {key: value} dict) to a copy of cfg, nested keys with dots."""
     cfg = copy.deepcopy(cfg)
@@ -723,6 +734,6 @@ def calibration_candidates(scale: str = "cpu") -> dict[str, tuple[str, RunConfig
     out = {}
     for name, (text, changes) in table.items():
         base = {} if scale == "smoke" else CALIBRATION_BASE
-        cfg = apply_overrides(preset("mae", scale), {**base, **changes, "progress": False})
+        cfg = build("mae", scale, {**base, **changes, "progress": False})
         out[name] = (text, validate(cfg))
     return out

@@ -98,7 +98,6 @@ class Study:
     # --------------------------------------------------------------------------------------------------
     def config(self, family: str, changes: dict | None = None) -> configs.RunConfig:
         """The preset of a family at this study's scale, with the study's and the caller's changes."""
-        cfg = configs.preset(family, self.scale)
         base = {"device": self.device, "progress": self.progress_bars}
         if self.scale == "smoke":
             base["threads"] = 1  # tiny matrices: one thread is faster, and far faster on a busy machine
@@ -106,8 +105,8 @@ class Study:
             base["data.root"] = self.data_root
         if self.dataset:
             base["data.dataset"] = self.dataset
-        return configs.apply_overrides(cfg, {**base, **self.overrides, **self.family_overrides.get(family, {}),
-                                             **(changes or {})})
+        return configs.build(family, self.scale, base, self.overrides, self.family_overrides.get(family, {}),
+                             changes)
 
     def run(self, cfg: configs.RunConfig) -> Run:
         if self.planner is not None:  # planning: record the config, train nothing

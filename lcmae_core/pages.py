@@ -393,7 +393,7 @@ def seeds_text(study: Study) -> str:
 def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
     """Fig. 6's closing sentence from its measurements: {mask ratio: mean distance in pixels over seeds}, and the
     encoders' mean attention entropy (fraction of its maximum). Numbers as the prose shows them."""
-    from .book import prose_number
+    from .stats import prose_number
 
     ratios = sorted(mean_distance, reverse=True)
     px = {r: prose_number(float(mean_distance[r])) for r in ratios}

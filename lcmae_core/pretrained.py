@@ -21,6 +21,7 @@ import torch
 
 from .errors import first_line
 from .models import OFFICIAL_NAMES, SIZES, MaskedAutoencoderViT
+from .models.state import brief as _brief, state_fit
 
 # the official releases, for users with a network
 OFFICIAL_URLS = {
@@ -54,11 +55,6 @@ class LoadReport:
         if self.skipped:
             s += f"; ignored {', '.join(self.skipped)}"
         return s
-
-
-def _brief(keys, n: int = 8) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 def unreadable(path: str, e: BaseException, fix: str) -> CheckpointError:
@@ -194,15 +190,14 @@ def load_mae_state_dict(model: MaskedAutoencoderViT, sd: dict[str, torch.Tensor]
     skipped = [k for k in list(sd) if re.match(r"^(head|fc_norm)\.", k)]  # a classifier's head, if any
     for k in skipped:
         sd.pop(k)
-    unexpected = set(sd) - set(own)
+    fit = state_fit(own, sd)
+    unexpected, missing, bad = fit.unexpected, fit.missing, fit.shapes
     if unexpected:
         raise CheckpointError(f"unexpected keys in the checkpoint: {_brief(unexpected)}; "
                               "is it an MAE checkpoint of this architecture?")
-    missing = set(own) - set(sd)
     encoder_missing = {k for k in missing if not k.startswith(DECODER_PREFIXES)}
     if encoder_missing:
         raise CheckpointError(f"missing keys: {_brief(encoder_missing)}; the checkpoint does not fit this model")
-    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if sd[k].shape != own[k].shape]
     if bad:
         raise CheckpointError(f"shape mismatch (checkpoint vs model): {'; '.join(bad[:6])}; "
                               "build the model with the checkpoint's size")

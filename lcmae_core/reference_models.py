@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from .models import FAMILIES, MaskedAutoencoderViT
+from .models.state import brief as _brief, state_fit
 from .errors import first_line
 from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint, unreadable
 
@@ -52,11 +53,6 @@ REFERENCE_URLS = {
 # DINO's projection head (DINOHead) inside a full training checkpoint
 _DINO_HEAD = re.compile(r"^head\.(mlp|last_layer|bn|norm)")
 _WRAPPERS = ("module.", "backbone.", "_orig_mod.")  # DDP, DINO's MultiCropWrapper, torch.compile
-
-
-def _brief(keys, n: int = 8) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -179,13 +175,13 @@ def load_vit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> Loa
         skipped = [k for k in sd if k.startswith("head.")]
         for k in skipped:
             sd.pop(k)
-    unexpected, missing = set(sd) - set(own), set(own) - set(sd)
+    fit = state_fit(own, sd)
+    unexpected, missing, bad = fit.unexpected, fit.missing, fit.shapes
     if unexpected or missing:
         parts = ([f"unexpected keys: {_brief(unexpected)}"] if unexpected else []) + \
                 ([f"missing keys: {_brief(missing)}"] if missing else [])
         raise CheckpointError(f"{'; '.join(parts)}; the checkpoint does not fit this ViT (check the architecture "
                               "or the file format)")
-    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in sd if sd[k].shape != own[k].shape]
     if bad:
         raise CheckpointError(f"shape mismatch (checkpoint vs model): {'; '.join(bad[:6])}; build the model with "
                               "the checkpoint's size")
@@ -358,13 +354,12 @@ def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, d
         raise CheckpointError(f"config['model'] does not fit the {family} model: {e}") from e
     sd = ckpt["model"]
     own = model.state_dict()
-    unexpected, missing = set(sd) - set(own), set(own) - set(sd)
+    fit = state_fit(own, sd)
+    unexpected, missing, bad = fit.unexpected, fit.missing, fit.shapes
     if strict and (unexpected or missing):
         parts = ([f"unexpected keys: {_brief(unexpected)}"] if unexpected else []) + \
                 ([f"missing keys: {_brief(missing)}"] if missing else [])
         raise CheckpointError(f"{'; '.join(parts)}; the weights do not fit the {family} model of the config")
-    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in set(sd) & set(own)
-           if sd[k].shape != own[k].shape]
     if bad:
         raise CheckpointError(f"shape mismatch (checkpoint vs config's model): {'; '.join(bad[:6])}")
     model.load_state_dict(sd, strict=strict)

@@ -230,7 +230,7 @@ def test_gpu_and_paper_pages_say_what_hardware_they_need():
 
 
 def test_glued_numbers_are_rounded_to_what_their_noise_supports():
-    from lcmae_core.book import prose_number
+    from lcmae_core.stats import prose_number
 
     assert prose_number(14.318123) == 14.3 and prose_number(0.449412) == 0.449 and prose_number(93.25) == 93.2
     assert prose_number(238.14) == 238.1 and prose_number(-0.0012345) == -0.00123 and prose_number(0.0) == 0.0

@@ -124,3 +124,63 @@ def test_the_glued_sentences_come_from_the_numbers():
     assert "in 1 every decoder layer formed" in trend and "within 10%" in trend
     none = calibration.choice_text({**table, "chosen": None, "why": "nothing formed"})
     assert none.endswith("no recipe was chosen: nothing formed.")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the build's budget: priced from the runs' own metrics
+def _fake_store(root, names, seconds):
+    for n in names:
+        os.makedirs(os.path.join(root, n), exist_ok=True)
+        with open(os.path.join(root, n, "metrics.json"), "w") as f:
+            json.dump({"train_cpu_time_s": seconds}, f)
+
+
+def test_the_budget_prices_each_page_and_cut_from_the_stores(tmp_path):
+    from lcmae_core import budget
+
+    planned = budget.planned_by_page("smoke")
+    names = [configs.run_name(c) for _, c in planned]
+    assert len(names) == len(set(names)) and names
+    _fake_store(tmp_path / "now", names[1:], 2.0)  # the first run is missing from every store
+    table = budget.budget_table([str(tmp_path / "now")], "smoke")
+    assert table["runs"] == len(names) and table["total_core_s"] == pytest.approx(2.0 * (len(names) - 1))
+    assert sum(len(p["missing"]) for p in table["pages"]) == 1
+    cuts = {c["cut"]: c for c in table["cuts"]}
+    assert set(cuts) == set(budget.CUTS)
+    # nothing of the recipes before the cuts was measured here: they are missing, not guessed (at the smoke scale
+    # Fig. 6 trains every ratio, so its "cuts" price runs the build plans)
+    unplanned = [c for c in cuts.values() if not set(c["run_names_before"]) & set(names)]
+    assert {c["cut"] for c in unplanned} >= {"digits-5ep", "simclr-4ep", "supervised-5ep"}
+    assert all(c["core_s_before"] == 0 and len(c["missing"]) >= c["runs_before"] > 0 for c in unplanned)
+    # a second store with the runs before the cuts prices them; a cut that dropped its runs saves them all
+    before = [n for c in cuts.values() for n in c["run_names_before"]]
+    _fake_store(tmp_path / "before", before, 5.0)
+    table = budget.budget_table([str(tmp_path / "now"), str(tmp_path / "before")], "smoke")
+    simclr = next(c for c in table["cuts"] if c["cut"] == "simclr-4ep")
+    assert simclr["runs_now"] == simclr["runs_before"] > 0
+    assert simclr["saved_core_s"] == pytest.approx(3.0 * simclr["runs_before"])  # 5 s before, 2 s now
+    fig6 = next(c for c in table["cuts"] if c["cut"] == "fig6-0.9")
+    assert fig6["runs_now"] == 0 and fig6["core_s_before"] > 0
+    assert "not in the stores measured" in budget.budget_text(table)
+    assert budget.plan_agrees(table, "smoke")[0] is True
+    table["pages"][0]["run_names"] = ["mae-000000000000"]
+    ok, text = budget.plan_agrees(table, "smoke")
+    assert ok is False and "python -m lcmae_core.budget" in text
+
+
+def test_the_committed_budget_prices_the_runs_the_build_plans():
+    from lcmae_core import budget
+
+    table = budget.read_table()
+    ok, text = budget.plan_agrees(table, "cpu")
+    assert ok, text
+    assert not any(p["missing"] for p in table["pages"]) and not any(c["missing"] for c in table["cuts"])
+    # the cuts are real: each one saved time, measured
+    assert all(c["saved_core_s"] > 0 for c in table["cuts"])
+
+
+def test_the_budget_cli_names_a_missing_store(tmp_path, capsys):
+    from lcmae_core import budget
+
+    assert budget.main(["--runs", str(tmp_path / "nope"), "--out", str(tmp_path / "b.json")]) == 2
+    assert "no run store at" in capsys.readouterr().err

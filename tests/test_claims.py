@@ -373,3 +373,54 @@ def test_primary_metric_by_scale():
     assert claims.primary_metric("cpu") == "lp" and claims.primary_metric("paper") == "ft"
     with pytest.raises(ValueError):
         claims.primary_metric("laptop")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the scale's reach: Fig. 6 with too few mask ratios, Fig. 5 with comparison models that did not learn
+def test_fig6_with_one_ratio_is_not_testable_and_says_why():
+    one = RISING[:, 3:4]  # the shared 0.75 baseline alone
+    layer = np.stack([one] * 4, -1)  # (seeds, ratios, layers)
+    for c in (claims.f6_strong_correlation([0.75], one, SAME[:, 3:4], MET),
+              claims.f6_larger_ratio_larger_field([0.75], one, SAME[:, 3:4], MET),
+              claims.f6_deeper_layers([0.75], layer, MET)):
+        assert c.verdict == U and c.evidence == "not measured", c
+        assert "1 pretraining mask ratio(s)" in c.why and "mask_ratios" in c.why
+
+
+def test_fig6_with_two_ratios_judges_the_trend_but_not_the_correlation():
+    two, two0 = RISING[:, 3:], SAME[:, 3:]  # 0.75 and 0.9
+    corr = claims.f6_strong_correlation([0.75, 0.9], two, two0, MET)
+    assert corr.verdict == U and "+1 or -1 by construction" in corr.why
+    assert claims.f6_larger_ratio_larger_field([0.75, 0.9], two, two0, MET).verdict == H
+    assert claims.f6_larger_ratio_larger_field([0.75, 0.9], two[:, ::-1], two0, MET).verdict == F
+    # an unformed precondition still reads as such when the ratios suffice
+    assert claims.f6_larger_ratio_larger_field([0.75, 0.9], two, two0, UNMET).verdict == X
+
+
+def test_attention_moved_needs_every_layer_below_its_random_init():
+    init = [[0.99, 0.99], [0.985, 0.99], [0.99, 0.995]]
+    broad = [[0.93, 0.94], [0.925, 0.945], [0.935, 0.94]]  # broad, above any "formed" limit, but trained
+    assert claims.attention_moved("SimCLR", broad, init).met is True
+    pre = claims.attention_moved("SimCLR", [[0.93, 0.99], [0.925, 0.99], [0.935, 0.995]], init)
+    assert pre.met is False and "layer(s) 2" in pre.text
+    with pytest.raises(ValueError, match="shape"):
+        claims.attention_moved("SimCLR", broad, init[:2])
+
+
+def test_task_learned_needs_the_raw_pixel_baselines_beaten():
+    assert claims.task_learned("supervised ViT", [58.4, 60.1, 57.9], 38.9).met is True
+    pre = claims.task_learned("supervised ViT", [37.0, 41.5, 39.0], 38.9)
+    assert pre.met is False and "38.9%" in pre.text
+
+
+def test_fig5_is_unformed_when_a_comparison_model_did_not_learn():
+    init = [[0.99, 0.99]] * 3
+    moved = [[0.93, 0.94], [0.925, 0.945], [0.935, 0.94]]
+    learned = claims.f5_comparison_models({"SimCLR": (moved, init)}, ("supervised ViT", [58.4, 60.1, 57.9], 38.9))
+    untrained = claims.f5_comparison_models({"SimCLR": (init, init)}, ("supervised ViT", [58.4, 60.1, 57.9], 38.9))
+    chance = claims.f5_comparison_models({"SimCLR": (moved, init)}, ("supervised ViT", [37.0, 41.5, 39.0], 38.9))
+    assert learned.met is True and untrained.met is False and chance.met is False
+    assert claims.f5_comparison_models({"SimCLR": (moved, init)}).met is True  # a published checkpoint: no task check
+    args = ([8.0, 8.2, 7.9], {"SimCLR": [12.0, 12.3, 11.8]}, [12.0] * 3, {"SimCLR": [12.0] * 3})
+    assert claims.f5_mae_local(*args, claims.all_of(MET, learned)).verdict == H
+    assert claims.f5_mae_local(*args, claims.all_of(MET, untrained)).verdict == X

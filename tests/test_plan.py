@@ -171,3 +171,19 @@ def test_workers_end_with_the_process_that_started_them(tmp_path):
         time.sleep(0.2)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError(f"worker {worker} outlived its parent by 20 s")
+
+
+def test_fig6_text_follows_the_ratios_trained():
+    one = pages.fig6_text({0.75: 14.2345}, 0.7812)
+    assert "only the shared baseline" in one and "0.75" in one and "14.2 pixels" in one and "0.781" in one
+    three = pages.fig6_text({0.3: 12.0, 0.75: 13.5, 0.9: 15.25}, 0.8)
+    assert three.index("0.9 attends over 15.2 pixels") < three.index("0.75 over 13.5") < three.index("0.3 over 12")
+    assert "span 3.25 pixels" in three
+
+
+def test_cpu_scale_trains_the_shared_fig6_baseline_only():
+    study = Study(scale="cpu", planner=[])
+    assert study.fig6_mask_ratios == (0.75,)
+    assert Study(scale="gpu", planner=[]).fig6_mask_ratios == (0.9, 0.75, 0.6, 0.45, 0.3)
+    runs = pages.runs_fig6(study)
+    assert list(runs) == [0.75] and set(runs[0.75]) == set(study.seeds)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from .state import state_fit
+
 ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.")
 
 
@@ -30,8 +32,8 @@ def load_pretrained_encoder(model: nn.Module, state: dict, keep_norm: bool = Fal
     missing encoder keys or wrong shapes."""
     prefixes = ENCODER_PREFIXES + (("norm.",) if keep_norm else ())
     enc = {k: v for k, v in state.items() if k.startswith(prefixes)}
-    own = model.state_dict()
-    bad = [k for k, v in enc.items() if k not in own or own[k].shape != v.shape]
+    fit = state_fit(model.state_dict(), enc)
+    bad = sorted(fit.unexpected) + [s.split(" ", 1)[0] for s in fit.shapes]
     if bad:
         raise PretrainMismatch(f"pretrained weights do not fit the classifier: {', '.join(bad[:5])}")
     missing, unexpected = model.load_state_dict(enc, strict=False)
