@@ -31,7 +31,7 @@ test: venv browser
 	$(PY) -m pytest -q -n auto --dist loadfile
 
 book: venv
-	$(PY) -m lcmae_core.book --scale cpu
+	$(PY) -m lcmae_core.build --scale cpu
 
 clean:
 	rm -rf _build .pytest_cache

@@ -3,7 +3,7 @@
     python bench/flop_counts.py              # about a minute on 2 CPU cores
 
 ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward of one image on the CPU (fp32), with
-the CPU's fused attention counted by PyTorch's formula for the CUDA kernels (``lcmae_core.bench.training_flops``).
+the CPU's fused attention counted by PyTorch's formula for the CUDA kernels (``lcmae_core.perf.flops.training_flops``).
 The references (ViT-B/16 with the 512-d/8 decoder 58.8 G, with a depth-2 decoder 34.8 G, ViT-T/4 0.9 G) count
 one view; LC-MAE's count is per image, for both views, its projector and its losses.
 """
@@ -20,7 +20,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
-from lcmae_core import bench as B  # noqa: E402
+from lcmae_core.perf.flops import training_flops  # noqa: E402
+from lcmae_core.perf.records import results_path, write_jsonl  # noqa: E402
+from lcmae_core.perf.workloads import WORKLOADS, Workload, build_config, device_name  # noqa: E402
+from lcmae_core.train.pretrain import build_model  # noqa: E402
 
 # name -> (workload, extra overrides, reference G per image or None)
 CHECKS = {
@@ -38,13 +41,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     recs = []
     for name, (wl, extra, ref) in CHECKS.items():
-        w = B.WORKLOADS[wl]
-        cfg = B.build_config(B.Workload(w.name, w.kind, w.family, w.scale, 1, w.overrides + extra), 1)
+        w = WORKLOADS[wl]
+        cfg = build_config(Workload(w.name, w.kind, w.family, w.scale, 1, w.overrides + extra), 1)
         torch.manual_seed(0)
         t0 = time.time()
-        f = B.training_flops(B.build_model(cfg), cfg.model.img_size, cfg.mask_ratio)
+        f = training_flops(build_model(cfg), cfg.model.img_size, cfg.mask_ratio)
         rec = {"command": "python bench/flop_counts.py", "workload": "flop_count", "model": name,
-               "device": B.device_name(torch.device("cpu")), "torch": torch.__version__,
+               "device": device_name(torch.device("cpu")), "torch": torch.__version__,
                "date": datetime.datetime.now().isoformat(timespec="seconds"),
                "gflops_per_img_train": round(f["total"] / 1e9, 3), "gflops_per_img_forward": round(f["forward"] / 1e9, 3),
                "reference_g": ref, "ok": None if ref is None else abs(f["total"] / 1e9 - ref) <= 0.05 * ref + 0.01,
@@ -52,8 +55,8 @@ def main(argv=None) -> int:
         recs.append(rec)
         print(f"{name:14s} {rec['gflops_per_img_train']:8.3f} G/img (forward {rec['gflops_per_img_forward']:.3f})"
               + (f"  reference {ref} G" if ref else ""), flush=True)
-    out = args.out or B.results_path(torch.device("cpu"))
-    B.write_jsonl(out, recs)
+    out = args.out or results_path(torch.device("cpu"))
+    write_jsonl(out, recs)
     print(f"appended {len(recs)} records to {out}")
     return 0
 

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python}
 JPEGS=${JPEGS:-/tmp/lcmae_jpegs}
 WORKERS=${WORKERS:-16}
-B="$PY -m lcmae_core.bench --device cuda --no-progress"
+B="$PY -m lcmae_core.perf.bench --device cuda --no-progress"
 SECTIONS=("$@")
 [ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(data e2e profile numerics autotune throughput graphs)
 

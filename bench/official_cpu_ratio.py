@@ -37,7 +37,8 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root, for lcmae_core when run as a script
 
-from lcmae_core.bench import device_name, results_path, write_jsonl  # noqa: E402
+from lcmae_core.perf.records import results_path, write_jsonl  # noqa: E402
+from lcmae_core.perf.workloads import device_name  # noqa: E402
 from lcmae_core.models import MaskedAutoencoderViT  # noqa: E402
 
 

@@ -91,7 +91,8 @@ def measured_seconds(name: str, roots) -> float | None:
 def _priced(names, roots) -> dict:
     secs = {n: measured_seconds(n, roots) for n in names}
     have = [s for s in secs.values() if s is not None]
-    return {"runs": len(secs), "core_s": round(sum(have), 1), "missing": sorted(n for n, s in secs.items() if s is None)}
+    return {"runs": len(secs), "core_s": round(sum(have), 1),
+            "missing": sorted(n for n, s in secs.items() if s is None)}
 
 
 def page_costs(roots, scale: str = "cpu") -> list[dict]:
@@ -113,7 +114,8 @@ def cut_costs(roots, scale: str = "cpu") -> list[dict]:
         targets = _cut_targets(name, planned, study)
         before = [configs.run_name(configs.apply_overrides(c, overrides)) for c in targets]
         # Fig. 6's cuts dropped their runs; the others replaced them by the shorter runs planned now
-        now = [] if name.startswith("fig6") else [configs.run_name(c) for c in targets if configs.run_name(c) in names_now]
+        now = [] if name.startswith("fig6") else [configs.run_name(c) for c in targets
+                                                  if configs.run_name(c) in names_now]
         b, n = _priced(before, roots), _priced(now, roots)
         rows.append({"cut": name, "what": what, "runs_before": b["runs"], "core_s_before": b["core_s"],
                      "runs_now": n["runs"], "core_s_now": n["core_s"],

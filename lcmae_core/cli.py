@@ -1,8 +1,8 @@
 """The command line: ``python -m lcmae_core {pretrain,finetune,linprobe,...} [options]``.
 
 Subcommands are registrations (``register_command``): this module registers the three training commands;
-other modules add theirs (``batch``, ``plan``, ``bench``) by defining ``add_cli_commands(register)``, which ``main``
-calls for each module named in ``COMMAND_MODULES`` that exists.
+other modules add theirs (``batch``, ``plan``, ``perf.bench``) by defining ``add_cli_commands(register)``, which
+``main`` calls for each module named in ``COMMAND_MODULES`` that exists.
 
 Every training command resolves a config (``configs.preset(family, scale)`` + ``--dataset``/``--data-root`` +
 ``--set key=value``), hands it to ``runs.run_or_load`` and prints the run's folder and metrics as JSON on
@@ -24,7 +24,7 @@ from .errors import OneLineParser as _Parser
 from .errors import UsageError, interruptible
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
-COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.bench")
+COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.perf.bench")
 EXIT_BAD_INPUT = 2
 
 

@@ -156,7 +156,7 @@ class DataConfig:
     photo_short_side: Optional[int] = 128  # photo sets: downscale once to this short side
     num_workers: int = 0
     data_path: str = "auto"  # imagefolder/imagenet pretraining: auto | gpu | cpu. gpu: JPEG decode and crops on the
-    # GPU (gpu_data); cpu: PIL in loader workers; auto: gpu on CUDA, cpu on CPU. Not hashed
+    # GPU (perf.gpu_data); cpu: PIL in loader workers; auto: gpu on CUDA, cpu on CPU. Not hashed
     eval_dataset: Optional[str] = None  # pretraining: labelled set for the kNN monitor (None: the dataset
     # itself when labelled, else none)
     augment: str = "auto"  # the training augmentation's backend: "pil" (torchvision/timm transforms, one image at
@@ -544,7 +544,8 @@ def apply_overrides(cfg, overrides) -> RunConfig:
             if p not in names:
                 near = [k for k in valid_keys(cfg) if k.split(".")[-1] == parts[-1]]
                 hint = f" (did you mean {near[0]}?)" if near else ""
-                raise ConfigError(f"unknown config key {key!r}{hint}; see the keys with --show-config")
+                raise ConfigError(f"unknown config key {key!r}{hint}; every key: python -m lcmae_core pretrain "
+                                  "--show-config")
             if i < len(parts) - 1:
                 node = getattr(node, p)
                 if not dataclasses.is_dataclass(node):
@@ -559,7 +560,7 @@ def apply_overrides(cfg, overrides) -> RunConfig:
 
 def _split(item: str) -> tuple[str, str]:
     if "=" not in item:
-        raise ConfigError(f"--set takes key=value, got {item!r}")
+        raise ConfigError(f"an override is key=value, got {item!r}")
     k, v = item.split("=", 1)
     return k.strip(), v.strip()
 

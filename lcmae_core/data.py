@@ -73,6 +73,11 @@ class DataError(ValueError):
     """A dataset that cannot be built: a missing root, a corrupt image, an unknown name. One-line message."""
 
 
+# how to give the data root, whoever the caller is: the config key, and the flag or parameter that sets it
+SET_ROOT = "set the data root (config data.root: --data-root DIR on the command line, data_root in a notebook)"
+CHECK_ROOT = "the data root, config data.root"
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What the recipes need to know about a dataset."""
@@ -360,7 +365,7 @@ def list_image_files(folder: str) -> tuple[list[str], list[int], list[str]]:
     With subfolders, each immediate subfolder is a class (its images found recursively), as ``ImageFolder``; a flat
     folder is one class, "". Sorted, so the same folder always lists the same way."""
     if not os.path.isdir(folder):
-        raise DataError(f"image folder {folder} does not exist; pass --data-root DIR (a folder of images, or of "
+        raise DataError(f"image folder {folder} does not exist; {SET_ROOT} (a folder of images, or of "
                         "class folders)")
     subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
     paths, labels = [], []
@@ -378,7 +383,7 @@ def list_image_files(folder: str) -> tuple[list[str], list[int], list[str]]:
         if flat and not paths:
             paths, labels, classes = flat, [0] * len(flat), [""]
     if not paths:
-        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder} (check --data-root)")
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder} (check {CHECK_ROOT})")
     return paths, labels, classes
 
 
@@ -402,7 +407,7 @@ def analysis_folder(root: str | None, split: str = "val") -> str:
     """The folder the analysis pages take images from: ``<root>/<split>`` when it exists, else ``root`` itself
     (any folder of images, flat or of class folders)."""
     if not root:
-        raise DataError("an image folder is needed: pass --data-root DIR (or -p data_root DIR)")
+        raise DataError(f"an image folder is needed: {SET_ROOT}")
     sub = os.path.join(root, split)
     return sub if os.path.isdir(sub) else root
 
@@ -414,16 +419,17 @@ def load_images(paths: list[str], transform) -> torch.Tensor:
 
 def _folder_split(root: str | None, split: str, name: str) -> str:
     if not root:
-        raise DataError(f"dataset {name!r} needs a data root: pass --data-root DIR (holding train/ and val/)")
+        raise DataError(f"dataset {name!r} needs a data root: {SET_ROOT} (holding train/ and val/)")
     if not os.path.isdir(root):
-        raise DataError(f"data root {root} does not exist; pass --data-root DIR (holding train/ and val/)")
+        raise DataError(f"data root {root} does not exist; {SET_ROOT} (holding train/ and val/)")
     path = os.path.join(root, split)
     if not os.path.isdir(path):
         raise DataError(f"data root {root} has no {split}/ folder; dataset {name!r} needs {root}/train and "
-                        f"{root}/val with one folder per class (check --data-root)")
+                        f"{root}/val with one folder per class (check {CHECK_ROOT})")
     has_file = any(files for _, _, files in os.walk(path))
     if not has_file:
-        raise DataError(f"{path} is empty; dataset {name!r} needs one folder of images per class (check --data-root)")
+        raise DataError(f"{path} is empty; dataset {name!r} needs one folder of images per class "
+                        f"(check {CHECK_ROOT})")
     return path
 
 
@@ -470,18 +476,18 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
     elif name in ("cifar10", "cifar100"):
         from torchvision import datasets
         if not root:
-            raise DataError(f"dataset {name!r} needs a data root: pass --data-root DIR "
-                            "(and --set data.download=true to fetch it there)")
+            raise DataError(f"dataset {name!r} needs a data root: {SET_ROOT} "
+                            "(and data.download=true to fetch it there)")
         cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
         if not download and not os.path.isdir(root):
-            raise DataError(f"data root {root} does not exist; pass --data-root DIR, and --set data.download=true "
+            raise DataError(f"data root {root} does not exist; {SET_ROOT}, and data.download=true "
                             f"to fetch {name} there")
         try:
             ds = cls(root, train=(split == "train"), transform=transform, download=download)
         except RuntimeError as e:
             msg = first_line(e)
-            hint = "" if download else "; pass --set data.download=true to fetch it"
-            raise DataError(f"{name} not found under --data-root {root} ({msg}){hint}") from None
+            hint = "" if download else "; set data.download=true to fetch it"
+            raise DataError(f"{name} not found under the data root {root} ({msg}){hint}") from None
         except Exception as e:  # network failure during a download
             raise DataError(f"could not download {name} to {root}: {type(e).__name__}: "
                             f"{first_line(e, 120)}") from None
@@ -491,7 +497,7 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
         try:
             ds = CheckedImageFolder(path, transform, verify=(n_files <= VERIFY_LIMIT) if verify is None else verify)
         except (FileNotFoundError, RuntimeError) as e:
-            raise DataError(f"no images under {path}: {first_line(e)} (check --data-root)") from None
+            raise DataError(f"no images under {path}: {first_line(e)} (check {CHECK_ROOT})") from None
         if info.num_classes > 0 and len(ds.classes) != info.num_classes:
             raise DataError(f"{path} has {len(ds.classes)} class folders; dataset {name!r} expects "
                             f"{info.num_classes} (use --dataset imagefolder for other sets)")
@@ -506,14 +512,14 @@ def check_data_root(d) -> None:
     ``DataError`` before any run folder or lock is made."""
     if d.dataset in ("imagefolder", "imagenet"):
         if not d.root:
-            raise DataError(f"dataset {d.dataset!r} needs a data root: pass --data-root DIR (holding train/ and val/)")
+            raise DataError(f"dataset {d.dataset!r} needs a data root: {SET_ROOT} (holding train/ and val/)")
         if not os.path.isdir(os.path.join(d.root, "train")):
             what = "does not exist" if not os.path.isdir(d.root) else "has no train/ folder"
             raise DataError(f"data root {d.root} {what}; dataset {d.dataset!r} needs DIR/train and DIR/val with one "
-                            "folder per class (check --data-root)")
+                            f"folder per class (check {CHECK_ROOT})")
     elif d.dataset in ("cifar10", "cifar100") and not d.download:
         if not d.root or not os.path.isdir(d.root):
-            raise DataError(f"dataset {d.dataset!r} needs an existing data root: pass --data-root DIR (and --set "
+            raise DataError(f"dataset {d.dataset!r} needs an existing data root: {SET_ROOT} (and "
                             "data.download=true to fetch it there)")
 
 

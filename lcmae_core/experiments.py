@@ -249,9 +249,15 @@ class Study:
 
     # --------------------------------------------------------------------------------------------------
     # what notebooks analyse
+    @property
+    def torch_device(self) -> str:
+        """The device this study's analyses run on: its ``device``, with 'auto' resolved (CUDA when available)."""
+        return configs.check_device(self.device)
+
     def model(self, run: Run):
         """The trained model of a run (an MAE, LC-MAE, AE or SimCLR, or a timm ViT for finetune/linprobe), in eval
-        mode."""
+        mode, on the CPU: the analysis functions move a model to the device they are given (``torch_device`` is
+        the study's), so that loading many seeds' models does not fill a GPU before any is measured."""
         from .reference_models import load_run
 
         model, _ = load_run(run.checkpoint)

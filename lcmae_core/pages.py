@@ -220,9 +220,11 @@ def _stack(xs) -> np.ndarray:
 
 
 def encoder_measures(study: Study, runs: dict[int, Run], images, device=None) -> dict:
-    """``encoder_models_measures`` of each seed's run and its random-init model."""
+    """``encoder_models_measures`` of each seed's run and its random-init model, on ``device`` (default: the
+    study's, so that a gpu-scale page measures on its GPU)."""
     return encoder_models_measures({s: study.model(r) for s, r in runs.items()},
-                                   {s: study.init_model(r) for s, r in runs.items()}, images, device)
+                                   {s: study.init_model(r) for s, r in runs.items()}, images,
+                                   device or study.torch_device)
 
 
 def replicates(models: dict, images, n_groups: int = 8) -> tuple[dict, str]:
@@ -283,10 +285,10 @@ def decoder_measures(models: dict[int, object], inits: dict[int, object], images
 
 
 def alignment_terms(model, images, mask_ratio: float, seed: int = 0) -> dict[str, float]:
-    """The two local-contrastive readings of Sec. 3.2 for one model (``identities.term_sizes``): "alignment", the
+    """The two local-contrastive readings of Sec. 3.2 for one model (``analysis.identities.term_sizes``): "alignment", the
     Eq. 2 contrastive term over the distance between two patches' predictions, and "eq4_vs_constant", the Eq. 4
     contrastive term over a constant prediction's (||x_i - x_j||^2)."""
-    from .identities import term_sizes
+    from .analysis.identities import term_sizes
 
     t = term_sizes(model, images, mask_ratio, seed)
     return {"alignment": t["eq2_contrastive"] / t["pair_distance"],
@@ -354,7 +356,7 @@ def semantic_references(study: Study, runs: dict[int, Run] | None, reference: st
 def collapse_measures(study: Study, runs: dict[int, Run]) -> dict:
     """An LC-MAE setting's collapse monitors per seed, as fractions of 1/sqrt(D): {"h", "v"} at the end of training
     (the run's held-out batch) and {"h_init", "v_init"} of its random-init model on the same batch and masks."""
-    from .monitors import lcmae_collapse
+    from .analysis.monitors import lcmae_collapse
     from .train.common import eval_dataset
     from .train.pretrain import collapse_batch
 
@@ -412,5 +414,6 @@ def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
 
 __all__ = ["PAGE_RUNS", "arm", "alignment_terms", "replicates", "per_replicate", "random_init_like",
            "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm",
-           "raw_pixel_baselines", "encoder_measures", "fig6_text", "encoder_models_measures", "decoder_measures", "layer_table",
+           "raw_pixel_baselines", "encoder_measures", "fig6_text", "encoder_models_measures", "decoder_measures",
+           "layer_table",
            "TABLE1_SETTINGS", "TABLE2_DECODERS"]

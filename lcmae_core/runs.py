@@ -126,7 +126,8 @@ def find_run(name: str, root: str | None = None, finished: bool = True) -> Run:
     """A run by name (``family-hash``) under the root; RunError when absent or (with finished) unfinished."""
     path = os.path.join(resolve_root(root), name)
     if not os.path.isdir(path):
-        raise RunError(f"no run {name!r} under {resolve_root(root)}; train it first (or pass its --run-root)")
+        raise RunError(f"no run {name!r} under {resolve_root(root)}; train it first (or give its run store: "
+                       "run_root, --run-root on the command line)")
     run = read_run(path)
     if finished and not run.finished:
         raise RunError(f"run {name!r} is not finished; rerun it to resume")

@@ -1,4 +1,4 @@
-"""The benchmark (``lcmae_core.bench``) on the CPU: end to end on the tiny workload, well-formed JSON lines,
+"""The benchmark (``lcmae_core.perf.bench``) on the CPU: end to end on the tiny workload, well-formed JSON lines,
 one-line errors, the compile fallback, bf16 and compiled numerics, FLOP counts."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import warnings
 import pytest
 import torch
 
-from lcmae_core import bench as B
-from lcmae_core import gpu_data
+from lcmae_core.perf import bench as B
+from lcmae_core.perf import compile as C
+from lcmae_core.perf import flops, gpu_data, profiling, records
+from lcmae_core.perf.workloads import MODES, WORKLOADS
 
 REQUIRED = {"command", "device", "torch", "date", "workload", "mode", "batch", "ms_per_step", "img_per_s",
             "peak_mem_gib", "mem_kind", "steps", "warmup"}
@@ -31,7 +33,7 @@ def test_tiny_runs_end_to_end_in_each_cpu_mode_and_writes_jsonl(tmp_path, capsys
                                                           ("lcmae_tiny", "fp32"), ("lcmae_tiny", "bf16")]
     for r in recs:
         assert REQUIRED <= set(r), REQUIRED - set(r)
-        assert r["command"].startswith("python -m lcmae_core.bench --device cpu")
+        assert r["command"].startswith("python -m lcmae_core.perf.bench --device cpu")
         assert r["torch"] == torch.__version__ and r["batch"] == 4 and r["steps"] == 2
         assert r["img_per_s"] > 0 and r["ms_per_step"] > 0 and r["mem_kind"] == "process_peak_rss"
         assert r["flops_per_img"] > 0 and r["mfu"] is None  # no peak known for a CPU
@@ -45,14 +47,14 @@ def test_tiny_runs_end_to_end_in_each_cpu_mode_and_writes_jsonl(tmp_path, capsys
 
 
 def test_default_results_file_is_named_by_device_torch_and_date():
-    path = B.results_path(torch.device("cpu"), date="2030-01-02")
-    assert path.endswith(f"bench/results/cpu_torch{B._slug(torch.__version__)}_2030-01-02.jsonl")
+    path = records.results_path(torch.device("cpu"), date="2030-01-02")
+    assert path.endswith(f"bench/results/cpu_torch{records.slug(torch.__version__)}_2030-01-02.jsonl")
 
 
 def test_write_jsonl_appends_atomically(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text('{"a": 1}')  # no trailing newline
-    B.write_jsonl(str(path), [{"b": 2}, {"c": 3}])
+    records.write_jsonl(str(path), [{"b": 2}, {"c": 3}])
     assert read_jsonl(path) == [{"a": 1}, {"b": 2}, {"c": 3}]
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]  # no temporary file left
 
@@ -101,20 +103,20 @@ def test_maybe_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     expect = lin(x)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        m = B.maybe_compile(lin, True)
-        assert m is lin and B.compile_status(m) == "not yet called"
+        m = C.maybe_compile(lin, True)
+        assert m is lin and C.compile_status(m) == "not yet called"
         torch.testing.assert_close(m(x), expect)
         torch.testing.assert_close(m(x), expect)
     msgs = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]
     assert len(msgs) == 1 and "inductor exploded" in msgs[0] and "long traceback" not in msgs[0]
-    assert B.compile_status(m) == "eager (compile failed)"
+    assert C.compile_status(m) == "eager (compile failed)"
     assert list(m.state_dict()) == ["weight", "bias"]  # compiled in place: the keys are unchanged
     # functions too, and a failure in torch.compile itself
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: (_ for _ in ()).throw(RuntimeError("no compiler")))
     with pytest.warns(RuntimeWarning, match="no compiler"):
-        f = B.maybe_compile(torch.sin, True)
+        f = C.maybe_compile(torch.sin, True)
     assert f is torch.sin
-    assert B.maybe_compile(torch.cos, False) is torch.cos
+    assert C.maybe_compile(torch.cos, False) is torch.cos
 
 
 def test_bench_compile_mode_records_the_fallback(tmp_path, monkeypatch):
@@ -171,7 +173,7 @@ def test_same_noise_same_curve():
 def test_vit_t4_training_flops_are_0p9_g_per_image():
     """The reference: 0.9 G per image (torch.utils.flop_counter, training). ViT-B/16's 58.8 G / 34.8 G are
     checked by the bench and recorded in bench/results (a ViT-B forward + backward takes too long here)."""
-    f = B.workload_flops("mae_t4")
+    f = flops.workload_flops("mae_t4")
     assert abs(f / 1e9 - 0.9) < 0.01
 
 
@@ -181,7 +183,7 @@ def test_fused_cpu_attention_is_counted_like_the_cuda_kernels():
 
     torch.manual_seed(0)
     model = create_model("mae", "test")
-    f = B.training_flops(model, 32, 0.75, images=2)
+    f = flops.training_flops(model, 32, 0.75, images=2)
     attn = {k: v for k, v in f["by_op"].items() if "attention" in k}
     fwd = sum(v for k, v in attn.items() if "backward" not in k)
     bwd = sum(v for k, v in attn.items() if "backward" in k)
@@ -246,7 +248,7 @@ def test_profile_saves_where_the_time_goes(tmp_path, capsys, one_thread):
     ("aten::gelu_backward", "other"),
 ])
 def test_profile_categories_of_real_kernel_names(name, cat):
-    assert B.profile_category(name) == cat
+    assert profiling.profile_category(name) == cat
 
 
 class _Evt:
@@ -259,20 +261,20 @@ class _Evt:
 def test_summarize_profile_counts_only_the_devices_own_time():
     events = [_Evt("aten::mm", 9000.0, 4), _Evt("triton_poi_fused_gelu_1", 3000.0, 2, "CUDA"),
               _Evt("nvjet_tst_128x256", 6000.0, 4, "CUDA"), _Evt("flash_fwd_kernel", 1000.0, 2, "CUDA")]
-    gpu = B.summarize_profile(events, steps=2, device_kind="cuda")
+    gpu = profiling.summarize_profile(events, steps=2, device_kind="cuda")
     assert gpu["busy_ms_per_step"] == 5.0  # (3000 + 6000 + 1000) us / 2 steps; the CPU op is not counted
     assert gpu["categories"] == {"matmul": {"ms_per_step": 3.0, "share": 0.6},
                                  "fused_elementwise": {"ms_per_step": 1.5, "share": 0.3},
                                  "attention": {"ms_per_step": 0.5, "share": 0.1}}
     assert [r["name"] for r in gpu["top"]] == ["nvjet_tst_128x256", "triton_poi_fused_gelu_1", "flash_fwd_kernel"]
     assert gpu["top"][0]["calls_per_step"] == 2.0
-    cpu = B.summarize_profile(events, steps=1, device_kind="cpu")
+    cpu = profiling.summarize_profile(events, steps=1, device_kind="cpu")
     assert cpu["busy_ms_per_step"] == 9.0 and list(cpu["categories"]) == ["matmul"]
 
 
 def test_autotune_mode_compiles_with_max_autotune(tmp_path, monkeypatch):
     seen = []
-    real = B.maybe_compile
+    real = C.maybe_compile
 
     def spy(obj, enabled=True, **kw):
         seen.append((enabled, kw.get("mode")))
@@ -298,9 +300,9 @@ def test_gpu_suite_names_only_known_workloads_modes_and_options():
     modes = re.findall(r"--modes (\S+)", text)
     assert workloads and modes
     for group in workloads:
-        assert set(group.split(",")) <= set(B.WORKLOADS), group
+        assert set(group.split(",")) <= set(WORKLOADS), group
     for group in modes:
-        assert set(group.split(",")) <= set(B.MODES), group
+        assert set(group.split(",")) <= set(MODES), group
     import argparse
     p = argparse.ArgumentParser()
     B.add_arguments(p)

@@ -15,7 +15,7 @@ import pytest
 
 from lcmae_core import batch, results
 from lcmae_core import claims as claims_module
-from lcmae_core.book import vendor_assets
+from lcmae_core.build import vendor_assets
 
 pytestmark = pytest.mark.slow
 

@@ -223,7 +223,7 @@ def test_run_loaders_rebuild_it(trained):
 
 def test_encoder_attention_analysis_runs_on_it(trained):
     from lcmae_core.analysis import attention_stats_curves
-    from lcmae_core.analysis.attention import num_prefix_tokens
+    from lcmae_core.analysis.geometry import num_prefix_tokens
     from lcmae_core.reference_models import load_run
 
     _, cfg, pre, _ = trained

@@ -10,8 +10,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from lcmae_core import bench, configs, runs
-from lcmae_core.train import compile as compile_mod
+from lcmae_core import configs, runs
+from lcmae_core.perf import bench, gpu_data
+from lcmae_core.perf import compile as compile_mod
+from lcmae_core.perf.measure import train_step
 from lcmae_core.train import engine, pretrain
 from lcmae_core.train.schedule import set_lr
 
@@ -95,15 +97,15 @@ def test_make_optimizer_is_the_pretraining_recipe():
     opt = engine.make_optimizer(cfg, model, torch.device("cpu"))
     assert isinstance(opt, torch.optim.AdamW)
     assert opt.param_groups[0]["betas"] == tuple(cfg.optim.betas)
-    assert bench.make_optimizer(cfg, model, torch.device("cpu")).param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
 
 def test_bench_train_step_is_the_engines(one_thread):
-    """bench.train_step goes through engine.train_step: the same weights as the engine's epoch."""
+    """The benchmark's step (``perf.measure.train_step``) goes through engine.train_step: the same weights as the
+    engine's epoch."""
     batches = _data(4)
     a, oa, b, ob = _pair()
     for x, y in batches:
-        bench.train_step(a, oa, x, y, torch.device("cpu"), "fp32", 1e-2)
+        train_step(a, oa, x, y, torch.device("cpu"), "fp32", 1e-2)
     engine.train_one_epoch(b, batches, ob, epoch=0, lr_fn=lambda e: 1e-2, device=torch.device("cpu"),
                            progress=False)
     for pa, pb in zip(a.parameters(), b.parameters()):
@@ -170,8 +172,8 @@ def test_gpu_data_path_on_cpu_is_a_clear_error():
                                   ["device=cpu", "data.dataset=imagefolder", "data.limit=none", "data.data_path=gpu"])
     with pytest.raises(configs.ConfigError, match="needs a CUDA device"):
         configs.validate(cfg)
-    auto = configs.apply_overrides(cfg, ["data.data_path=auto"])
-    assert pretrain.data_path(auto, torch.device("cpu")) == "cpu"
+    auto = configs.apply_overrides(cfg, ["data.data_path=auto"]).data
+    assert gpu_data.choose_data_path(auto.data_path, torch.device("cpu"), auto.dataset, auto.limit) == "cpu"
 
 
 def test_find_unused_parameters_only_for_lcmae_with_a_zero_weight():

@@ -2,7 +2,7 @@
 
 import torch
 
-from lcmae_core.explorer import Explorer
+from lcmae_core.analysis.explorer import Explorer
 from lcmae_core.models import create_model
 
 

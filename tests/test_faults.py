@@ -13,7 +13,7 @@ import stat
 import pytest
 import torch
 
-from lcmae_core import atomic, batch, book, configs, errors, results
+from lcmae_core import atomic, batch, build, configs, errors, results
 from lcmae_core.cli import main
 from lcmae_core.pretrained import CheckpointError, read_checkpoint
 
@@ -144,15 +144,15 @@ def test_bench_out_under_a_regular_file(tmp_path, capsys):
 
 
 def test_the_book_refuses_to_publish_a_failed_notebook(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(book, "DEFAULT_OUT", tmp_path)
+    monkeypatch.setattr(build, "DEFAULT_OUT", tmp_path)
     (tmp_path / "run_status.json").write_text(json.dumps([{"notebook": "table1_lcmae_ablation", "ok": False},
                                                           {"notebook": "explorer", "ok": True}]))
-    assert book.main(["--no-execute"]) == 1
+    assert build.main(["--no-execute"]) == 1
     err = capsys.readouterr().err.strip()
     assert one_line(err) and "table1_lcmae_ablation" in err and "--publish-failures" in err
-    assert book.main(["--jobs", "0"]) == 2
+    assert build.main(["--jobs", "0"]) == 2
     (tmp_path / "run_status.json").write_text("[{")
-    assert book.main(["--no-execute"]) == 1 and "not a run-status record" in capsys.readouterr().err
+    assert build.main(["--no-execute"]) == 1 and "not a run-status record" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_the_results_page_on_an_empty_store_says_so(tmp_path):
 
 
 def test_the_explorer_checks_its_parameters_first():
-    from lcmae_core.explorer import check_parameters
+    from lcmae_core.analysis.explorer import check_parameters
 
     check_parameters(8, 0.75)
     for n, r in ((0, 0.75), ("8", 0.75), (8, "abc"), (8, 1.0), (8, True)):
@@ -252,9 +252,9 @@ def test_the_explorer_checks_its_parameters_first():
 # ---------------------------------------------------------------------------------------------------------------
 # the matrix: every entry point against every kind of fault
 def _entry(name):
-    from lcmae_core import bench
+    from lcmae_core.perf import bench
 
-    return {"cli": main, "batch": batch.main, "book": book.main, "bench": bench.main}[name]
+    return {"cli": main, "batch": batch.main, "book": build.main, "bench": bench.main}[name]
 
 
 def _write(path, data: bytes) -> None:
@@ -312,7 +312,7 @@ def test_fault_matrix(tmp_path, capsys, monkeypatch, entry, fault, argv, code_, 
     (tmp_path / "file").write_text("x")
     _write(f"{t}/bad.pth", b"PK\x03\x04 cut off")
     _write(f"{t}/ckpts/mae_visualize_vit_base.pth", b"")
-    monkeypatch.setattr(book, "DEFAULT_OUT", tmp_path / "book-executed")
+    monkeypatch.setattr(build, "DEFAULT_OUT", tmp_path / "book-executed")
     (tmp_path / "book-executed").mkdir()
     (tmp_path / "book-executed" / "run_status.json").write_text("[{")
     argv = [a.replace("{t}", t) for a in argv]
@@ -341,7 +341,7 @@ def test_an_interrupt_at_any_entry_point_is_one_line(tmp_path, capsys, monkeypat
     assert code == 130 and one_line(err) and "interrupted" in err, (code, err)
 
 
-@pytest.mark.parametrize("module", ["lcmae_core", "lcmae_core.book", "lcmae_core.batch", "lcmae_core.bench"])
+@pytest.mark.parametrize("module", ["lcmae_core", "lcmae_core.build", "lcmae_core.batch", "lcmae_core.perf.bench"])
 def test_a_ctrl_c_while_python_m_imports_is_one_line(tmp_path, module):
     """A real SIGINT a second after ``python -m`` starts, while torch and timm are still importing."""
     import signal
@@ -349,11 +349,12 @@ def test_a_ctrl_c_while_python_m_imports_is_one_line(tmp_path, module):
     import sys
     import time
 
-    args = {"lcmae_core": ["plan", "--dry-run"], "lcmae_core.book": ["--no-execute"],
+    args = {"lcmae_core": ["plan", "--dry-run"], "lcmae_core.build": ["--no-execute"],
             "lcmae_core.batch": ["--only", "explorer"],
             # a real workload (``--list`` needs no torch and could end before the signal, which then lands in the
             # interpreter's shutdown, where no exit status can be set)
-            "lcmae_core.bench": ["--workloads", "tiny", "--device", "cpu", "--out", str(tmp_path / "b.jsonl")]}[module]
+            "lcmae_core.perf.bench": ["--workloads", "tiny", "--device", "cpu", "--out",
+                                      str(tmp_path / "b.jsonl")]}[module]
     # a terminal's Ctrl-C: SIGINT at its default disposition (pytest-xdist workers ignore it, and a child inherits
     # that), then the signal a second after start, while torch and timm are still importing
     p = subprocess.Popen([sys.executable, "-m", module, *args], cwd=tmp_path, stdout=subprocess.PIPE,

@@ -1,5 +1,5 @@
-"""The GPU data path (``lcmae_core.gpu_data``) on the CPU: decoding, crop boxes, the roi_align crop, flips,
-normalisation and the loader."""
+"""The GPU data path (``lcmae_core.perf.gpu_data``) on the CPU: decoding, crop boxes, the roi_align crop, flips,
+normalisation, the loader the trainer builds, and the choice between the GPU and the CPU path."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from lcmae_core import gpu_data as G
-from lcmae_core.data import IMAGENET_MEAN, IMAGENET_STD
+from lcmae_core import configs
+from lcmae_core.data import IMAGENET_MEAN, IMAGENET_STD, DataError
+from lcmae_core.perf import gpu_data as G
+from lcmae_core.train import common, pretrain
+from lcmae_core.train.distributed import EpochSampler
 
 
 def jpeg_bytes(img: Image.Image, fmt: str = "JPEG") -> torch.Tensor:
@@ -41,7 +44,7 @@ def test_decode_rgb_grey_cmyk_and_png_all_come_out_rgb():
 
 
 def test_undecodable_bytes_raise_one_data_error():
-    with pytest.raises(G.DataError, match="cannot decode"):
+    with pytest.raises(DataError, match="cannot decode"):
         G.decode_jpegs([torch.tensor([1, 2, 3, 4], dtype=torch.uint8)], "cpu")
 
 
@@ -166,38 +169,58 @@ def jpeg_folder(tmp_path_factory):
     return root
 
 
-def test_loader_yields_normalised_batches_with_labels(jpeg_folder):
+def folder_config(root, *changes):
+    """The smoke MAE pretraining on the JPEG folder ``root`` (``root/train/<class>/*.jpg``), every image."""
+    return configs.apply_overrides(configs.preset("mae", "smoke"),
+                                   ["data.dataset=imagefolder", f"data.root={root}", "data.limit=none", *changes])
+
+
+def test_the_trainers_gpu_loader_yields_normalised_batches_with_labels(jpeg_folder):
     ds = G.JpegFolder(str(jpeg_folder / "train"))
     assert len(ds) == 12 and ds.classes == ["class_000", "class_001", "class_002"]
     data, label = ds[0]
     assert data.dtype == torch.uint8 and data.dim() == 1 and label == 0
     for workers in (0, 2):
-        loader = G.build_pretrain_loader(str(jpeg_folder / "train"), 4, 32, "cpu", data_path="gpu",
-                                         num_workers=workers, seed=0)
+        cfg = folder_config(jpeg_folder, f"data.num_workers={workers}")
+        S = cfg.model.img_size
+        folder, make_loader = pretrain.gpu_train_data(cfg, torch.device("cpu"))  # what fit builds once
+        loader = make_loader(EpochSampler(len(folder), cfg.seed), 4)
         assert isinstance(loader, G.GpuLoader) and len(loader) == 3
+        loader.set_epoch(0)
         batches = list(loader)
         assert len(batches) == 3
         for imgs, labels in batches:
-            assert imgs.shape == (4, 3, 32, 32) and imgs.dtype == torch.float32
+            assert imgs.shape == (4, 3, S, S) and imgs.dtype == torch.float32
             assert labels.shape == (4,) and labels.dtype == torch.int64
             assert imgs.abs().max() < 3.0  # normalised
         assert sorted(torch.cat([lab for _, lab in batches]).tolist()) == sorted(ds.targets)
 
 
-def test_auto_picks_the_cpu_path_off_cuda(jpeg_folder):
-    loader = G.build_pretrain_loader(str(jpeg_folder / "train"), 4, 32, "cpu", num_workers=0)
-    assert isinstance(loader, torch.utils.data.DataLoader)
+def test_the_data_path_is_gpu_only_for_whole_jpeg_folders_on_cuda():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert G.choose_data_path("auto", cpu) == "cpu"
+    assert G.choose_data_path("auto", cuda) == "gpu"
+    assert G.choose_data_path("auto", cuda, "imagenet") == "gpu"
+    assert G.choose_data_path("auto", cuda, "imagefolder", limit=100) == "cpu"  # a subset: the PIL path
+    assert G.choose_data_path("auto", cuda, "mnist5k") == "cpu"
+    assert G.choose_data_path("cpu", cuda) == "cpu"
+    assert G.choose_data_path("gpu", cpu) == "gpu"  # as asked (the benchmark times the GPU path on a CPU)
+    with pytest.raises(DataError, match="unknown data path"):
+        G.choose_data_path("fast", cpu)
+
+
+def test_off_cuda_the_trainer_takes_the_cpu_path(jpeg_folder):
+    cfg = folder_config(jpeg_folder)
+    job = pretrain.build(cfg, torch.device("cpu"))
+    assert job.make_loader is None  # fit builds a DataLoader over the PIL ImageFolder each epoch
+    loader = torch.utils.data.DataLoader(job.train_set, batch_size=4)
     imgs, labels = next(iter(loader))
-    assert imgs.shape == (4, 3, 32, 32)
-    with pytest.raises(G.DataError, match="unknown data path"):
-        G.resolve_data_path("fast", "cpu")
+    assert imgs.shape == (4, 3, cfg.model.img_size, cfg.model.img_size) and labels.shape == (4,)
 
 
 # ------------------------------------------------------------------------------------------------------------
 # the batched in-memory path of the smoke and cpu presets (data.augment=batched)
 def test_tensor_loader_batches_are_deterministic_per_epoch_and_labelled():
-    from lcmae_core.train.distributed import EpochSampler
-
     imgs = [torch.full((3, 8, 8), i, dtype=torch.uint8) for i in range(10)]  # image i is the constant i
     labels = torch.arange(10) + 100
     aug = G.GpuAugment(8, (0.5, 1.0), hflip=0.5, mean=None, std=None, seed=0)
@@ -218,9 +241,6 @@ def test_tensor_loader_batches_are_deterministic_per_epoch_and_labelled():
 
 
 def test_batched_loader_for_the_presets_and_its_validation():
-    from lcmae_core import configs
-    from lcmae_core.train import common
-
     cfg = configs.preset("mae", "smoke")
     assert cfg.data.augment == "auto" and configs.augment_backend(cfg) == "batched"
     assert configs.augment_backend(configs.preset("mae", "gpu")) == "pil"  # CIFAR-10: torchvision's transforms
@@ -228,8 +248,6 @@ def test_batched_loader_for_the_presets_and_its_validation():
                                                            ["randaug=rand-m9-mstd0.5"])) == "pil"
     ds = common.train_dataset(cfg, "pretrain")
     make = common.batched_loader(cfg, ds, torch.device("cpu"))
-    from lcmae_core.train.distributed import EpochSampler
-
     loader = make(EpochSampler(len(ds), 0), 32)
     loader.set_epoch(0)
     x, y = next(iter(loader))

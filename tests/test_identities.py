@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lcmae_core.identities import eq2_sides, eq4_sides, masked_pair, term_sizes
+from lcmae_core.analysis.identities import eq2_sides, eq4_sides, masked_pair, term_sizes
 from lcmae_core.masking import masking_from_noise, random_noise, shared_noise
 from lcmae_core.models import create_model
 

@@ -187,3 +187,18 @@ def test_cpu_scale_trains_the_shared_fig6_baseline_only():
     assert Study(scale="gpu", planner=[]).fig6_mask_ratios == (0.9, 0.75, 0.6, 0.45, 0.3)
     runs = pages.runs_fig6(study)
     assert list(runs) == [0.75] and set(runs[0.75]) == set(study.seeds)
+
+
+def test_page_measures_run_on_the_studys_device(monkeypatch):
+    """Table 3's and the attention pages' encoder measures default to the study's device, not the CPU."""
+    seen = {}
+    monkeypatch.setattr(pages, "encoder_models_measures",
+                        lambda models, inits, images, device=None: seen.setdefault("device", device))
+    monkeypatch.setattr(Study, "model", lambda self, run: run)
+    monkeypatch.setattr(Study, "init_model", lambda self, run: run)
+    monkeypatch.setattr(configs, "check_device", lambda d: {"auto": "cuda", "cpu": "cpu"}[d])
+    pages.encoder_measures(Study(scale="smoke", device="auto", planner=[]), {0: "run"}, None)
+    assert seen["device"] == "cuda"
+    seen.clear()
+    pages.encoder_measures(Study(scale="smoke", device="auto", planner=[]), {0: "run"}, None, device="cpu")
+    assert seen["device"] == "cpu"

@@ -13,16 +13,16 @@
 Loaders for reference and official checkpoints are in ``lcmae_core.reference_models``.
 """
 
-from .attention import (AttentionMaps, AttentionRecorder, attention_probs, decoder_attention, decoder_blocks,
-                        encoder_attention, encoder_blocks, masked_positions, masked_query_rows, pick_masked_queries,
-                        query_attention_maps, shared_mask)
+from .attention import (AttentionMaps, AttentionRecorder, attention_probs, decoder_attention, encoder_attention,
+                        masked_query_rows, query_attention_maps)
+from .features import decoder_layer_features
+from .geometry import decoder_blocks, encoder_blocks, masked_positions, pick_masked_queries, shared_mask
 from .distance import (attention_distance, attention_distance_curves, attention_distance_per_query,
                        attention_entropy, attention_entropy_curves, attention_stats_curves, patch_attention,
                        patch_distance_matrix,
                        uniform_attention_distance)
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
-                         attention_similarity_curve, decoder_attention_measures, decoder_layer_features,
-                         feature_affinity, final_patch_features, query_similarity_curves, semantic_similarity_curve, semantic_similarity_curves)
+                         attention_similarity_curve, decoder_attention_measures, feature_affinity, final_patch_features, query_similarity_curves, semantic_similarity_curve, semantic_similarity_curves)
 from .reconstruction import reconstruction_loss
 from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
                   reconstruction_figure, style)

@@ -31,7 +31,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from ..masking import MASK_RATIO, mask_ratio_of, noise_for_mask, random_masks
+from ..masking import mask_ratio_of, noise_for_mask
+from .geometry import decoder_blocks, encoder_blocks, expand_mask, is_mae, masked_positions, num_prefix_tokens
 
 Reduce = Callable[[int, torch.Tensor], Any]
 
@@ -118,62 +119,7 @@ class AttentionRecorder:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# which blocks a model has
-def is_mae(model: nn.Module) -> bool:
-    """True for this project's ``MaskedAutoencoderViT`` family (MAE, LC-MAE, block AE): it has ``forward_encoder``
-    and ``decoder_embed``."""
-    return hasattr(model, "forward_encoder") and hasattr(model, "decoder_embed")
-
-
-def encoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The encoder's transformer blocks: ``model.blocks`` (MAE family and timm ``VisionTransformer``)."""
-    blocks = getattr(model, "blocks", None)
-    if blocks is None:
-        raise ValueError(f"{type(model).__name__} has no .blocks; pass a MaskedAutoencoderViT or a timm "
-                         "VisionTransformer")
-    return blocks
-
-
-def decoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The decoder's transformer blocks, ``model.decoder_blocks``; only the transformer decoder has attention."""
-    blocks = getattr(model, "decoder_blocks", None)
-    if blocks is None:
-        kind = getattr(model, "decoder_type", None)
-        raise ValueError(f"{type(model).__name__} has no transformer decoder (decoder={kind!r}); attention maps "
-                         "exist only for decoder='transformer'")
-    return blocks
-
-
-def num_prefix_tokens(model: nn.Module) -> int:
-    """Prefix tokens before the patch tokens: 1 (CLS) for the MAE family, ``model.num_prefix_tokens`` for timm."""
-    return 1 if is_mae(model) else int(getattr(model, "num_prefix_tokens", 1))
-
-
-def patch_size_of(model: nn.Module) -> int:
-    p = model.patch_embed.patch_size
-    return int(p[0] if isinstance(p, (tuple, list)) else p)
-
-
-def grid_size_of(model: nn.Module) -> tuple[int, int]:
-    return tuple(int(g) for g in model.patch_embed.grid_size)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# masks
-def expand_mask(mask: torch.Tensor, batch: int, num_patches: int) -> torch.Tensor:
-    """A mask given as (L,), (1, L) or (B, L) -> (B, L) float, 1 = masked. (L,)/(1, L): one mask for every image."""
-    mask = torch.as_tensor(mask)
-    if mask.dim() == 1:
-        mask = mask.unsqueeze(0)
-    if mask.dim() != 2 or mask.shape[1] != num_patches or mask.shape[0] not in (1, batch):
-        raise ValueError(f"mask must be (L,), (1, L) or (B, L) with L={num_patches}, B={batch}; got "
-                         f"{tuple(mask.shape)}")
-    mask = mask.float().expand(batch, num_patches)
-    if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError("mask must be binary, 1 = masked and 0 = visible")
-    return mask
-
-
+# the maps of a model
 def _masked_forward_args(mask: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(mask_ratio, noise) that make ``forward_encoder`` reproduce ``mask`` (B, L), visible tokens in image order."""
     return mask_ratio_of(mask), noise_for_mask(mask)
@@ -241,94 +187,7 @@ def decoder_attention(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor,
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# features of layers (Eq. 8)
-class KeyRecorder:
-    """Context manager that keeps the keys of one block's attention (what CutLER's MaskCut uses as features).
-
-    After a forward, ``keys`` is (B, N, H * d): the k part of ``attn.qkv``'s output, heads concatenated, before
-    ``k_norm``."""
-
-    def __init__(self, block: nn.Module):
-        self.attn = check_attention_block(block)
-        self.keys: torch.Tensor | None = None
-        self._handle = None
-
-    def _hook(self, module: nn.Module, args: tuple, qkv: torch.Tensor) -> None:
-        D = qkv.shape[-1] // 3  # qkv: (B, N, 3 * H * d), ordered (q | k | v)
-        self.keys = qkv[..., D:2 * D].detach()
-        return None
-
-    def __enter__(self) -> "KeyRecorder":
-        self._handle = self.attn.qkv.register_forward_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._handle.remove()
-
-
-def decoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The decoder's layers whose outputs Eq. 8 compares: the transformer blocks, or the one local decoder."""
-    if getattr(model, "decoder_blocks", None) is not None:
-        return list(model.decoder_blocks)
-    if getattr(model, "decoder_local", None) is not None:
-        return [model.decoder_local]
-    raise ValueError(f"{type(model).__name__} has no decoder; pass a MaskedAutoencoderViT-family model")
-
-
-@torch.no_grad()
-def decoder_layer_features(model: nn.Module, imgs: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-    """Outputs of every decoder layer on masked images: one (B, L, Dd) per layer, patch tokens in image order.
-
-    mask: (L,) or (B, L), 1 = masked. The CLS token of the transformer decoder is dropped."""
-    layers = decoder_layers(model)
-    B, L = imgs.shape[0], model.num_patches
-    m = expand_mask(mask, B, L).to(imgs.device)
-    outs: list[torch.Tensor | None] = [None] * len(layers)
-
-    def keep(i):
-        def hook(module, args, out):
-            outs[i] = out[:, -L:, :].detach()  # (B, L, Dd): drop the CLS token when present
-        return hook
-
-    handles = [layer.register_forward_hook(keep(i)) for i, layer in enumerate(layers)]
-    try:
-        latent, _, ids_restore = model.forward_encoder(imgs, mask_ratio_of(m), noise_for_mask(m))
-        model.forward_decoder(latent, ids_restore)
-    finally:
-        for h in handles:
-            h.remove()
-    return outs
-
-
-def shared_mask(num_patches: int, mask_ratio: float = MASK_RATIO, seed: int = 0) -> torch.Tensor:
-    """One random mask (L,) for every image (Eqs. 7, 8, Fig. 4), drawn from ``torch.Generator().manual_seed(seed)``
-    exactly as ``attention_similarity_curve`` / ``semantic_similarity_curve`` draw their default. 1 = masked."""
-    return random_masks(1, num_patches, mask_ratio, torch.Generator().manual_seed(seed))[0]
-
-
-def pick_masked_queries(mask: torch.Tensor, n: int = 2, seed: int = 0) -> list[int]:
-    """``n`` distinct masked grid positions of a shared mask (L,), chosen with a seeded generator (Fig. 4's
-    "auto" queries), in the order drawn. Deterministic for a given mask, n and seed."""
-    pos = torch.as_tensor(mask).reshape(-1).bool().nonzero()[:, 0]  # (k,) masked positions, ascending
-    if n > pos.numel():
-        raise ValueError(f"asked for {n} masked queries but the mask has only {pos.numel()} masked positions")
-    g = torch.Generator().manual_seed(seed)
-    return [int(pos[i]) for i in torch.randperm(pos.numel(), generator=g)[:n]]
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # selecting rows
-def masked_positions(mask: torch.Tensor) -> torch.Tensor:
-    """mask (B, L), 1 = masked, the same count k in every row -> (B, k) masked grid positions, ascending."""
-    if mask.dim() != 2:
-        raise ValueError(f"mask must be (B, L), got {tuple(mask.shape)}")
-    counts = mask.bool().sum(1)
-    if bool((counts != counts[0]).any()):
-        raise ValueError("every image must have the same number of masked patches to stack the query rows")
-    B, k = mask.shape[0], int(counts[0])
-    return mask.bool().nonzero()[:, 1].reshape(B, k)  # nonzero is row-major: ascending within each row
-
-
 def masked_query_rows(attn: torch.Tensor, mask: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
     """The decoder attention rows of the masked-query positions (the A_{l,i} of Eq. 7, all keys kept).
 
@@ -368,8 +227,5 @@ def query_attention_maps(model: nn.Module, imgs: torch.Tensor, mask: torch.Tenso
     return torch.stack([maps[l] for l in layers], dim=1)  # (Q, layers, H, 1 + L)
 
 
-__all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "probs_from_qkv", "encoder_attention",
-           "decoder_attention",
-           "masked_query_rows", "masked_positions", "query_attention_maps", "encoder_blocks", "decoder_blocks",
-           "num_prefix_tokens", "patch_size_of", "grid_size_of", "expand_mask", "is_mae", "KeyRecorder",
-           "decoder_layers", "decoder_layer_features", "shared_mask", "pick_masked_queries"]
+__all__ = ["AttentionRecorder", "AttentionMaps", "attention_probs", "probs_from_qkv", "check_attention_block",
+           "encoder_attention", "decoder_attention", "masked_query_rows", "query_attention_maps"]

@@ -21,8 +21,9 @@ import torch
 import torch.nn as nn
 
 from ._batches import iter_image_batches
-from .attention import (decoder_attention, decoder_blocks, encoder_attention, encoder_blocks, expand_mask,
-                        grid_size_of, is_mae, num_prefix_tokens, patch_size_of)
+from .attention import decoder_attention, encoder_attention
+from .geometry import (decoder_blocks, encoder_blocks, expand_mask, grid_size_of, is_mae, num_prefix_tokens,
+                       patch_size_of)
 from ..masking import MASK_RATIO, random_masks
 
 

@@ -31,9 +31,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._batches import iter_image_batches
-from .attention import (KeyRecorder, decoder_attention, decoder_blocks, decoder_layer_features,
-                        encoder_blocks, grid_size_of, is_mae, masked_query_rows, num_prefix_tokens, patch_size_of,
-                        shared_mask)
+from .attention import decoder_attention, masked_query_rows
+from .features import KeyRecorder, decoder_layer_features
+from .geometry import (decoder_blocks, encoder_blocks, grid_size_of, is_mae, num_prefix_tokens, patch_size_of,
+                       shared_mask)
 from ..masking import MASK_RATIO, noise_for_mask
 
 

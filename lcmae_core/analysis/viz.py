@@ -27,7 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
 from ..masking import MASK_RATIO, mask_ratio_of, noise_for_mask, random_masks
-from .attention import expand_mask, grid_size_of, patch_size_of, query_attention_maps
+from .attention import query_attention_maps
+from .geometry import expand_mask, grid_size_of, patch_size_of
 
 # one style for every figure of the book
 STYLE: dict = {

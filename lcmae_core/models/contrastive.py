@@ -9,7 +9,7 @@ tokens of two augmented views of each image.
   MAE's, and the attention analysis reads ``model.blocks``. It encodes every token (no masking).
 - **No decoder**: the parent is built with the smallest decoder, whose modules are then set to None (they leave the
   state dict and the optimizer). ``decoder_embed`` stays as an attribute (None) so that the analysis code, which
-  tells this project's models from timm's by it (``analysis.attention.is_mae``), treats it as an MAE-family encoder
+  tells this project's models from timm's by it (``analysis.geometry.is_mae``), treats it as an MAE-family encoder
   with one CLS prefix token.
 - **Projector**: Linear(D, D) - BatchNorm1d(D) - ReLU - Linear(D, proj_dim) on the CLS token after the final norm
   (SimCLR's two-layer head, hidden width = the feature width); ``temperature`` 0.2 by default.

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..monitors import collapse_stats
+from ..analysis.monitors import collapse_stats
 from . import distributed as dist_utils
 from .schedule import set_lr
 

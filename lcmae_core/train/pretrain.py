@@ -13,7 +13,8 @@ import torch
 
 from .. import data as data_mod
 from ..models import FAMILIES
-from ..monitors import lcmae_collapse
+from ..analysis.monitors import lcmae_collapse
+from ..perf import gpu_data
 from . import common
 from . import distributed as dist_utils
 from .engine import PretrainObjective, make_optimizer
@@ -36,7 +37,8 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
     model = build_model(cfg).to(device)
     optimizer = make_optimizer(cfg, model, device)
     make_loader = None
-    if data_path(cfg, device) == "gpu":
+    d = cfg.data
+    if gpu_data.choose_data_path(d.data_path, device, d.dataset, d.limit) == "gpu":
         train_set, make_loader = gpu_train_data(cfg, device)
     else:
         train_set = common.train_dataset(cfg, "pretrain")
@@ -70,21 +72,10 @@ def collapse_batch(cfg, ds) -> torch.Tensor:
     return torch.stack([ds[i][0] for i in range(min(64, len(ds)))])
 
 
-def data_path(cfg, device: torch.device) -> str:
-    """'gpu' (``gpu_data``: JPEG decode and crops on the GPU) or 'cpu' (PIL in loader workers) for the training
-    data: the GPU path only for imagefolder/imagenet pretraining on CUDA without ``data.limit``; ``auto`` picks
-    it there, ``cpu`` never (``validate`` refuses ``gpu`` elsewhere)."""
-    d = cfg.data
-    if d.dataset not in ("imagefolder", "imagenet") or d.limit is not None or torch.device(device).type != "cuda":
-        return "cpu"
-    from ..gpu_data import resolve_data_path
-    return resolve_data_path(d.data_path, device)
-
-
 def gpu_train_data(cfg, device: torch.device):
-    """(the JPEG folder of the training split, make_loader(sampler, batch_size) -> a ``gpu_data.GpuLoader``)."""
-    from .. import gpu_data
-
+    """(the JPEG folder of the training split, make_loader(sampler, batch_size) -> a ``perf.gpu_data.GpuLoader``):
+    the GPU data path (``perf.gpu_data``: JPEG decode and crops on the device) that ``build`` takes when
+    ``perf.gpu_data.choose_data_path`` picks it."""
     d = cfg.data
     seed = dist_utils.epoch_seed(cfg.seed, 0, dist_utils.rank(), stream=3) % 2**31  # crops differ per rank
     folder = gpu_data.JpegFolder(data_mod._folder_split(d.root, "train", d.dataset))

@@ -23,8 +23,10 @@ the two are close but not identical. At the crop's border the bilinear samples m
 pixels of the image (crop-then-resize would repeat the crop's edge); beyond the image's border the edge is
 repeated, as a resize would.
 
-``build_pretrain_loader`` picks the path: the GPU path by default on CUDA for image folders, the CPU path as
-the fallback (and on request). Used by ``lcmae_core.bench`` (``loader`` and ``e2e`` workloads).
+``choose_data_path`` picks between this path and the CPU one, for the trainer (``train.pretrain``) and the
+benchmark (``perf.bench``, whose ``loader``, ``loader_pil`` and ``e2e`` workloads time them) alike: the GPU path
+by default on CUDA for whole image folders, the CPU path otherwise (and on request). ``TensorLoader`` applies the
+same batched augmentation to the bundled in-memory sets of the smoke and cpu scales (``train.common``).
 """
 
 from __future__ import annotations
@@ -32,17 +34,22 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+from torchvision.ops import roi_align
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, DataError
-from .errors import first_line
+from ..data import IMAGENET_MEAN, IMAGENET_STD, CheckedImageFolder, DataError, build_transform, dataset_info
+from ..errors import first_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DATA_PATHS = ("auto", "gpu", "cpu")
+JPEG_FOLDER_DATASETS = ("imagefolder", "imagenet")  # the datasets the GPU path can read: folders of JPEG files
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -51,8 +58,6 @@ class JpegFolder(torch.utils.data.Dataset):
     """An ImageFolder (``root/<class>/<image>``) whose samples are ``(bytes (B,) uint8 tensor, label int)``."""
 
     def __init__(self, root: str, extensions: Sequence[str] = IMG_EXTENSIONS):
-        from torchvision.datasets.folder import find_classes, make_dataset
-
         if not os.path.isdir(root):
             raise DataError(f"image folder {root} does not exist")
         try:
@@ -87,8 +92,6 @@ def decode_jpegs(datas: list[torch.Tensor], device) -> list[torch.Tensor]:
     Greyscale and CMYK JPEGs are converted to RGB; a file the batched decoder rejects is decoded alone (and on
     the CPU when the device cannot), so one odd file does not stop a batch.
     """
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-
     device = torch.device(device)
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they remain the batched nvJPEG path
@@ -170,8 +173,6 @@ def resized_crops(images: list[torch.Tensor], boxes: torch.Tensor, size: int, fl
     Images are padded (their last row and column repeated once, then zeros) into one canvas per size bucket
     of ``bucket`` pixels, so that a batch with one huge image does not pad every other image to its size.
     """
-    from torchvision.ops import roi_align
-
     N = len(images)
     if N == 0:
         raise ValueError("resized_crops needs at least one image")
@@ -325,11 +326,8 @@ def cpu_pretrain_loader(root: str, batch_size: int, img_size: int, device, *, nu
                         scale: tuple[float, float] = (0.2, 1.0), hflip: float = 0.5, seed: int = 0,
                         shuffle: bool = True, drop_last: bool = True) -> torch.utils.data.DataLoader:
     """The CPU path (fb/mae's): PIL decode + RandomResizedCrop (bicubic) + flip + normalise in workers."""
-    from . import data as data_mod
-
-    tf = data_mod.build_transform("pretrain", data_mod.dataset_info("imagefolder"), img_size, crop_scale=scale,
-                                  hflip=hflip)
-    ds = data_mod.CheckedImageFolder(root, tf)
+    tf = build_transform("pretrain", dataset_info("imagefolder"), img_size, crop_scale=scale, hflip=hflip)
+    ds = CheckedImageFolder(root, tf)
     kw = dict(num_workers=num_workers, drop_last=drop_last, shuffle=shuffle,
               pin_memory=torch.device(device).type == "cuda", generator=torch.Generator().manual_seed(seed))
     if num_workers > 0:
@@ -337,29 +335,21 @@ def cpu_pretrain_loader(root: str, batch_size: int, img_size: int, device, *, nu
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, **kw)
 
 
-def resolve_data_path(data_path: str, device) -> str:
-    """'auto' -> 'gpu' on CUDA, 'cpu' elsewhere."""
-    if data_path not in DATA_PATHS:
-        raise DataError(f"unknown data path {data_path!r}; choose one of {', '.join(DATA_PATHS)}")
-    if data_path == "auto":
-        return "gpu" if torch.device(device).type == "cuda" else "cpu"
-    return data_path
+def choose_data_path(requested: str, device, dataset: str = "imagefolder", limit: int | None = None) -> str:
+    """'gpu' or 'cpu': the data path of pretraining batches, chosen here for every caller (the trainer through
+    ``train.pretrain.build``, the benchmark's ``e2e`` workload).
 
-
-def build_pretrain_loader(root: str, batch_size: int, img_size: int, device, *, data_path: str = "auto",
-                          num_workers: int = 8, scale: tuple[float, float] = (0.2, 1.0), hflip: float = 0.5,
-                          seed: int = 0, sampler=None) -> Iterable:
-    """Pretraining batches from an image folder: the GPU path by default on CUDA, the CPU path otherwise.
-
-    Yields (imgs (N, 3, img_size, img_size) float32, labels (N,)); the GPU path yields them on ``device``
-    already, the CPU path on the CPU (pinned on CUDA).
+    requested: 'auto' | 'gpu' | 'cpu' (a config's ``data.data_path``, the benchmark's ``--data-path``). 'auto' is
+    the GPU path on CUDA when the data are a whole folder of JPEGs (``dataset`` imagefolder or imagenet, no
+    ``limit``), the CPU path otherwise; 'gpu' and 'cpu' are taken as asked (``configs.validate`` refuses
+    ``data.data_path=gpu`` for a run off CUDA or on other data; the benchmark may time the GPU path on the CPU).
     """
-    if resolve_data_path(data_path, device) == "gpu":
-        aug = GpuAugment(img_size, scale, hflip=hflip, seed=seed)
-        return GpuLoader(JpegFolder(root), batch_size, device, aug, num_workers=num_workers, seed=seed,
-                         sampler=sampler)
-    return cpu_pretrain_loader(root, batch_size, img_size, device, num_workers=num_workers, scale=scale,
-                               hflip=hflip, seed=seed)
+    if requested not in DATA_PATHS:
+        raise DataError(f"unknown data path {requested!r}; choose one of {', '.join(DATA_PATHS)}")
+    if requested != "auto":
+        return requested
+    whole_folder = dataset in JPEG_FOLDER_DATASETS and limit is None
+    return "gpu" if whole_folder and torch.device(device).type == "cuda" else "cpu"
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -375,8 +365,6 @@ def write_synthetic_jpegs(root: str, num_images: int, size: tuple[int, int] = (5
     seeded one by one, so that several processes can write disjoint ranges). Returns {"num_images",
     "mean_bytes", "root"}.
     """
-    from PIL import Image
-
     W, H = size
     total = 0
     for n in range(start, start + num_images):

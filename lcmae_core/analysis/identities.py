@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .masking import MASK_RATIO, masking_from_noise, random_noise, shared_noise
+from ..masking import MASK_RATIO, masking_from_noise, random_noise, shared_noise
 
 
 @torch.no_grad()

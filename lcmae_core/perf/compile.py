@@ -1,4 +1,5 @@
-"""``torch.compile`` for the training loop and the bench: compile in place with a fallback to eager.
+"""``torch.compile`` and CUDA graphs for the trainer (``train.trainer``) and the benchmark (``perf.bench``):
+compile in place with a fallback to eager.
 
 ``maybe_compile`` compiles an ``nn.Module`` in place (its state dict unchanged) or a function, and falls back
 to eager with one warning when compiling fails, at once or at the first call (where compile errors surface).

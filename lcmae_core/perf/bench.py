@@ -1,10 +1,11 @@
-"""``python -m lcmae_core.bench``: training throughput, memory and model-FLOPs utilisation of named workloads.
+"""``python -m lcmae_core bench`` (or ``python -m lcmae_core.perf.bench``): training throughput, memory and
+model-FLOPs utilisation of named workloads.
 
 Each workload builds its model from a config (``configs.preset`` + overrides, ``train.pretrain.build_model``)
 and times the training step of the engine: ``PretrainObjective`` (``model.compute_losses``) under the engine's
 autocast, ``loss.float().backward()``, the pretraining recipe's AdamW (``engine.make_optimizer``, fused on
-CUDA), ``set_lr`` and ``zero_grad(set_to_none=True)``: ``train_step`` below is ``set_lr`` + ``engine.train_step``;
-the ``e2e`` workload runs ``engine.train_one_epoch`` itself.
+CUDA), ``set_lr`` and ``zero_grad(set_to_none=True)``: ``measure.train_step`` is ``set_lr`` +
+``engine.train_step``; the ``e2e`` workload runs ``engine.train_one_epoch`` itself.
 
 Workloads (``--workloads``, comma-separated; ``all`` for every one):
 
@@ -14,10 +15,10 @@ Workloads (``--workloads``, comma-separated; ``all`` for every one):
 - ``ae48_b16``: the block autoencoder AE(48) with a ViT-B/16 (no masking), batch 256;
 - ``mae_t4``: MAE ViT-T/4 at 32 px (decoder 128-d/4, the ``gpu`` preset), batch 1024;
 - ``tiny``, ``lcmae_tiny``: the ``smoke`` preset's MAE and LC-MAE (28 px, width 32), batch 64: CPU and CI;
-- ``loader``: the GPU data path (``lcmae_core.gpu_data``) alone over ``--data-root``, batch 256 at 224 px;
+- ``loader``: the GPU data path (``lcmae_core.perf.gpu_data``) alone over ``--data-root``, batch 256 at 224 px;
 - ``loader_pil``: the CPU path (torchvision ``ImageFolder`` + PIL RandomResizedCrop + flip) alone;
 - ``e2e``: MAE ViT-B/16 (``--e2e-model``) trained from the JPEG folder through ``engine.train_one_epoch``,
-  with the GPU data path on CUDA (``--data-path``).
+  with the GPU data path on CUDA (``--data-path``, resolved by ``gpu_data.choose_data_path``).
 
 Modes (``--modes``): ``fp32`` (eager), ``bf16`` (eager, bf16 autocast; CPU autocast on CPU), ``bf16_compile``
 (bf16 + ``torch.compile`` of the objective, forward and backward), ``fp32_compile``, ``bf16_autotune``
@@ -41,432 +42,49 @@ always relative to the dense BF16 peak, also in fp32 modes.
 
 Each result is one JSON line appended atomically to ``bench/results/<device>_torch<version>_<date>.jsonl``
 (``--out`` to choose), carrying the command, device, torch version, date, workload, mode, batch and numbers.
+
+The pieces live beside this module in ``lcmae_core.perf``: ``workloads`` (the workloads, modes and devices),
+``measure`` (the timed training step), ``flops`` (FLOP counts and peaks), ``profiling`` (``--profile``),
+``records`` (the results files), ``compile`` (``torch.compile`` and CUDA graphs) and ``gpu_data`` (the GPU
+data path); this module holds the runners, the numerics check and the command line.
 """
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # python -m lcmae_core.bench: a Ctrl-C during the imports below is one line too
+if __name__ == "__main__":  # python -m lcmae_core.perf.bench: a Ctrl-C during the imports below is one line too
     from lcmae_core.errors import quiet_interrupts_while_importing
 
     quiet_interrupts_while_importing()
 
 import argparse
-import contextlib
 import datetime
 import functools
-import json
+import gc
 import os
-import platform
-import re
-import resource
 import shlex
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-
-from .atomic import atomic_open
-
-from .configs import ConfigError
-from .data import DataError
-from .errors import OneLineParser as _Parser
-from .errors import UsageError, interruptible
-
-
-class BenchError(ConfigError):
-    """Bad bench input (unknown workload or mode, a missing GPU or data folder): one line, exit status 2."""
-
-
-# -------------------------------------------------------------------------------------------------------
-# workloads and modes
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    kind: str  # model | loader | loader_pil | e2e
-    family: str = "mae"
-    scale: str = "paper"
-    batch: int = 256
-    overrides: tuple[str, ...] = ()
-    description: str = ""
-    img_size: int = 224  # loader workloads
-
-
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (
-    Workload("mae_b16", "model", "mae", "paper", 256, (),
-             "MAE ViT-B/16, decoder 512-d/8, norm-pix"),
-    Workload("lcmae_b16", "model", "lcmae", "paper", 256, (),
-             "LC-MAE ViT-B/16, decoder depth 2, all three losses, two views per image"),
-    Workload("ae48_b16", "model", "ae", "paper", 256, ("model.block_size=48",),
-             "AE(48) ViT-B/16, no masking, 48x48 block targets"),
-    Workload("mae_t4", "model", "mae", "gpu", 1024, (),
-             "MAE ViT-T/4 at 32 px, decoder 128-d/4"),
-    Workload("tiny", "model", "mae", "smoke", 64, (), "smoke-preset MAE (28 px, width 32): CPU and CI"),
-    Workload("lcmae_tiny", "model", "lcmae", "smoke", 64, (), "smoke-preset LC-MAE: CPU and CI"),
-    Workload("loader", "loader", batch=256, description="GPU data path alone (bytes -> decode -> crop)"),
-    Workload("loader_pil", "loader_pil", batch=256, description="CPU PIL path alone (ImageFolder + RRC + flip)"),
-    Workload("e2e", "e2e", "mae", "paper", 256, (), "MAE ViT-B/16 from a JPEG folder, engine.train_one_epoch"),
-)}
-
-# mode -> (amp, compile)
-MODES: dict[str, tuple[str, bool]] = {
-    "fp32": ("fp32", False),
-    "bf16": ("bf16", False),
-    "bf16_compile": ("bf16", True),
-    "fp32_compile": ("fp32", True),
-    "bf16_autotune": ("bf16", True),
-}
-# modes that compile with a torch.compile mode other than the default
-MODE_COMPILE_MODE: dict[str, str] = {"bf16_autotune": "max-autotune-no-cudagraphs"}
-
-# dense BF16 tensor-core peaks from the vendors' spec sheets (FLOP/s), matched in order against the device name
-PEAK_BF16_DENSE: tuple[tuple[str, float], ...] = (
-    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("H800", 989e12),
-    ("GH200", 989e12), ("A100", 312e12), ("L40S", 362e12), ("A10G", 70e12), ("L4", 121e12),
-)
-
-
-def parse_list(text: str, known: dict, what: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return list(known)
-    bad = [n for n in names if n not in known]
-    if bad or not names:
-        raise BenchError(f"unknown {what} {', '.join(map(repr, bad)) or repr(text)}; choose from "
-                         f"{', '.join(known)} (comma-separated)")
-    return names
-
-
-# -------------------------------------------------------------------------------------------------------
-# devices, files
-def resolve_device(device: str) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device; a missing GPU is a one-line ``ConfigError``."""
-    from .configs import check_device
-
-    try:
-        return torch.device(check_device(device))
-    except ConfigError as e:
-        raise BenchError(str(e).replace("use device=cpu or auto", "use --device cpu or auto")
-                         .replace("choose auto, cpu", "pass --device auto, cpu")) from None
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"CPU {name or platform.machine()} x{os.cpu_count()}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")[:60]
-
-
-def results_dir() -> str:
-    """``bench/results`` of this repository (beside the ``lcmae_core`` package), else under the working dir."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    base = repo if os.path.isdir(os.path.join(repo, "bench")) else os.getcwd()
-    return os.path.join(base, "bench", "results")
-
-
-def _file_in_path(folder: str) -> str | None:
-    """The first component of ``folder`` that exists as something other than a folder, or None."""
-    path = os.path.abspath(folder)
-    while path and path != os.path.dirname(path):
-        if os.path.exists(path) and not os.path.isdir(path):
-            return path
-        path = os.path.dirname(path)
-    return None
-
-
-def results_path(device: torch.device, date: str | None = None) -> str:
-    date = date or datetime.date.today().isoformat()
-    kind = "cpu" if device.type == "cpu" else _slug(device_name(device))
-    return os.path.join(results_dir(), f"{kind}_torch{_slug(torch.__version__)}_{date}.jsonl")
-
-
-def write_jsonl(path: str, records: list[dict]) -> None:
-    """Append records as JSON lines atomically: the old content plus the new lines go to a temporary file in
-    the same folder, which then replaces the file (a reader never sees half a line)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    old = b""
-    if os.path.exists(path):
-        with open(path, "rb") as f:
-            old = f.read()
-        if old and not old.endswith(b"\n"):
-            old += b"\n"
-    new = "".join(json.dumps(r, sort_keys=False) + "\n" for r in records).encode()
-    with atomic_open(path, "wb") as f:
-        f.write(old + new)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_rss_gib() -> float:
-    """The process's peak resident set size (Linux reports KiB)."""
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kib / (1024**2) if sys.platform != "darwin" else kib / 1024**3
-
-
-def detect_peak_flops(device: torch.device) -> tuple[float | None, str]:
-    if device.type != "cuda":
-        return None, "none (CPU: pass --peak-tflops)"
-    name = device_name(device)
-    for key, peak in PEAK_BF16_DENSE:
-        if key.lower() in name.lower():
-            return peak, f"spec sheet dense BF16 for {key}"
-    return None, f"unknown GPU {name!r} (pass --peak-tflops)"
-
-
-# -------------------------------------------------------------------------------------------------------
-# compile and CUDA graphs
-from .train.compile import compile_mode, compile_status, maybe_compile, uses_cuda_graphs  # noqa: E402,F401
-
-
-# -------------------------------------------------------------------------------------------------------
-# the training step: the engine's pieces
-def autocast(device: torch.device, amp: str):
-    """The engine's autocast on CUDA (``engine.autocast_for``); on CPU, CPU bf16 autocast when amp is bf16
-    (the engine itself runs fp32 on CPU)."""
-    from .train.engine import autocast_for
-
-    if device.type == "cuda":
-        return autocast_for(device, amp)
-    if amp == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def build_config(workload: Workload, batch: int | None = None):
-    from . import configs
-
-    w = workload
-    return configs.build(w.family, w.scale, [*w.overrides, f"optim.batch_size={batch or w.batch}"])
-
-
-def build_model(cfg) -> nn.Module:
-    from .train.pretrain import build_model as _build
-
-    return _build(cfg)
-
-
-def make_optimizer(cfg, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """The pretraining recipe's optimizer: ``engine.make_optimizer`` (fused AdamW on CUDA)."""
-    from .train.engine import make_optimizer as _make
-
-    return _make(cfg, model, device)
-
-
-def train_step(objective: Callable, optimizer: torch.optim.Optimizer, imgs: torch.Tensor, labels, device,
-               amp: str, lr: float | None = None, cuda_graphs: bool = False) -> torch.Tensor:
-    """One optimizer step through ``engine.train_step`` (accum_iter 1, no clipping, no scaler), after ``set_lr``,
-    under this module's ``autocast`` (the engine's on CUDA; CPU bf16 autocast for bf16 on CPU). Returns the
-    loss, detached, on the device (no host sync)."""
-    from .train import engine
-    from .train.schedule import set_lr
-
-    if lr is not None:
-        set_lr(optimizer, lr)
-    losses, _ = engine.train_step(objective, optimizer, imgs, labels, device=device, amp=amp,
-                                  cuda_graphs=cuda_graphs, autocast=autocast(device, amp))
-    return losses["loss"]
-
-
-# -------------------------------------------------------------------------------------------------------
-# FLOPs
-def _cpu_flash_fwd(query, key, value, *args, out_shape=None, **kwargs):
-    from torch.utils.flop_counter import sdpa_flop_count
-
-    return sdpa_flop_count(query, key, value)
-
-
-def _cpu_flash_bwd(grad_out, query, key, value, *args, out_shape=None, **kwargs):
-    from torch.utils.flop_counter import sdpa_backward_flop_count
-
-    return sdpa_backward_flop_count(grad_out, query, key, value)
-
-
-def _flop_mapping() -> dict:
-    """Count the CPU's fused attention as PyTorch counts the CUDA kernels (``torch.utils.flop_counter`` has no
-    formula for the CPU flash kernel)."""
-    aten = torch.ops.aten
-    out = {}
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        out[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_flash_fwd
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
-        out[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _cpu_flash_bwd
-    return out
-
-
-def training_flops(model: nn.Module, img_size: int, mask_ratio: float, images: int = 1) -> dict:
-    """FLOPs of one training step's forward + backward, per image, counted by ``FlopCounterMode`` on the CPU.
-
-    Returns {"total": per image, "forward": per image, "by_op": {op: per image}}. The optimizer is not counted.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = model.to("cpu").train()
-    g = torch.Generator().manual_seed(0)
-    imgs = torch.randn(images, model.in_chans, img_size, img_size, generator=g)
-    fwd = FlopCounterMode(display=False, custom_mapping=_flop_mapping())
-    with fwd:
-        out = model.compute_losses(imgs, mask_ratio)
-    total = FlopCounterMode(display=False, custom_mapping=_flop_mapping())
-    model.zero_grad(set_to_none=True)
-    with total:
-        out = model.compute_losses(imgs, mask_ratio)
-        out["loss"].backward()
-    model.zero_grad(set_to_none=True)
-    by_op = {str(k): v / images for k, v in total.get_flop_counts()["Global"].items()}
-    return {"total": total.get_total_flops() / images, "forward": fwd.get_total_flops() / images, "by_op": by_op}
-
-
-@functools.lru_cache(maxsize=None)
-def workload_flops(name: str) -> float:
-    """Training FLOPs per image of a model workload (cached)."""
-    w = WORKLOADS["mae_b16" if name == "e2e" else name]
-    cfg = build_config(w, 1)
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    return training_flops(model, cfg.model.img_size, cfg.mask_ratio)["total"]
-
-
-# -------------------------------------------------------------------------------------------------------
-# timing
-@dataclass
-class Timing:
-    ms: list[float]  # per step
-    window_s: float  # the whole timed window
-    peak_mem_gib: float
-    mem_kind: str
-    extra: dict = field(default_factory=dict)
-
-
-def time_steps(step: Callable[[], object], warmup: int, steps: int, device: torch.device, bar=None) -> Timing:
-    """Run ``warmup`` untimed steps, then ``steps`` timed ones. On CUDA, per-step events and a single sync
-    after the window; on CPU, wall clock per step. Peak memory over the timed window (CUDA) or the process."""
-    for _ in range(warmup):
-        step()
-        if bar is not None:
-            bar.update(1)
-    sync(device)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(steps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(steps)]
-    ms: list[float] = []
-    t0 = time.perf_counter()
-    last = None
-    for k in range(steps):
-        if cuda:
-            starts[k].record()
-            last = step()
-            ends[k].record()
-        else:
-            t = time.perf_counter()
-            last = step()
-            ms.append((time.perf_counter() - t) * 1e3)
-        if bar is not None:
-            bar.update(1)
-    sync(device)
-    window = time.perf_counter() - t0
-    if cuda:
-        ms = [s.elapsed_time(e) for s, e in zip(starts, ends)]
-        mem, kind = torch.cuda.max_memory_allocated(device) / 1024**3, "cuda_max_memory_allocated"
-    else:
-        mem, kind = peak_rss_gib(), "process_peak_rss"
-    extra = {}
-    if isinstance(last, torch.Tensor) and last.numel() == 1:
-        extra["loss_last"] = float(last)
-    return Timing(ms, window, mem, kind, extra)
-
-
-# -------------------------------------------------------------------------------------------------------
-# profiling: where the time of a step goes
-# (category, name patterns) matched in order against an operator's or kernel's lower-cased name
-PROFILE_CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("attention", r"flash|fmha|attention|sdpa|sdp_"),
-    ("optimizer", r"adam|multi_tensor|foreach|_fused_sgd|lars"),
-    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|wgmma|s16816|conv|aten::(mm|addmm|bmm|baddbmm|linear|matmul)$"),
-    ("fused_elementwise", r"^triton_|triton"),
-    ("memory", r"memcpy|memset|aten::copy_|aten::fill_|aten::zero_|aten::cat$|aten::clone$"),
-)
-
-
-def profile_category(name: str) -> str:
-    n = name.lower()
-    for cat, pattern in PROFILE_CATEGORIES:
-        if re.search(pattern, n):
-            return cat
-    return "other"
-
-
-def summarize_profile(events, steps: int, device_kind: str, top: int = 40) -> dict:
-    """Per-step self time by operator (CPU) or kernel (CUDA) from ``profiler.key_averages()``, the ``top``
-    largest, and the shares of each category (``PROFILE_CATEGORIES``) in the busy time."""
-    rows = []
-    for e in events:
-        if device_kind == "cuda":
-            if str(getattr(e, "device_type", "")).split(".")[-1] != "CUDA":
-                continue
-            us = getattr(e, "self_device_time_total", None)
-            if us is None:
-                us = getattr(e, "self_cuda_time_total", 0.0)
-        else:
-            us = e.self_cpu_time_total
-        if us > 0:
-            rows.append((e.key, float(us), int(e.count)))
-    total_us = sum(us for _, us, _ in rows)
-    rows.sort(key=lambda r: -r[1])
-    cats: dict[str, float] = {}
-    for name, us, _ in rows:
-        c = profile_category(name)
-        cats[c] = cats.get(c, 0.0) + us
-    share = (lambda us: round(us / total_us, 4) if total_us else 0.0)
-    return {
-        "busy_ms_per_step": round(total_us / 1e3 / steps, 3),
-        "categories": {c: {"ms_per_step": round(us / 1e3 / steps, 3), "share": share(us)}
-                       for c, us in sorted(cats.items(), key=lambda kv: -kv[1])},
-        "top": [{"name": name[:200], "category": profile_category(name), "ms_per_step": round(us / 1e3 / steps, 4),
-                 "share": share(us), "calls_per_step": round(n / steps, 2)} for name, us, n in rows[:top]],
-    }
-
-
-def profile_steps(step: Callable[[], object], steps: int, device: torch.device, path: str) -> dict:
-    """Run ``steps`` more steps under ``torch.profiler``; save ``summarize_profile`` to ``path`` (JSON, atomic).
-    Returns the record's fields: the file's name, the busy time per step and the category shares."""
-    os.environ.setdefault("KINETO_LOG_LEVEL", "99")  # the profiler backend's start/stop chatter on stderr
-    from torch.profiler import ProfilerActivity, profile
-
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    step()  # one untimed step: nothing the profiler sees is a first call
-    sync(device)
-    with profile(activities=acts) as prof:
-        for _ in range(steps):
-            step()
-        sync(device)
-    summary = summarize_profile(prof.key_averages(), steps, device.type)
-    doc = {"device": device_name(device), "torch": torch.__version__, "steps": steps,
-           "time_kind": "self CUDA kernel time" if device.type == "cuda" else "self CPU operator time", **summary}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_open(path, "w") as f:
-        json.dump(doc, f, indent=1)
-    return {"profile_file": os.path.basename(path), "profile_busy_ms_per_step": summary["busy_ms_per_step"],
-            "profile_shares": {c: v["share"] for c, v in summary["categories"].items()}}
+from tqdm.auto import tqdm
+
+from ..configs import ConfigError
+from ..data import DataError
+from ..errors import OneLineParser as _Parser
+from ..errors import UsageError, interruptible
+from ..train.engine import PretrainObjective, make_optimizer, train_one_epoch
+from ..train.pretrain import build_model
+from . import gpu_data
+from .compile import compile_mode, compile_status, maybe_compile, uses_cuda_graphs
+from .flops import detect_peak_flops, workload_flops
+from .measure import Timing, peak_rss_gib, sync, time_steps, train_step
+from .profiling import profile_steps
+from .records import file_in_path, profile_path, results_path, write_jsonl
+from .workloads import (MODE_COMPILE_MODE, MODES, WORKLOADS, BenchError, Workload, build_config, device_name,
+                        parse_list, resolve_device)
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -490,15 +108,8 @@ class Options:
     profile_dir: str | None = None
     date: str | None = None
 
-    def profile_path(self, workload: str, mode: str) -> str:
-        kind = "cpu" if self.device.type == "cpu" else _slug(device_name(self.device))
-        date = self.date or datetime.date.today().isoformat()
-        return os.path.join(self.profile_dir or results_dir(), f"profile_{workload}_{mode}_{kind}_{date}.json")
-
 
 def _bar(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
@@ -523,8 +134,6 @@ def _add_flops(rec: dict, name: str, opts: Options) -> None:
 
 
 def run_model(w: Workload, mode: str, opts: Options) -> dict:
-    from .train.engine import PretrainObjective
-
     amp, use_compile = MODES[mode]
     device = opts.device
     cfg = build_config(w, opts.batch)
@@ -557,7 +166,8 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
            "compile_mode": cmode if use_compile else None, "cuda_graphs": graphs, **_summary(t, batch)}
     _add_flops(rec, w.name, opts)
     if opts.profile:
-        rec.update(profile_steps(step, opts.profile, device, opts.profile_path(w.name, mode)))
+        rec.update(profile_steps(step, opts.profile, device,
+                                 profile_path(device, w.name, mode, opts.profile_dir, opts.date)))
     if notes:
         rec["notes"] = "; ".join(notes)
     return rec
@@ -595,8 +205,6 @@ class _Cycle:
 
 
 def _loader(w: Workload, opts: Options, img_size: int, batch: int, path: str):
-    from . import gpu_data
-
     root = _need_root(opts, w)
     try:
         if path == "gpu":
@@ -635,9 +243,6 @@ def run_loader(w: Workload, opts: Options) -> dict:
 def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
     """Training from the JPEG folder through ``engine.train_one_epoch`` itself (a warm-up pass, then a timed
     pass of ``--steps`` optimizer steps). ms_per_step is the window's mean here (the engine is not split)."""
-    from . import gpu_data
-    from .train.engine import PretrainObjective, train_one_epoch
-
     amp, use_compile = MODES[mode]
     device = opts.device
     mw = WORKLOADS[opts.e2e_model]
@@ -645,7 +250,7 @@ def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
         raise BenchError(f"--e2e-model must be a model workload, got {opts.e2e_model!r}")
     cfg = build_config(mw, opts.batch or w.batch)
     batch = cfg.optim.batch_size
-    path = gpu_data.resolve_data_path(opts.data_path, device)
+    path = gpu_data.choose_data_path(opts.data_path, device)
     loader = _loader(w, opts, cfg.model.img_size, batch, path)
     if len(loader) == 0:
         raise BenchError(f"--data-root has fewer images than one batch of {batch}; lower --batch or add images")
@@ -817,12 +422,12 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                    flops=not args.no_flops, profile=args.profile or 0)
     out = args.out or results_path(device)
     opts.profile_dir = os.path.dirname(os.path.abspath(out))
-    blocked = _file_in_path(opts.profile_dir)
+    blocked = file_in_path(opts.profile_dir)
     if blocked:
         print(f"error: --out {out}: {blocked} is a file, not a folder; choose another path", file=sys.stderr)
         return 2
-    if argv is not None:  # python -m lcmae_core.bench ...
-        command = shlex.join(["python", "-m", "lcmae_core.bench", *argv])
+    if argv is not None:  # python -m lcmae_core.perf.bench ...
+        command = shlex.join(["python", "-m", "lcmae_core.perf.bench", *argv])
     else:  # python -m lcmae_core bench ...
         command = shlex.join(["python", "-m", "lcmae_core", *sys.argv[1:]])
     common = {"command": command, "device": device_name(device), "torch": torch.__version__,
@@ -864,8 +469,6 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
 def fresh(device: torch.device) -> None:
     """Free what earlier measurements left (compiled graphs hold their models) so peaks are each run's own."""
-    import gc
-
     if "torch._dynamo" in sys.modules:
         torch._dynamo.reset()
     gc.collect()
@@ -895,10 +498,10 @@ def add_cli_commands(register) -> None:
 
 @interruptible
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lcmae_core.bench [options]``; bad input: one line on stderr, exit status 2."""
+    """``python -m lcmae_core.perf.bench [options]``; bad input: one line on stderr, exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(prog="python -m lcmae_core.bench", description=__doc__.split("\n\n")[0],
-                     epilog="Workloads and numbers: see the module docstring of lcmae_core.bench.")
+    parser = _Parser(prog="python -m lcmae_core.perf.bench", description=__doc__.split("\n\n")[0],
+                     epilog="Workloads and numbers: see the module docstring of lcmae_core.perf.bench.")
     add_arguments(parser)
     try:
         args = parser.parse_args(argv)

@@ -22,11 +22,12 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .analysis.attention import grid_size_of, patch_size_of, query_attention_maps
-from .analysis.distance import attention_distance_curves
-from .analysis.viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, bare_axes, show_image, reconstruct, style, to_display
-from .errors import first_line
-from .masking import masking_from_noise, num_visible
+from .attention import query_attention_maps
+from .geometry import grid_size_of, patch_size_of
+from .distance import attention_distance_curves
+from .viz import ATTENTION_CMAP, COLORS, QUERY_COLOR, bare_axes, show_image, reconstruct, style, to_display
+from ..errors import first_line
+from ..masking import masking_from_noise, num_visible
 
 RATIO_STEP = 0.05
 
