@@ -178,7 +178,7 @@ def budget_text(table: dict) -> str:
     total, saved = table["total_core_s"] / 60, table["saved_core_s"] / 60
     missing = sum(len(p["missing"]) for p in table["pages"]) + sum(len(c["missing"]) for c in table["cuts"])
     text = (f"The build trains {table['runs']} runs, {total:.0f} core-minutes of one thread, so at least "
-            f"{total / table['jobs']:.0f} minutes on {table['jobs']} cores before its notebooks run, within a "
+            f"{total / table['jobs']:.0f} minutes on {table['jobs']} cores before its notebooks run, against a "
             f"budget of {table['budget_minutes']} minutes for the whole build. Before the cuts below it trained "
             f"{total + saved:.0f} core-minutes: they saved {saved:.0f}.")
     if missing:
