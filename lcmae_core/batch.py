@@ -17,6 +17,8 @@ if __name__ == "__main__":  # python -m lcmae_core.batch: a Ctrl-C during the im
     quiet_interrupts_while_importing()
 
 import argparse
+import ast
+import concurrent.futures as cf
 import hashlib
 import json
 import os
@@ -28,7 +30,9 @@ from pathlib import Path
 from .atomic import atomic_write_json, atomic_write_text
 from .configs import SCALES, ConfigError, check_device, check_scale
 from .errors import OneLineParser, UsageError, interruptible
-from .runs import LAUNCHERS, ROOT_HELP
+from .plan import PlanError, default_jobs, keep_freed_memory, plan_runs, train_runs
+from .pretrained import CheckpointError, check_file
+from .runs import LAUNCHERS, ROOT_HELP, RunError, check_root_writable
 
 BATCH_ENV = "LCMAE_BATCH"  # set for the notebooks a batch executes (``Study`` then trains without progress bars)
 from .results import hardware_info
@@ -115,7 +119,7 @@ def non_default_parameters(notebook: str | Path, parameters: dict) -> dict:
 def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_dir: str = str(NOTEBOOK_DIR),
                 progress: bool = True, timeout: int | None = None) -> dict:
     """Execute one notebook with papermill; returns its status record. Never raises for a notebook error."""
-    import papermill as pm
+    import papermill as pm  # lazy: optional, and slow to import (python -m lcmae_core loads this module)
 
     src = Path(notebook_dir) / f"{name}.ipynb"
     dst = Path(out_dir) / f"{name}.ipynb"
@@ -202,8 +206,6 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
         raise BatchError(f"no notebooks found in {notebook_dir}")
     out_dir = _folder(out_dir, "--out")
     if run_root:
-        from .runs import RunError, check_root_writable
-
         try:
             check_root_writable(str(run_root))
         except RunError as e:
@@ -226,8 +228,6 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     if launcher == "slurm":
         records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
     else:
-        from .plan import keep_freed_memory
-
         keep_freed_memory()  # the kernels inherit it: the analysis pages allocate and free large maps per batch
         records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
                              jobs or _default_jobs(scale))
@@ -259,9 +259,7 @@ UNEVALUATED = object()  # a parameter default that is an expression, not a liter
 
 def declared_parameters(notebook: Path) -> dict:
     """{name: default value} of a notebook's parameters cell (``UNEVALUATED`` for an expression)."""
-    import ast
-
-    import papermill as pm
+    import papermill as pm  # lazy: optional, and slow to import (python -m lcmae_core loads this module)
 
     out = {}
     for k, info in pm.inspect_notebook(str(notebook)).items():
@@ -274,8 +272,6 @@ def declared_parameters(notebook: Path) -> dict:
 
 def parse_value(text: str):
     """A ``-p`` value: a Python literal (number, list, True, None, quoted text), else the text itself."""
-    import ast
-
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -300,8 +296,6 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
     type of its default), the checkpoint files of ``checkpoints`` for the pages that take them, ``train``.
     Raises ``BatchError`` (one line) for a parameter no selected notebook takes, a badly typed value, a missing
     checkpoint folder or file."""
-    from .pretrained import CheckpointError, check_file
-
     declared = {n: declared_parameters(Path(notebook_dir) / f"{n}.ipynb") for n in names}
     for k, v in parameters.items():
         takers = [n for n in names if k in declared[n]]
@@ -344,16 +338,12 @@ def _uses_checkpoints(extra: dict) -> bool:
 
 
 def _default_jobs(scale: str) -> int:
-    from .plan import default_jobs
-
     return default_jobs(scale)
 
 
 def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, timeout, jobs) -> list[dict]:
     """Execute the notebooks here, ``jobs`` at a time (each kernel then gets cores / jobs torch threads); the
     results summary last, on its own."""
-    import concurrent.futures as cf
-
     for i, name in enumerate(names):
         if name in reused:
             print(f"[{i + 1}/{len(names)}] {name}: unchanged since its last run, reused", flush=True)
@@ -385,8 +375,6 @@ def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_r
                   jobs: int | None = None) -> None:
     """Before the notebooks run: plan every run they need (``lcmae_core.plan``) and train the missing ones in
     ``jobs`` worker processes, so that the notebooks only load. Raises ``BatchError`` naming failed runs."""
-    from .plan import PlanError, default_jobs, plan_runs, train_runs
-
     cfgs = plan_runs(scale, notebooks, run_root, data_root, device)
     jobs = jobs or default_jobs(scale)
     print(f"planned {len(cfgs)} runs for {len(notebooks)} notebook(s); training the missing ones, {jobs} at a time",
@@ -399,7 +387,7 @@ def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_r
 
 def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
     """One SLURM job per notebook through submitit; the results summary waits for the others."""
-    import submitit
+    import submitit  # lazy: optional (pip install submitit), the slurm launcher only
 
     executor = submitit.AutoExecutor(folder=str(out_dir / "slurm" / "%j"), cluster=slurm.get("cluster"))
     executor.update_parameters(

@@ -4,6 +4,8 @@ book is ``lcmae_core.build``."""
 
 from __future__ import annotations
 
+import html
+
 from . import stats
 from .batch import NOTEBOOK_DIR, declared_parameters
 from .configs import HARDWARE_NEEDED, check_scale
@@ -20,12 +22,12 @@ def start(scale: str, needs: str | None = None, page: str | None = None):
     e.g. released checkpoints analysed on a CPU), followed, for a ``page``, by how to rerun it at the larger scales
     (``rerun_box``). It displays them itself, so they appear whether or not the call ends its cell."""
     try:
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        from matplotlib_inline.backend_inline import set_matplotlib_formats  # lazy: optional (IPython kernels)
 
         set_matplotlib_formats("png")  # registers the PNG formatter for matplotlib Figures in this kernel
     except (ImportError, AttributeError):  # outside IPython: nothing to register
         pass
-    from IPython.display import HTML, display
+    from IPython.display import HTML, display  # lazy: optional (IPython: notebooks only)
 
     note = scale_admonition(scale, needs)
     display(HTML(note.data + (rerun_box(page) if page else "")))  # shown wherever the call sits in its cell
@@ -51,8 +53,6 @@ def rerun_commands(page: str) -> dict[str, list[str]]:
 def rerun_box(page: str) -> str:
     """HTML: a folded tip (Sphinx admonition classes) with the exact commands that rerun this page at the gpu and
     paper scales, and what each needs."""
-    import html
-
     rows = []
     for scale, cmds in rerun_commands(page).items():
         code = "".join(f"<pre><code>{html.escape(c)}</code></pre>" for c in cmds)
@@ -66,9 +66,7 @@ def scale_admonition(scale: str, needs: str | None = None):
     """A note, shown at the top of a page, saying what hardware its scale needs (or ``needs``). HTML with the
     classes of a Sphinx admonition: the book's theme draws it as one, and JupyterLab shows it as text (a MyST
     ``:::{admonition}`` would print there as raw markup)."""
-    import html
-
-    from IPython.display import HTML
+    from IPython.display import HTML  # lazy: optional (IPython: notebooks only)
 
     check_scale(scale)
     kind = "important" if scale in ("gpu", "paper") and not needs else "note"
@@ -79,14 +77,14 @@ def scale_admonition(scale: str, needs: str | None = None):
 
 def titled(table, title: str, floatfmt: str = ".1f"):
     """A pandas table as a titled Markdown table (renders in the book and reads well as text)."""
-    from IPython.display import Markdown
+    from IPython.display import Markdown  # lazy: optional (IPython: notebooks only)
 
     return Markdown(f"**{title}**\n\n" + table.to_markdown(floatfmt=floatfmt) + "\n")
 
 
 def glue_metrics(prefix: str, metrics: dict, display: bool = False) -> None:
     """Glue every scalar of a (nested) metrics dict as ``prefix.key.subkey`` for use in the prose."""
-    from myst_nb import glue
+    from myst_nb import glue  # lazy: optional (myst_nb: the book build only)
 
     for key, value in _flatten(metrics, prefix).items():
         if isinstance(value, (int, float, str, bool)):

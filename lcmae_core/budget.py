@@ -23,6 +23,8 @@ import os
 import platform
 import sys
 
+import torch
+
 from . import configs
 from .atomic import atomic_write_json
 from .experiments import Study
@@ -125,8 +127,6 @@ def cut_costs(roots, scale: str = "cpu") -> list[dict]:
 
 
 def budget_table(roots, scale: str = "cpu") -> dict:
-    import torch
-
     pages = page_costs(roots, scale)
     cuts = cut_costs(roots, scale)
     total = round(sum(p["core_s"] for p in pages), 1)
@@ -162,7 +162,7 @@ def plan_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
 
 def frames(table: dict):
     """The appendix's two tables: per page, and per cut (core-minutes)."""
-    import pandas as pd
+    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
 
     pages = pd.DataFrame([{"page": p["page"], "runs": p["runs"], "core-minutes": round(p["core_s"] / 60, 1)}
                           for p in table["pages"]]).set_index("page")

@@ -18,6 +18,7 @@ if __name__ == "__main__":  # python -m lcmae_core.build: a Ctrl-C during the im
     quiet_interrupts_while_importing()
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -72,8 +73,6 @@ def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
 
 def failed_notebooks(out_dir: Path) -> list[str]:
     """The notebooks an executed folder's run_status.json records as failed (none when there is no record)."""
-    import json
-
     f = Path(out_dir) / "run_status.json"
     if not f.exists():
         return []

@@ -33,9 +33,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
-from . import configs
+from . import claims, configs
+from .atomic import atomic_write_text
+from .errors import OneLineParser, interruptible
+from .experiments import Study
+from .plan import train_runs
+from .reference_models import load_run, load_run_init
+from .runs import ROOT_HELP, run_or_load
 
 ENCODER_MARGIN = 0.02
 DECODER_LOCAL_RATIO = 0.9
@@ -45,11 +52,8 @@ MASK_RATIO = 0.75
 
 def measure(run, n_images: int = N_IMAGES) -> dict:
     """The numbers of one candidate run (see the module docstring), as plain lists and floats."""
-    import torch
-
-    from . import analysis, claims
-    from .experiments import Study
-    from .reference_models import load_run, load_run_init
+    # lazy: matplotlib (via analysis); the training workers this module's command spawns re-import it
+    from . import analysis
 
     cfg = configs.from_dict(run.config)
     model, _ = load_run(run.checkpoint)
@@ -74,7 +78,6 @@ def measure(run, n_images: int = N_IMAGES) -> dict:
     out["uniform_distance"] = analysis.uniform_attention_distance(grid, cfg.model.patch_size)
     out["n_keys"] = grid * grid
     out["formed_entropy"] = claims.formed_entropy(grid * grid)
-    del torch
     return out
 
 
@@ -109,9 +112,6 @@ def calibrate(scale: str = "cpu", run_root: str | None = None, jobs: int = 1, na
               n_images: int = N_IMAGES, progress: bool = True) -> dict:
     """Train the missing candidate runs (``plan.train_runs``) and measure each: {"candidates": {name: row},
     "chosen", "why", thresholds}."""
-    from .plan import train_runs
-    from .runs import run_or_load
-
     cands = configs.calibration_candidates(scale)
     if names:
         unknown = sorted(set(names) - set(cands))
@@ -131,16 +131,12 @@ def calibrate(scale: str = "cpu", run_root: str | None = None, jobs: int = 1, na
 
 def default_table_path() -> str:
     """``bench/results/cpu_scale_calibration.json`` of this repository (beside the ``lcmae_core`` package)."""
-    import os
-
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "results",
                         "cpu_scale_calibration.json")
 
 
 def read_table(path: str | None = None) -> dict:
     """The calibration table a ``calibrate`` run wrote; a one-line error naming the command when it is missing."""
-    import os
-
     path = path or default_table_path()
     if not os.path.exists(path):
         raise FileNotFoundError(f"no calibration table at {path}; write it with python -m lcmae_core.calibration "
@@ -157,7 +153,7 @@ def read_table(path: str | None = None) -> dict:
 def summary(table: dict):
     """One row per candidate, cheapest first: what it changes, its cost and, per mechanism, trained vs random
     init (pandas DataFrame)."""
-    import pandas as pd
+    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
 
     def fmt(v, d=3):
         return ", ".join(f"{x:.{d}f}" for x in v)
@@ -222,8 +218,6 @@ def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
     if chosen is None:
         return False, "the calibration chose no candidate"
     want = table["candidates"][chosen]["config"]
-    from .experiments import Study
-
     planner: list = []
     Study(scale=scale, verbose=False, planner=planner).for_attention().attention_mae()
     have = configs.to_dict(planner[-1])
@@ -243,10 +237,6 @@ def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
 
 
 def main(argv=None) -> int:
-    from .atomic import atomic_write_text
-    from .errors import OneLineParser, interruptible
-    from .runs import ROOT_HELP
-
     p = OneLineParser(prog="python -m lcmae_core.calibration", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="the JSON table to write")
     p.add_argument("--scale", default="cpu", choices=("smoke", "cpu"))

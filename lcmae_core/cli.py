@@ -21,7 +21,7 @@ import sys
 from typing import Callable
 
 from .errors import OneLineParser as _Parser
-from .errors import UsageError, interruptible
+from .errors import UsageError, interruptible, summary
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.perf.bench")
@@ -38,6 +38,7 @@ def register_command(name: str, help: str, configure: Callable[[argparse.Argumen
 # -------------------------------------------------------------------------------------------------------
 # training commands
 def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
+    # lazy: torch/timm; importing cli (--help, argument parsing) must stay instant
     from .configs import PRETRAIN_FAMILIES, SCALES
     from .runs import LAUNCHERS
     from .data import DATASETS
@@ -84,7 +85,7 @@ def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
 def build_config(kind: str, family: str, scale: str, dataset: str | None = None, data_root: str | None = None,
                  overrides=(), no_progress: bool = False):
     """The config a command line describes: preset + dataset/root + overrides (type-checked)."""
-    from . import configs
+    from . import configs  # lazy: torch/timm; importing cli must stay instant
 
     base = {}
     if dataset is not None:
@@ -111,7 +112,7 @@ def _report(run) -> None:
 
 def _run_training(kind: str):
     def run(args) -> int:
-        from . import configs, runs
+        from . import configs, runs  # lazy: torch/timm; importing cli must stay instant
 
         if kind == "pretrain":
             cfg = build_config("pretrain", args.family, args.scale, args.dataset, args.data_root, args.overrides,
@@ -186,8 +187,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(e: BaseException) -> str:
-    from .errors import summary
-
     return summary(e)
 
 
@@ -199,6 +198,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
+    # lazy: torch/timm; importing cli must stay instant
     from .configs import ConfigError
     from .data import DataError
     from .runs import RunError

@@ -48,6 +48,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import torch
+
+from .data import DATASETS, PHOTO_NAMES
 from .models import SIZES
 from .masking import MASK_RATIO
 from .models.lcmae import IN_VIEW_TARGETS
@@ -568,8 +571,6 @@ def _split(item: str) -> tuple[str, str]:
 # -------------------------------------------------------------------------------------------------------
 def validate(cfg) -> RunConfig:
     """Raise ConfigError for a config that cannot run. Checks what can be checked without data or devices."""
-    from .data import DATASETS, PHOTO_NAMES
-
     _check_family(cfg.family)
     if not isinstance(cfg, CONFIG_CLASSES[cfg.family]):
         raise ConfigError(f"family {cfg.family!r} needs a {CONFIG_CLASSES[cfg.family].__name__}")
@@ -675,15 +676,11 @@ def augment_backend(cfg) -> str:
 
 
 def _hflip(d) -> float | None:
-    from .data import DATASETS
-
     return d.hflip if d.hflip is not None or d.dataset not in DATASETS else DATASETS[d.dataset].hflip
 
 
 def check_device(device: str) -> str:
     """The torch device a config's ``device`` names; 'auto' is CUDA when available. Raises for a missing GPU."""
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":

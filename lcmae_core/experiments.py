@@ -24,9 +24,14 @@ Readings of the paper that fix the runs:
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
-from . import configs
+import torch
+
+from . import configs, data
+from .claims import primary_metric
+from .reference_models import load_run, load_run_init
 from .runs import Run, RunError, run_or_load, run_path
 from .masking import MASK_RATIO
 
@@ -84,8 +89,6 @@ class Study:
         """Show a progress bar while a run trains: in JupyterLab and at a terminal (a first run can take minutes),
         but not in the notebooks a batch executes (``batch.BATCH_ENV``), whose outputs must not depend on whether
         a run was already in the store, nor while planning."""
-        import os
-
         return self.verbose and self.planner is None and not os.environ.get("LCMAE_BATCH")
 
     def __post_init__(self):
@@ -228,8 +231,6 @@ class Study:
     @property
     def metric(self) -> str:
         """The accuracy the verdicts read at this scale (``claims.primary_metric``): "lp" or "ft"."""
-        from .claims import primary_metric
-
         return primary_metric(self.scale)
 
     def evaluations(self, pretrained: dict[int, Run | None]) -> dict[int, dict[str, Run]]:
@@ -258,15 +259,11 @@ class Study:
         """The trained model of a run (an MAE, LC-MAE, AE or SimCLR, or a timm ViT for finetune/linprobe), in eval
         mode, on the CPU: the analysis functions move a model to the device they are given (``torch_device`` is
         the study's), so that loading many seeds' models does not fill a GPU before any is measured."""
-        from .reference_models import load_run
-
         model, _ = load_run(run.checkpoint)
         return model.eval()
 
     def init_model(self, run: Run):
         """The run's model at its initialisation (same shape, same seed): the random-init null control."""
-        from .reference_models import load_run_init
-
         return load_run_init(run.dir)
 
     def images(self, n: int = 64, split: str = "val", dataset: str | None = None, with_labels: bool = False,
@@ -276,10 +273,7 @@ class Study:
 
         A folder set (``imagefolder``, ``imagenet``) reads any folder of images, flat or of class folders:
         ``<data_root>/<split>`` when it exists, else ``data_root`` itself; only the sampled files are opened."""
-        import torch
-
-        from . import data
-        from .train.common import eval_dataset
+        from .train.common import eval_dataset  # lazy: matplotlib (via train.engine); the planner imports this module
 
         name = dataset or self.labelled()
         seed = self.image_seed if seed is None else seed
@@ -299,8 +293,6 @@ class Study:
 
     def image_record(self, n: int, split: str = "val", dataset: str | None = None) -> dict:
         """Where a page's images came from, for its metrics: dataset, folder (folder sets), n_images, seed."""
-        from . import data
-
         name = dataset or self.labelled()
         out = {"dataset": name, "n_images": n, "sampling_seed": self.image_seed}
         if name in FOLDER_SETS:
@@ -317,8 +309,6 @@ class Study:
 
 
 def _finished(cfg, root: str | None) -> bool:
-    import os
-
     return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
 
 

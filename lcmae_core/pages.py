@@ -16,16 +16,22 @@ null control):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import os
 
 import numpy as np
+import torch
 
 from . import claims, configs, stats
-from .experiments import Study
-from .runs import Run
+from .atomic import atomic_write_json
+from .configs import from_dict
+from .experiments import Study, describe
+from .reference_models import DINO_TIMM, load_decoder_mae, load_semantic_reference
+from .runs import Run, resolve_root
+from .stats import prose_number
 
 TABLE1_SETTINGS = tuple("abcdefg")
 TABLE2_DECODERS = ("transformer", "gaussian", "conv")
@@ -147,7 +153,7 @@ PAGE_RUNS = {
 def arm(name: str, evals: dict[int, dict[str, Run]], metric: str) -> claims.Arm:
     """One configuration's accuracies over its seeds: the primary metric's top-1 per seed, the linear probe's kNN
     per seed, and seed 0's per-image hits on the primary metric (for McNemar)."""
-    from .train.engine import unpack_correct
+    from .train.engine import unpack_correct  # lazy: train.engine loads matplotlib; the planner imports pages
 
     seeds = sorted(evals)
     values = [float(evals[s][metric].metrics["top1"]) for s in seeds if metric in evals[s]]
@@ -170,7 +176,7 @@ def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict
     """The accuracy table of a page: per configuration the linear probe and kNN (mean ± 95% half-width over
     seeds), finetuning (the mean over its seeds: seed 0 alone at the small scales), and the paper's finetuning;
     raw-pixel kNN and logistic regression as reference rows (``baselines``, from ``raw_pixel_baselines``)."""
-    import pandas as pd
+    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
 
     rows = []
     for key, ev in evals.items():
@@ -192,9 +198,8 @@ def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict
 def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     """kNN and logistic regression on the raw pixels of the study's labelled split (or ``dataset``'s)
     (``analysis.controls``), cached in the run store (they depend only on the data)."""
+    # lazy: analysis and train.common load matplotlib; the planner imports pages
     from .analysis.controls import raw_pixel_baselines as compute
-    from .atomic import atomic_write_json
-    from .runs import resolve_root
     from .train.common import eval_dataset
 
     cfg = study.config("linprobe", {"data.dataset": dataset} if dataset else None)
@@ -249,7 +254,7 @@ def encoder_models_measures(models: dict, inits: dict, images, device=None) -> d
     {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels; fraction of
     the maximum entropy); "heads": (seeds, layers, heads) distances of the trained models (the figures'
     dots); "n_keys": patch tokens. images: shared, or {replicate: images} (``replicates``)."""
-    from .analysis import attention_stats_curves
+    from .analysis import attention_stats_curves  # lazy: matplotlib (via analysis); the planner imports pages
 
     out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init", "heads")}
     for s in sorted(models):
@@ -268,7 +273,7 @@ def decoder_measures(models: dict[int, object], inits: dict[int, object], images
     distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
     "entropy"} and the same with "_init", each (seeds, layers); "n_keys". images: shared, or {replicate: images}
     (``replicates``)."""
-    from .analysis import decoder_attention_measures
+    from .analysis import decoder_attention_measures  # lazy: matplotlib (via analysis); the planner imports pages
 
     out = {}
     for tag, ms in (("", models), ("_init", inits)):
@@ -288,7 +293,7 @@ def alignment_terms(model, images, mask_ratio: float, seed: int = 0) -> dict[str
     """The two local-contrastive readings of Sec. 3.2 for one model (``analysis.identities.term_sizes``): "alignment", the
     Eq. 2 contrastive term over the distance between two patches' predictions, and "eq4_vs_constant", the Eq. 4
     contrastive term over a constant prediction's (||x_i - x_j||^2)."""
-    from .analysis.identities import term_sizes
+    from .analysis.identities import term_sizes  # lazy: matplotlib (via analysis); the planner imports pages
 
     t = term_sizes(model, images, mask_ratio, seed)
     return {"alignment": t["eq2_contrastive"] / t["pair_distance"],
@@ -298,10 +303,6 @@ def alignment_terms(model, images, mask_ratio: float, seed: int = 0) -> dict[str
 def random_init_like(model, seed: int = 0):
     """A copy of a checkpoint's model, re-initialised as its class initialises itself, from ``seed``: the random-
     init null control of a model that is not one of this project's runs (an official MAE, DINO, DeiT)."""
-    import copy
-
-    import torch
-
     m = copy.deepcopy(model)
     torch.manual_seed(seed)
     if hasattr(m, "initialize_weights"):  # the MAE family (fb/mae's initialisation)
@@ -314,9 +315,6 @@ def random_init_like(model, seed: int = 0):
 
 
 def run_text(run: Run) -> str:
-    from .configs import from_dict
-    from .experiments import describe
-
     return f"{run.name} ({describe(from_dict(run.config))})"
 
 
@@ -325,8 +323,6 @@ def decoder_models(study: Study, runs: dict[int, Run] | None, mae_checkpoint: st
     text). mae_checkpoint: an official fb/mae file with its decoder (one model, seed 0, and a random-init model of
     its shape); "" means the deep-decoder MAE runs (``runs``)."""
     if mae_checkpoint:
-        from .reference_models import load_decoder_mae
-
         model, text = load_decoder_mae(mae_checkpoint)
         return {0: model}, {0: random_init_like(model, 0)}, text
     models = {s: study.model(r) for s, r in runs.items()}
@@ -341,8 +337,6 @@ def semantic_references(study: Study, runs: dict[int, Run] | None, reference: st
     of ``seeds`` (default: the study's); else the supervised ViT trained here per seed (``runs``), which sees the
     whole image: a weaker semantic reference than DINO."""
     if reference or study.scale == "paper" or runs is None:
-        from .reference_models import DINO_TIMM, load_semantic_reference
-
         model, text = load_semantic_reference(reference or DINO_TIMM)
         init = random_init_like(model, 0)
         seeds = study.seeds if seeds is None else seeds
@@ -356,6 +350,7 @@ def semantic_references(study: Study, runs: dict[int, Run] | None, reference: st
 def collapse_measures(study: Study, runs: dict[int, Run]) -> dict:
     """An LC-MAE setting's collapse monitors per seed, as fractions of 1/sqrt(D): {"h", "v"} at the end of training
     (the run's held-out batch) and {"h_init", "v_init"} of its random-init model on the same batch and masks."""
+    # lazy: analysis and the training modules load matplotlib; the planner imports pages
     from .analysis.monitors import lcmae_collapse
     from .train.common import eval_dataset
     from .train.pretrain import collapse_batch
@@ -381,7 +376,7 @@ def _num_patches(model) -> int:
 
 def layer_table(curves: dict[str, np.ndarray], digits: int = 3):
     """{name: (seeds, layers)} -> a table of mean ± 95% half-width over seeds per layer (rows: layers)."""
-    import pandas as pd
+    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
 
     depth = next(iter(curves.values())).shape[1]
     return pd.DataFrame({name: [mean_pm(c[:, l], digits) for l in range(depth)] for name, c in curves.items()},
@@ -395,8 +390,6 @@ def seeds_text(study: Study) -> str:
 def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
     """Fig. 6's closing sentence from its measurements: {mask ratio: mean distance in pixels over seeds}, and the
     encoders' mean attention entropy (fraction of its maximum). Numbers as the prose shows them."""
-    from .stats import prose_number
-
     ratios = sorted(mean_distance, reverse=True)
     px = {r: prose_number(float(mean_distance[r])) for r in ratios}
     ent = prose_number(float(entropy))

@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
+
+from tqdm.auto import tqdm
 
 from . import configs
 from .experiments import Study
 from .pages import PAGE_RUNS
-from .runs import ROOT_HELP, RunError, check_root_writable, resolve_root, run_path
+from .runs import ROOT_HELP, RunError, check_root_writable, resolve_root, run_path, train_from_dict
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
 # MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s; SimCLR 96 s of CPU time against MAE's 28 in
@@ -78,8 +83,6 @@ def _finished(cfg, root: str) -> bool:
 
 def _train_one(cfg_dict: dict, root: str) -> tuple[str, float]:
     """Worker: train (or find) one run; returns (name, seconds)."""
-    from .runs import train_from_dict
-
     t0 = time.time()
     run = train_from_dict(cfg_dict, root)
     return run.name, time.time() - t0
@@ -89,12 +92,7 @@ def _die_with_parent(parent: int) -> None:
     """Worker initializer: end this worker when the process that started it dies (killed, or ended by a signal it
     does not handle), instead of training on as an orphan. Linux: the kernel sends SIGTERM at once
     (PR_SET_PDEATHSIG); elsewhere, and for the moment before that is set, a thread watches the parent's id."""
-    import signal
-    import threading
-
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux
         pass
@@ -120,8 +118,6 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
     jobs > 1: that many worker processes (spawned, so each imports torch once); jobs 1: in this process. A run
     whose ``pretrain`` names another run of the list waits for it. Raises ``PlanError`` naming every run that
     failed or could not start because its pretraining failed."""
-    from tqdm.auto import tqdm
-
     root = resolve_root(root)
     todo = {configs.run_name(c): c for c in cfgs if not _finished(c, root)}
     if not todo:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 
 import torch
@@ -80,8 +81,6 @@ def check_file(path: str | os.PathLike, fix: str = "pass another copy of the fil
     """A cheap look at a checkpoint before any work: it exists, is not empty, and is a whole zip archive (torch's
     format; its directory sits at the end, so a cut-off copy fails here) or a legacy pickle. CheckpointError (one
     line) otherwise. Reads a few bytes, never the weights."""
-    import zipfile
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}; {fix}")

@@ -27,12 +27,17 @@ from files; ``lcmae_core.pages`` picks them, or this project's runs, by scale.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
 
+import timm
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file
+from timm.models.vision_transformer import VisionTransformer
 
 from .models import FAMILIES, MaskedAutoencoderViT
 from .models.state import brief as _brief, state_fit
@@ -77,8 +82,6 @@ def download(url: str, cache_dir: str | os.PathLike | None = None) -> str:
 def file_record(source) -> dict:
     """What a page records of a checkpoint it read: {"file", "sha256"} for a file (a cached download included),
     {"name"} for a timm name."""
-    import hashlib
-
     path = os.fspath(source)
     if not os.path.isfile(path):
         cached = os.path.join(default_cache_dir(), os.path.basename(path.split("?")[0]))
@@ -102,7 +105,6 @@ def read_weights(path: str | os.PathLike) -> dict:
     if path.endswith(".safetensors"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no checkpoint at {path}; pass the path of a .safetensors file")
-        from safetensors.torch import load_file
         return load_file(path)
     return read_checkpoint(path)
 
@@ -198,9 +200,6 @@ def load_timm_vit(source: str | os.PathLike, arch: str | None = None, cache_dir:
     ``cache_dir``, then as a file; otherwise a timm model name, created with ``pretrained=True`` (needs a network).
     kwargs go to ``timm.create_model``. ``model.load_report`` tells what was loaded and skipped.
     """
-    import timm
-    from timm.models.vision_transformer import VisionTransformer
-
     hint = f"pass a local file as the {param} parameter (-p {param} FILE)" if param else "pass a local checkpoint file"
     cached = os.path.join(os.fspath(cache_dir or default_cache_dir()), os.path.basename(os.fspath(source)))
     if not os.path.isfile(os.fspath(source)) and os.path.isfile(cached):  # torch's checkpoint cache, as load_mae
@@ -286,8 +285,6 @@ def mae_encoder_as_vit(source: MaskedAutoencoderViT | str | os.PathLike,
     The encoder keys (``cls_token``, ``pos_embed``, ``patch_embed.*``, ``blocks.*``, ``norm.*``) are the same in
     both; ``vit.forward_features(imgs)`` equals the MAE's ``forward_encoder`` at mask ratio 0 with the tokens in
     image order. Lets encoder analyses (Fig. 5) treat MAE, DINO and DeiT alike."""
-    from timm.models.vision_transformer import VisionTransformer
-
     mae = source if isinstance(source, MaskedAutoencoderViT) else load_mae(source, cache_dir)[0]
     enc = {k: v for k, v in mae.state_dict().items()
            if k in ("cls_token", "pos_embed") or k.startswith(("patch_embed.", "blocks.", "norm."))}
@@ -312,7 +309,6 @@ def _build_run_model(family: str, kwargs: dict, config: dict) -> nn.Module:
     """The model a run's config describes, randomly initialised."""
     if family in FAMILIES:
         return FAMILIES[family](**kwargs)
-    from timm.models.vision_transformer import VisionTransformer
     model = VisionTransformer(**kwargs)
     if family == "linprobe" and config.get("head", "batchnorm_linear") == "batchnorm_linear":
         # fb/mae's linear probe: BatchNorm1d without affine, then Linear (lcmae_core.train.linprobe)
@@ -376,8 +372,7 @@ def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
     runs' ``snapshot-epoch0.pt``, where kept, holds the same tensors). The classifier runs' heads are initialised
     after loading the encoder; the body of a random-init classifier is exact, its head is not used here.
     """
-    import json
-
+    # lazy: train.trainer loads matplotlib (through analysis), and the planner imports this module
     from .train.trainer import seed_all
 
     run_dir = os.fspath(run_dir)

@@ -20,8 +20,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from .atomic import atomic_write_json
 from .claims import Claim
+from .runs import resolve_root
 from .stats import FAILS, HOLDS, UNFORMED, UNTESTABLE, VERDICTS
 
 METRICS_KEYS = ("notebook", "scale", "hardware", "metrics", "paper", "written_at")
@@ -33,16 +36,11 @@ def hardware_info() -> dict:
     """The machine a result was computed on: CPU, cores, GPU (if any), torch version."""
     info = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "python": platform.python_version()}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-            info["gpus"] = torch.cuda.device_count()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    info["torch"] = torch.__version__
+    info["threads"] = torch.get_num_threads()
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpus"] = torch.cuda.device_count()
     return info
 
 
@@ -51,8 +49,6 @@ def results_root(run_root: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("LCMAE_RESULTS_ROOT")
     if env:
         return Path(env)
-    from .runs import resolve_root
-
     return Path(resolve_root(run_root)) / "results"
 
 
@@ -86,7 +82,7 @@ def table_record(table) -> dict:
 
 def table_frame(record: dict):
     """The DataFrame of a ``table_record``, indexed by its first column."""
-    import pandas as pd
+    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
 
     frame = pd.DataFrame(record["data"], columns=record["columns"])
     return frame.set_index(record["columns"][0])
@@ -114,7 +110,7 @@ class ClaimsView:
 
     @property
     def frame(self):
-        import pandas as pd
+        import pandas as pd  # lazy: optional (pandas is not a declared dependency)
 
         return pd.DataFrame([{"verdict": c.verdict, "why": c.why, "evidence": c.evidence,
                               "precondition": c.precondition, "null controls": c.controls}
@@ -158,8 +154,6 @@ def claims_table(claims: list[Claim]) -> ClaimsView:
 
 def run_rows(run_root: str | os.PathLike | None = None, scale: str | None = None) -> list[dict]:
     """The finished runs of the run store (optionally of one scale): name, family, scale, device, train time."""
-    from .runs import resolve_root
-
     base = Path(resolve_root(run_root))
     rows = []
     for f in sorted(base.glob("*/metrics.json")):

@@ -30,9 +30,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+import torch
+
 from . import configs
 from .atomic import atomic_write_json
 from .configs import run_name
+from .data import check_data_root, known_train_size
+from .train import checkpoint as ckpt_io
+from .train import distributed as dist_utils
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
@@ -161,8 +166,6 @@ def _finished(path: str) -> Run | None:
 def prepare(cfg, root: str | None = None):
     """Validate a config and the root; returns (cfg, root). Raises ConfigError / RunError."""
     cfg = configs.validate(cfg)
-    from .data import check_data_root, known_train_size
-
     check_data_root(cfg.data)
     n = known_train_size(cfg.data)
     if n is not None and n < cfg.optim.batch_size:  # drop_last: not one step would fit in an epoch
@@ -177,18 +180,16 @@ def pretrained_weights(cfg, root: str | None = None) -> dict | None:
     """The model state dict of the pretraining run a finetune or linear probe starts from (None: random init)."""
     if not getattr(cfg, "pretrain", None):
         return None
-    from .train import checkpoint as ckpt_io
-
     return ckpt_io.load(find_run(cfg.pretrain, root).checkpoint)["model"]
 
 
 def _builder(family: str):
     if family in configs.PRETRAIN_FAMILIES:
-        from .train import pretrain as mod
+        from .train import pretrain as mod  # lazy: matplotlib (via train.engine); the planner imports runs
     elif family == "finetune":
-        from .train import finetune as mod
+        from .train import finetune as mod  # lazy: matplotlib (via train.engine); the planner imports runs
     else:
-        from .train import linprobe as mod
+        from .train import linprobe as mod  # lazy: matplotlib (via train.engine); the planner imports runs
     return mod.build
 
 
@@ -197,12 +198,8 @@ def train_run(cfg, root: str | None = None) -> Run:
 
     Under torchrun/SLURM (``WORLD_SIZE`` > 1) every rank calls it; rank 0 holds the lock and writes the files.
     """
-    from .train import distributed as dist_utils
-
     cfg, root = prepare(cfg, root)
     device = dist_utils.init(configs.check_device(cfg.device))
-    import torch
-
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # restored below: a notebook kernel keeps its own setting
@@ -213,8 +210,7 @@ def train_run(cfg, root: str | None = None) -> Run:
 
 
 def _train_run_locked(cfg, root: str, device) -> Run:
-    from .train import distributed as dist_utils
-    from .train.trainer import fit
+    from .train.trainer import fit  # lazy: matplotlib (via train.engine); the planner imports runs
 
     name = run_name(cfg)
     path = os.path.join(root, name)
@@ -224,7 +220,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
         done = dist_utils.broadcast_object(_finished(path) is not None if main else None)
         if done:
             return read_run(path)
-        from .train.trainer import seed_all
+        from .train.trainer import seed_all  # lazy: matplotlib (via train.engine); the planner imports runs
         seed_all(cfg.seed)  # the initial weights are a function of the seed
         # data and weights are found before any folder is made
         job = _builder(cfg.family)(cfg, device, pretrained_weights(cfg, root))
@@ -250,7 +246,6 @@ def _train_run_locked(cfg, root: str, device) -> Run:
                 shutil.rmtree(path, ignore_errors=True)
             raise
         if main:
-            import torch
             record = {**metrics, "run": name, "family": cfg.family, "scale": cfg.scale, "train_time_s":
                       round(time.time() - t0, 2), "train_cpu_time_s": round(time.process_time() - c0, 2),
                       "device": str(device),
@@ -315,7 +310,7 @@ class SlurmJob:
         self.cfg_dict, self.root = cfg_dict, root
 
     def __call__(self) -> dict:
-        import submitit
+        import submitit  # lazy: optional (pip install submitit), the slurm launcher only
 
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:
@@ -328,12 +323,12 @@ class SlurmJob:
 
     def checkpoint(self):
         """submitit preemption hook: requeue the same job; it resumes from the run's checkpoint."""
-        import submitit
+        import submitit  # lazy: optional (pip install submitit), the slurm launcher only
         return submitit.helpers.DelayedSubmission(SlurmJob(self.cfg_dict, self.root))
 
 
 def _launch_slurm(cfg, root: str, slurm: dict, executor: str, wait: bool):
-    import submitit
+    import submitit  # lazy: optional (pip install submitit), the slurm launcher only
 
     folder = os.path.join(root, ".slurm", run_name(cfg))
     gpus = int(slurm.get("gpus_per_node", 1 if executor == "slurm" else 0))

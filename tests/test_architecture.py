@@ -1,7 +1,11 @@
 """The package's structure: no module imports one that imports it back, through top-level or function-level
-imports alike (a function-level import is kept only for an optional or heavy dependency, never to hide a cycle)."""
+imports alike (a function-level import is kept only for an optional or heavy dependency, never to hide a cycle),
+and every function-level import says why it is one (a ``# lazy:`` comment)."""
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lcmae_core"
@@ -60,3 +64,100 @@ def test_the_package_has_no_import_cycle():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+# -------------------------------------------------------------------------------------------------------
+# function-level imports: only for an optional dependency or a heavy one a light entry point must not load, each
+# with a "# lazy:" comment that says which
+LAZY = re.compile(r"#\s*lazy:")
+
+
+def unexplained_function_imports(source: str, filename: str = "<string>") -> list[str]:
+    """"file:line: statement" for every import inside a function (at any depth) without a ``# lazy:`` comment: on
+    one of the statement's own lines, on the line directly above it (a comment line, or an import that carries one),
+    or above the first of the consecutive import lines it belongs to (one comment may explain a group)."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    starts = {}  # last line of every import statement -> its first line
+    nested = []
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                starts[child.end_lineno] = child.lineno
+                if in_function:
+                    nested.append(child)
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+
+    def lazy(line):
+        return bool(LAZY.match(comments.get(line, "")))
+
+    def explained(node):
+        first, line = node.lineno, node.end_lineno
+        while True:
+            if any(lazy(n) for n in range(first, line + 1)):
+                return True
+            line = first - 1  # up through the comment lines and the import statements right above
+            if line >= 1 and lines[line - 1].lstrip().startswith("#"):
+                first = line
+            elif line in starts:
+                first = starts[line]
+            else:
+                return False
+
+    return [f"{filename}:{n.lineno}: {lines[n.lineno - 1].strip()}" for n in nested if not explained(n)]
+
+
+def test_every_function_level_import_says_why_it_is_lazy():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found += unexplained_function_imports(path.read_text(), str(path.relative_to(PACKAGE.parent)))
+    assert not found, ("function-level imports without a '# lazy: <why>' comment; move them to the top of the "
+                       "module, or say why they must stay lazy:\n" + "\n".join(found))
+
+
+def test_the_lazy_import_check_flags_an_unexplained_one():
+    source = (
+        "import json\n"                              # 1: top level: fine
+        "def f():\n"
+        "    import os\n"                            # 3: no comment: flagged
+        "    # lazy: optional (pip install x)\n"
+        "    import x\n"                             # 5: comment above
+        "    import y  # lazy: heavy\n"              # 6: trailing comment
+        "    # lazy: heavy, both of them\n"
+        "    import a\n"
+        "    from b import (c,\n"
+        "                   d)\n"                    # 8-10: a group under one comment
+        "    return x\n"
+        "def g():\n"
+        "    # not lazy: just a comment\n"
+        "    import z\n"                             # 14: a comment, but not a lazy one: flagged
+        "    s = '# lazy: inside a string'; import w\n"  # 15: the text is no comment: flagged
+        "    def h():\n"
+        "        import v  # lazy: nested functions count too\n"
+        "        import u\n"                         # 18: in the group of the commented import above it
+        "class C:\n"
+        "    def m(self):\n"
+        "        import t\n"                         # 21: a method: flagged
+        "if __name__ == '__main__':\n"
+        "    import sys\n"                           # 23: module level: fine
+    )
+    assert [r.split(":")[1] for r in unexplained_function_imports(source, "m.py")] == ["3", "14", "15", "21"]
+    assert unexplained_function_imports(source, "m.py")[0] == "m.py:3: import os"
+
+
+def test_training_and_planning_do_not_load_matplotlib():
+    """The training workers (through ``analysis.monitors``) and the planner never draw: importing them must not pay
+    for matplotlib, which ``analysis`` loads only when a figure function is first used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lcmae_core.train.pretrain, lcmae_core.train.engine, lcmae_core.plan; "
+            "print('matplotlib' in sys.modules); "
+            "from lcmae_core import analysis; analysis.attention_distance_figure; print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"], out

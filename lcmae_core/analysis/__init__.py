@@ -22,10 +22,23 @@ from .distance import (attention_distance, attention_distance_curves, attention_
                        patch_distance_matrix,
                        uniform_attention_distance)
 from .similarity import (AttentionSimilarityMeter, affinity_similarity, attention_map_similarity,
-                         attention_similarity_curve, decoder_attention_measures, feature_affinity, final_patch_features, query_similarity_curves, semantic_similarity_curve, semantic_similarity_curves)
+                         attention_similarity_curve, decoder_attention_measures, feature_affinity,
+                         final_patch_features, query_similarity_curves, semantic_similarity_curve,
+                         semantic_similarity_curves)
 from .reconstruction import reconstruction_loss
-from .viz import (STYLE, attention_distance_figure, attention_maps_figure, layer_curve_figure, reconstruct,
-                  reconstruction_figure, style)
+
+# the figures load matplotlib, which the training workers (``analysis.monitors``) and the planner must not pay for:
+# ``viz``'s names are imported on first use (PEP 562)
+_VIZ = ("STYLE", "attention_distance_figure", "attention_maps_figure", "layer_curve_figure", "reconstruct",
+        "reconstruction_figure", "style")
+
+
+def __getattr__(name):
+    if name in _VIZ:
+        from . import viz  # lazy: matplotlib; training imports analysis.monitors through this package
+
+        return getattr(viz, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["AttentionMaps", "AttentionRecorder", "attention_probs", "decoder_attention", "decoder_blocks",
            "encoder_attention", "encoder_blocks", "masked_positions", "masked_query_rows", "query_attention_maps",

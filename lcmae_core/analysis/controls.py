@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..train.engine import knn_classify, unpack_correct
+
 UNIFORM_S_ATTN = 1.0  # Eq. 7 of uniform attention: identical maps in every image
 UNIFORM_ENTROPY = 1.0  # the entropy of uniform attention, as a fraction of its maximum
 
@@ -50,10 +52,9 @@ def raw_pixel_baselines(train_set, val_set, k: int = 20, temperature: float = 0.
     top-1 accuracy in %, and {"knn_correct", "logreg_correct"}: each validation image's hit (numpy bool).
     Deterministic: no seed enters either classifier.
     """
+    # lazy: optional (scikit-learn), and 2 s to import
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
-
-    from ..train.engine import knn_classify, unpack_correct
 
     xtr, ytr = _flat_pixels(train_set)
     xva, yva = _flat_pixels(val_set)

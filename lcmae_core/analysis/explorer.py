@@ -14,6 +14,8 @@ execution, so the sliders and the figure appear as they were left.
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Sequence
 
 import matplotlib
@@ -140,9 +142,6 @@ class Explorer:
 
     def png(self) -> str:
         """The current figure as a base64 PNG."""
-        import base64
-        import io
-
         buf = io.BytesIO()
         self.figure().savefig(buf, format="png", dpi=80)
         return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -156,7 +155,7 @@ class Explorer:
         return self._widget
 
     def _build(self):
-        import ipywidgets as w
+        import ipywidgets as w  # lazy: optional (ipywidgets: JupyterLab only)
 
         WIDE = {"description_width": "initial"}  # the labels in full ("masked patch", "decoder layer")
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from ._batches import iter_image_batches
 from .attention import decoder_attention, masked_query_rows
+from .distance import stat_sums
 from .features import KeyRecorder, decoder_layer_features
 from .geometry import (decoder_blocks, encoder_blocks, grid_size_of, is_mae, num_prefix_tokens, patch_size_of,
                        shared_mask)
@@ -127,8 +128,6 @@ def decoder_attention_measures(model: nn.Module, images, mask: torch.Tensor, bat
     images, every image with the identical mask (L,): {"s_attn": (layers,) float64, "distance": (layers, heads)
     pixels, "entropy": (layers, heads) fraction of the maximum}. The same numbers as
     ``attention_similarity_curve`` and ``attention_stats_curves(..., queries="masked")``, at a third of the cost."""
-    from .distance import stat_sums
-
     model.eval()
     if device is not None:
         model.to(device)

@@ -21,22 +21,22 @@ stored as a tensor), so ``torch.load(path, weights_only=True)`` reads it.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import shutil
 
 import numpy as np
 import torch
 
 from ..atomic import atomic_open
+from ..pretrained import unreadable
 
 
 def atomic_save(obj, path: str) -> None:
     """torch.save through ``lcmae_core.atomic``: a reader never sees half a file, and a kill at any point leaves
     either the old file or the new one. A write that fails for want of space (torch reports it as a
     ``RuntimeError`` from its zip writer) becomes an ``OSError`` that says so."""
-    import errno
-    import shutil
-
     try:
         with atomic_open(path, "wb") as f:
             torch.save(obj, f)
@@ -68,8 +68,6 @@ def snapshots(run_dir: str) -> dict[int, str]:
 def load(path: str, map_location="cpu") -> dict:
     """Read a checkpoint with ``weights_only=True``; an unreadable one raises ``CheckpointError`` naming the file
     and the fix (remove the run folder to train it again)."""
-    from ..pretrained import unreadable
-
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

@@ -7,6 +7,7 @@ Rank 0 writes every file; metrics are all-reduced so every rank sees the same nu
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import torch
@@ -114,7 +115,5 @@ class EpochSampler(torch.utils.data.Sampler):
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
     """A 63-bit seed, a pure function of (seed, epoch, rank, stream)."""
-    import hashlib
-
     h = hashlib.sha256(f"{seed}/{epoch}/{rank}/{stream}".encode()).digest()
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)

@@ -27,9 +27,12 @@ import math
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from tqdm.auto import tqdm
 
 from ..analysis.monitors import collapse_stats
 from . import distributed as dist_utils
@@ -108,8 +111,6 @@ def make_optimizer(cfg, model: nn.Module, device: torch.device) -> torch.optim.O
     """The pretraining recipe's optimizer: timm AdamW with ``cfg.optim``'s rate, betas and weight decay (none on
     ``model.no_weight_decay()``, norms and biases), fused (one kernel over every parameter: on the CPU 1.0 ms a step
     instead of 4.7 for the cpu preset's MAE, measured)."""
-    from timm.optim import create_optimizer_v2
-
     o = cfg.optim
     return create_optimizer_v2(model, "adamw", lr=o.absolute_lr(), weight_decay=o.weight_decay,
                                betas=tuple(o.betas), fused=True)
@@ -178,8 +179,6 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
     start_step: optimizer steps taken before this epoch (for logging and error messages). Only the micro-batches
     whose numbers are read (every ``log_every``) keep their outputs, for the objective's ``monitor``, until read.
     """
-    from tqdm.auto import tqdm
-
     objective.train()
     n = len(loader)
     if n == 0:
@@ -295,15 +294,11 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: str = "fp32",
 
 def pack_correct(correct: torch.Tensor) -> str:
     """Per-sample hits (M,) bool -> a compact hex text (8 samples a byte), for a run's metrics.json."""
-    import numpy as np
-
     return np.packbits(correct.cpu().numpy().astype(bool)).tobytes().hex()
 
 
 def unpack_correct(text: str, n: int):
     """``pack_correct``'s text back to a numpy bool array of n samples."""
-    import numpy as np
-
     bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))
     if len(bits) < n or len(bits) - n >= 8:
         raise ValueError(f"the packed hits hold {len(bits)} bits, which cannot be {n} samples")
@@ -315,8 +310,6 @@ def extract_features(feature_fn: Callable[[torch.Tensor], torch.Tensor], loader,
                      amp: str = "fp32", progress: bool = False, desc: str = "features"):
     """Run ``feature_fn`` (images (N, C, H, W) -> (N, D)) over a loader -> (features (M, D) float32 on CPU,
     labels (M,) int64)."""
-    from tqdm.auto import tqdm
-
     feats, labs = [], []
     for imgs, labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
         with autocast_for(device, amp):

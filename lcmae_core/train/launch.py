@@ -10,15 +10,15 @@ import argparse
 import json
 import sys
 
+from ..runs import train_from_dict
+from .distributed import shutdown
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lcmae_core.train.launch", description=__doc__)
     p.add_argument("config", help="a JSON file holding configs.to_dict(config)")
     p.add_argument("--run-root", default=None, help="the run store's root")
     args = p.parse_args(argv)
-    from ..runs import train_from_dict
-    from .distributed import shutdown
-
     with open(args.config) as f:
         cfg = json.load(f)
     try:

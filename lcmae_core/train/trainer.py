@@ -66,7 +66,7 @@ class JsonlLogger:
         self.tb = None
         if self.path and tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # lazy: optional (pip install tensorboard)
                 self.tb = SummaryWriter(os.path.join(os.path.dirname(path), "tb"))
             except Exception:  # tensorboard not installed
                 self.tb = None
