@@ -162,7 +162,7 @@ def plan_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
 
 def frames(table: dict):
     """The appendix's two tables: per page, and per cut (core-minutes)."""
-    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
+    import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
 
     pages = pd.DataFrame([{"page": p["page"], "runs": p["runs"], "core-minutes": round(p["core_s"] / 60, 1)}
                           for p in table["pages"]]).set_index("page")

@@ -153,7 +153,7 @@ def read_table(path: str | None = None) -> dict:
 def summary(table: dict):
     """One row per candidate, cheapest first: what it changes, its cost and, per mechanism, trained vs random
     init (pandas DataFrame)."""
-    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
+    import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
 
     def fmt(v, d=3):
         return ", ".join(f"{x:.{d}f}" for x in v)

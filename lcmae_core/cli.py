@@ -135,11 +135,9 @@ def _run_training(kind: str):
                     pre_name = pre_run.name
             else:
                 pre_model, pre_name = None, None
-            if pre_model is not None:
-                # the classifier takes the pretrained encoder's shape
-                for f in pre_model.ENCODER_FIELDS:
-                    if f"model.{f}" not in explicit:
-                        setattr(cfg.model, f, getattr(pre_model, f))
+            if pre_model is not None:  # the classifier takes the pretrained encoder's shape
+                cfg = configs.apply_overrides(cfg, {k: v for k, v in configs.encoder_overrides(pre_model).items()
+                                                    if k not in explicit})
             cfg.pretrain = pre_name
         if args.show_config:
             print(json.dumps(configs.to_dict(cfg), indent=2))

@@ -145,6 +145,13 @@ class ModelConfig:
         return {k: getattr(self, k) for k in self.ENCODER_FIELDS}
 
 
+def encoder_overrides(model) -> dict:
+    """{"model.<field>": value} of an encoder's shape (``ModelConfig.ENCODER_FIELDS``), from a ``ModelConfig`` or a run
+    config's "model" dict: the one copier that makes a classifier take its pretrained encoder's shape."""
+    get = model.get if isinstance(model, dict) else lambda k: getattr(model, k)
+    return {f"model.{k}": get(k) for k in ModelConfig.ENCODER_FIELDS}
+
+
 @dataclass
 class DataConfig:
     dataset: str = "imagenet"
@@ -394,6 +401,9 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
         }[scale]
         cfg = LinprobeConfig(model=model, data=data, optim=optim, scale=scale,
                              cache_features=scale in ("smoke", "cpu"))
+        if scale in ("smoke", "cpu"):
+            # a cached-feature epoch takes milliseconds and a checkpoint about 20 ms: one every 10 epochs (not hashed)
+            cfg.ckpt_every = 10
     if scale in ("smoke", "cpu"):
         # one intra-op thread: these tiny models gain little from a second one, and on a busy 2-core machine
         # oversubscribed OpenMP threads made an MAE epoch 16x slower (115 s vs 7 s, measured)

@@ -302,10 +302,7 @@ class Study:
     @staticmethod
     def _encoder_of(pretrain: Run | None) -> dict:
         """The encoder shape of the pretraining run, so the classifier matches it."""
-        if pretrain is None:
-            return {}
-        m = pretrain.config["model"]
-        return {f"model.{k}": m[k] for k in configs.ModelConfig.ENCODER_FIELDS}
+        return {} if pretrain is None else configs.encoder_overrides(pretrain.config["model"])
 
 
 def _finished(cfg, root: str | None) -> bool:

@@ -176,7 +176,7 @@ def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict
     """The accuracy table of a page: per configuration the linear probe and kNN (mean ± 95% half-width over
     seeds), finetuning (the mean over its seeds: seed 0 alone at the small scales), and the paper's finetuning;
     raw-pixel kNN and logistic regression as reference rows (``baselines``, from ``raw_pixel_baselines``)."""
-    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
+    import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
 
     rows = []
     for key, ev in evals.items():
@@ -376,7 +376,7 @@ def _num_patches(model) -> int:
 
 def layer_table(curves: dict[str, np.ndarray], digits: int = 3):
     """{name: (seeds, layers)} -> a table of mean ± 95% half-width over seeds per layer (rows: layers)."""
-    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
+    import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
 
     depth = next(iter(curves.values())).shape[1]
     return pd.DataFrame({name: [mean_pm(c[:, l], digits) for l in range(depth)] for name, c in curves.items()},

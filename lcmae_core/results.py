@@ -82,7 +82,7 @@ def table_record(table) -> dict:
 
 def table_frame(record: dict):
     """The DataFrame of a ``table_record``, indexed by its first column."""
-    import pandas as pd  # lazy: optional (pandas is not a declared dependency)
+    import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
 
     frame = pd.DataFrame(record["data"], columns=record["columns"])
     return frame.set_index(record["columns"][0])
@@ -110,7 +110,7 @@ class ClaimsView:
 
     @property
     def frame(self):
-        import pandas as pd  # lazy: optional (pandas is not a declared dependency)
+        import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
 
         return pd.DataFrame([{"verdict": c.verdict, "why": c.why, "evidence": c.evidence,
                               "precondition": c.precondition, "null controls": c.controls}

@@ -179,3 +179,27 @@ def test_fisher_z_mean_slope_and_pearson():
     assert stats.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0) and stats.pearson([1, 2], [5, 5]) == 0.0
     with pytest.raises(ValueError):
         stats.slope([1.0, 1.0], [1.0, 2.0])
+
+
+def test_simulated_rates_are_the_rules_own_verdicts_vectorised():
+    """The appendix's error rates: the same draws through compare + decide one by one give the same counts."""
+    n, effect, draws = 3, 1.5, 300
+    rates = stats.simulated_rates(n, effect, draws, seed=7)
+    rng = np.random.default_rng(7)
+    shared = rng.normal(size=(draws, n))
+    a = effect + shared + rng.normal(size=(draws, n)) / math.sqrt(2)
+    b = shared + rng.normal(size=(draws, n)) / math.sqrt(2)
+    one_by_one = [stats.decide(stats.compare(a[i], b[i])) for i in range(draws)]
+    for v in (stats.HOLDS, stats.FAILS, stats.UNTESTABLE):
+        assert rates[v] == pytest.approx(one_by_one.count(v) / draws)
+    assert sum(rates.values()) == pytest.approx(1.0)
+
+
+def test_simulated_rates_agree_with_alpha_and_the_analytic_power():
+    draws = 20000
+    se = math.sqrt(0.05 * 0.95 / draws)
+    null = stats.simulated_rates(3, 0.0, draws, seed=1)
+    assert null[stats.HOLDS] + null[stats.FAILS] <= stats.ALPHA + 4 * se
+    strong = stats.simulated_rates(3, 4.0, draws, seed=2)
+    assert strong[stats.HOLDS] == pytest.approx(stats.power(4.0, 3), abs=0.02)
+    assert stats.simulated_rates(1, 4.0, 10)[stats.UNTESTABLE] == 1.0
