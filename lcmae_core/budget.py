@@ -27,6 +27,7 @@ import torch
 
 from . import configs
 from .atomic import atomic_write_json
+from .calibration import committed_path, read_committed
 from .experiments import Study
 from .pages import PAGE_RUNS
 
@@ -137,17 +138,12 @@ def budget_table(roots, scale: str = "cpu") -> dict:
 
 
 def default_path() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "results",
-                        "cpu_scale_budget.json")
+    return committed_path("cpu_scale_budget.json")
 
 
 def read_table(path: str | None = None) -> dict:
-    path = path or default_path()
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no budget table at {path}; write it with python -m lcmae_core.budget --runs "
-                                "<run store of a cpu build> --out " + path)
-    with open(path) as f:
-        return json.load(f)
+    return read_committed(path or default_path(), "budget table",
+                          "python -m lcmae_core.budget --runs <run store of a cpu build>", {"pages", "cuts"})
 
 
 def plan_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:

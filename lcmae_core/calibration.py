@@ -129,25 +129,34 @@ def calibrate(scale: str = "cpu", run_root: str | None = None, jobs: int = 1, na
             "decoder_local_ratio": DECODER_LOCAL_RATIO, "n_images": n_images, "mask_ratio": MASK_RATIO}
 
 
+def committed_path(name: str) -> str:
+    """``bench/results/<name>`` of this repository (beside the ``lcmae_core`` package): the cpu scale's committed
+    tables (this calibration's, and ``lcmae_core.budget``'s)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "results", name)
+
+
+def read_committed(path: str, what: str, command: str, keys: set) -> dict:
+    """A committed JSON table, with one-line errors: missing (naming the command that writes it) or foreign (no
+    ``keys``)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {what} at {path}; write it with {command} --out {path}")
+    with open(path) as f:
+        table = json.load(f)
+    missing = keys - set(table)
+    if missing:
+        raise ValueError(f"{path} is not a {what} (no {', '.join(sorted(missing))}); rewrite it with {command}")
+    return table
+
+
 def default_table_path() -> str:
-    """``bench/results/cpu_scale_calibration.json`` of this repository (beside the ``lcmae_core`` package)."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "results",
-                        "cpu_scale_calibration.json")
+    return committed_path("cpu_scale_calibration.json")
 
 
 def read_table(path: str | None = None) -> dict:
     """The calibration table a ``calibrate`` run wrote; a one-line error naming the command when it is missing."""
-    path = path or default_table_path()
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no calibration table at {path}; write it with python -m lcmae_core.calibration "
-                                f"--out {path} --jobs 2 (about half an hour on 2 cores)")
-    with open(path) as f:
-        table = json.load(f)
-    missing = {"candidates", "chosen", "why"} - set(table)
-    if missing:
-        raise ValueError(f"{path} is not a calibration table (no {', '.join(sorted(missing))}); rewrite it with "
-                         "python -m lcmae_core.calibration")
-    return table
+    return read_committed(path or default_table_path(), "calibration table",
+                          "python -m lcmae_core.calibration",
+                          {"candidates", "chosen", "why"})
 
 
 def summary(table: dict):

@@ -21,7 +21,7 @@ import sys
 from typing import Callable
 
 from .errors import OneLineParser as _Parser
-from .errors import UsageError, interruptible, summary
+from .errors import UsageError, interruptible, quiet_interrupts, summary
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
 COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.perf.bench")
@@ -196,16 +196,17 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    # lazy: torch/timm; importing cli must stay instant
-    from .configs import ConfigError
-    from .data import DataError
-    from .runs import RunError
-    from .train.engine import NonFiniteLoss
-    from .pretrained import CheckpointError
-    from .models.classifier import PretrainMismatch
+    with quiet_interrupts():  # a Ctrl-C while the command modules import: one line and 130 at once
+        # lazy: torch/timm; importing cli must stay instant
+        from .configs import ConfigError
+        from .data import DataError
+        from .runs import RunError
+        from .train.engine import NonFiniteLoss
+        from .pretrained import CheckpointError
+        from .models.classifier import PretrainMismatch
 
-    try:
         parser = make_parser()
+    try:
         args = parser.parse_args(argv)
         if not args.command:
             parser.print_help()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import signal
@@ -56,6 +57,24 @@ def quiet_interrupts_while_importing() -> None:
     own handler when ``main`` starts. A SIGINT ignored by the caller (a background job) stays ignored."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _exit_interrupted)
+
+
+@contextlib.contextmanager
+def quiet_interrupts():
+    """While a command imports its modules (torch, numpy, timm: seconds), a Ctrl-C exits with one line and 130 at
+    once (``_exit_interrupted``), instead of a KeyboardInterrupt raised inside an import: numpy's lazy attributes
+    turn an interrupted ``import numpy.exceptions`` into a RecursionError that no ``except KeyboardInterrupt``
+    catches. Python's own handler is back when the block ends. Only in the main thread, and only where Ctrl-C has
+    its default disposition."""
+    active = (threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if active:
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    try:
+        yield
+    finally:
+        if active:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def interruptible(main):

@@ -367,3 +367,20 @@ def test_a_ctrl_c_while_python_m_imports_is_one_line(tmp_path, module):
     # interpreter): a shell reports both as $? = 130, and either way the user sees the one line
     assert p.returncode in (130, -signal.SIGINT) and one_line(err.strip()) and "interrupted" in err, \
         (p.returncode, err[-2000:])
+
+
+def test_quiet_interrupts_holds_the_one_line_handler_only_while_the_commands_import():
+    """cli imports its command modules (torch, numpy) under errors.quiet_interrupts: a Ctrl-C there exits at once
+    (an interrupted numpy import raised a RecursionError that no except KeyboardInterrupt caught)."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with errors.quiet_interrupts():
+            assert signal.getsignal(signal.SIGINT) is errors._exit_interrupted
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job's ignored Ctrl-C stays ignored
+        with errors.quiet_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
