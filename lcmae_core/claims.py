@@ -580,8 +580,9 @@ def _too_few_ratios(ratios: Sequence[float], need: int) -> str | None:
     n = len(set(float(r) for r in ratios))
     if n >= need:
         return None
-    what = ("a correlation over two ratios is +1 or -1 by construction" if need > 2 and n == 2
-            else "a trend needs at least two")
+    what = ("a trend needs at least two" if need <= 2 else
+            "a correlation over two ratios is +1 or -1 by construction" if n == 2 else
+            "a correlation needs at least three")
     return (f"{n} pretraining mask ratio(s) at this scale and the claim needs {need} ({what}); the page's "
             f"mask_ratios parameter adds others")
 

@@ -385,6 +385,8 @@ def test_fig6_with_one_ratio_is_not_testable_and_says_why():
               claims.f6_deeper_layers([0.75], layer, MET)):
         assert c.verdict == U and c.evidence == "not measured", c
         assert "1 pretraining mask ratio(s)" in c.why and "mask_ratios" in c.why
+        assert ("a correlation needs at least three" if c.id == "F6-strong-correlation"
+                else "a trend needs at least two") in c.why
 
 
 def test_fig6_with_two_ratios_judges_the_trend_but_not_the_correlation():
