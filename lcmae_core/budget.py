@@ -5,7 +5,7 @@ calibration (``lcmae_core.calibration``: the cheapest recipe in which the mechan
 cutting elsewhere (``CUTS``: the digits' pretraining epochs, the comparison models' epochs, Fig. 6's extra mask
 ratios). This module prices both from real runs:
 
-- ``page_costs(roots)``: every run the build plans (``plan.plan_runs``), by the page that first asks for it, with the
+- ``page_costs(roots)``: every run the build plans (``plan.plan_by_page``), by the page that first asks for it, with the
   one-thread CPU seconds its ``metrics.json`` recorded in any of the run stores ``roots``;
 - ``cut_costs(roots)``: for each cut, the runs it removed (or the longer runs it replaced), priced the same way: the
   runs of the recipe before the cut, found by their config hash in a store that trained them.
@@ -29,7 +29,7 @@ from . import configs
 from .atomic import atomic_write_json
 from .calibration import committed_path, read_committed
 from .experiments import Study
-from .pages import PAGE_RUNS
+from .plan import plan_by_page, plan_runs
 
 BUDGET_MINUTES = 25
 JOBS = 2  # the machine the budget is set for: 2 cores, one thread per run
@@ -50,7 +50,7 @@ def _is_digits_pretraining(cfg) -> bool:
     return cfg.family in ("mae", "lcmae", "ae") and cfg.data.dataset != "photos"
 
 
-def _cut_targets(name: str, planned: list, study: Study) -> list:
+def _cut_targets(name: str, planned: list, scale: str) -> list:
     """The planned runs a cut applies to (Fig. 6's ratios: the attention pages' MAE at 0.75, one per seed)."""
     if name == "digits-5ep":
         return [c for c in planned if _is_digits_pretraining(c)]
@@ -59,24 +59,10 @@ def _cut_targets(name: str, planned: list, study: Study) -> list:
     if name == "supervised-5ep":
         return [c for c in planned if c.family == "finetune" and c.data.dataset == "photo_ids"]
     rec: list = []
-    a = Study(scale=study.scale, planner=rec, verbose=False).for_attention()
+    a = Study(scale=scale, planner=rec, verbose=False).for_attention()
     for s in a.seeds:
         a.attention_mae(seed=s)
     return rec
-
-
-def planned_by_page(scale: str = "cpu") -> list[tuple[str, configs.RunConfig]]:
-    """(page, config) of every distinct run the build plans, under the first page that asks for it."""
-    seen, out = set(), []
-    for page, fn in PAGE_RUNS.items():
-        rec: list = []
-        fn(Study(scale=scale, planner=rec, verbose=False))
-        for cfg in rec:
-            name = configs.run_name(cfg)
-            if name not in seen:
-                seen.add(name)
-                out.append((page, cfg))
-    return out
 
 
 def measured_seconds(name: str, roots) -> float | None:
@@ -98,23 +84,23 @@ def _priced(names, roots) -> dict:
             "missing": sorted(n for n, s in secs.items() if s is None)}
 
 
-def page_costs(roots, scale: str = "cpu") -> list[dict]:
-    """Per page: its runs (those no earlier page asked for), their measured core-seconds, and any missing."""
+def page_costs(roots, planned: list) -> list[dict]:
+    """Per page: its runs (those no earlier page asked for; ``planned``: ``plan.plan_by_page``), their measured
+    core-seconds, and any missing."""
     by_page: dict[str, list[str]] = {}
-    for page, cfg in planned_by_page(scale):
+    for page, cfg in planned:
         by_page.setdefault(page, []).append(configs.run_name(cfg))
     return [{"page": page, **_priced(names, roots), "run_names": names} for page, names in by_page.items()]
 
 
-def cut_costs(roots, scale: str = "cpu") -> list[dict]:
+def cut_costs(roots, planned: list, scale: str = "cpu") -> list[dict]:
     """Per cut: the runs of the recipe before it and their measured core-seconds, beside the runs that replaced
     them now (none where the cut dropped them)."""
-    planned = [cfg for _, cfg in planned_by_page(scale)]
+    planned = [cfg for _, cfg in planned]
     names_now = {configs.run_name(c) for c in planned}
-    study = Study(scale=scale, planner=[], verbose=False)
     rows = []
     for name, (what, overrides) in CUTS.items():
-        targets = _cut_targets(name, planned, study)
+        targets = _cut_targets(name, planned, scale)
         before = [configs.run_name(configs.apply_overrides(c, overrides)) for c in targets]
         # Fig. 6's cuts dropped their runs; the others replaced them by the shorter runs planned now
         now = [] if name.startswith("fig6") else [configs.run_name(c) for c in targets
@@ -128,8 +114,9 @@ def cut_costs(roots, scale: str = "cpu") -> list[dict]:
 
 
 def budget_table(roots, scale: str = "cpu") -> dict:
-    pages = page_costs(roots, scale)
-    cuts = cut_costs(roots, scale)
+    planned = plan_by_page(scale)
+    pages = page_costs(roots, planned)
+    cuts = cut_costs(roots, planned, scale)
     total = round(sum(p["core_s"] for p in pages), 1)
     return {"scale": scale, "budget_minutes": BUDGET_MINUTES, "jobs": JOBS, "pages": pages, "cuts": cuts,
             "total_core_s": total, "runs": sum(p["runs"] for p in pages),
@@ -148,7 +135,7 @@ def read_table(path: str | None = None) -> dict:
 
 def plan_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
     """Are the table's runs the ones the build plans now? (False: configs changed since it was measured.)"""
-    now = {configs.run_name(cfg) for _, cfg in planned_by_page(scale)}
+    now = {configs.run_name(cfg) for cfg in plan_runs(scale)}
     then = {n for p in table["pages"] for n in p["run_names"]}
     if now == then:
         return True, f"the table prices the {len(now)} runs the build plans"

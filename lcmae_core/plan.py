@@ -50,22 +50,30 @@ def default_jobs(scale: str) -> int:
     return 1
 
 
-def plan_runs(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
-              device: str = "auto", seeds=None) -> list[configs.RunConfig]:
-    """The distinct run configs the notebooks (default: every page) need at a scale, in the order asked for."""
+def plan_by_page(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
+                 device: str = "auto", seeds=None) -> list[tuple[str, configs.RunConfig]]:
+    """(page, config) of every distinct run the notebooks (default: every page) need at a scale, in the order
+    asked for, each under the first page that asks for it (``lcmae_core.budget`` prices them page by page)."""
     planner: list = []
     study = Study(scale=scale, run_root=run_root, data_root=data_root, device=device, verbose=False, seeds=seeds,
                   planner=planner)
     names = list(PAGE_RUNS) if notebooks is None else [n for n in notebooks if n in PAGE_RUNS]
-    for name in names:
-        PAGE_RUNS[name](study)
     seen, out = set(), []
-    for cfg in planner:
-        name = configs.run_name(cfg)
-        if name not in seen:
-            seen.add(name)
-            out.append(cfg)
+    for name in names:
+        start = len(planner)
+        PAGE_RUNS[name](study)
+        for cfg in planner[start:]:
+            run = configs.run_name(cfg)
+            if run not in seen:
+                seen.add(run)
+                out.append((name, cfg))
     return out
+
+
+def plan_runs(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
+              device: str = "auto", seeds=None) -> list[configs.RunConfig]:
+    """The distinct run configs the notebooks (default: every page) need at a scale, in the order asked for."""
+    return [cfg for _, cfg in plan_by_page(scale, notebooks, run_root, data_root, device, seeds)]
 
 
 def cost(cfg) -> float:

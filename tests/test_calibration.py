@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lcmae_core import calibration, claims, configs
+from lcmae_core import calibration, claims, configs, plan
 
 
 def row(enc, enc_init, dec1, dec1_init, dec_entropy1, cost, n=144):
@@ -138,7 +138,7 @@ def _fake_store(root, names, seconds):
 def test_the_budget_prices_each_page_and_cut_from_the_stores(tmp_path):
     from lcmae_core import budget
 
-    planned = budget.planned_by_page("smoke")
+    planned = plan.plan_by_page("smoke")
     names = [configs.run_name(c) for _, c in planned]
     assert len(names) == len(set(names)) and names
     _fake_store(tmp_path / "now", names[1:], 2.0)  # the first run is missing from every store
