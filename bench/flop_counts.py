@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from lcmae_core.perf.flops import training_flops  # noqa: E402
 from lcmae_core.perf.records import results_path, write_jsonl  # noqa: E402
 from lcmae_core.perf.workloads import WORKLOADS, Workload, build_config, device_name  # noqa: E402
-from lcmae_core.train.pretrain import build_model  # noqa: E402
+from lcmae_core.models import build_model  # noqa: E402
 
 # name -> (workload, extra overrides, reference G per image or None)
 CHECKS = {

@@ -51,13 +51,13 @@ from typing import Any, Optional
 import torch
 
 from .data import DATASETS, PHOTO_NAMES
-from .models import SIZES
+from .models import CLASSIFIER_FAMILIES, FAMILIES, RUN_FAMILIES, SIZES
 from .masking import MASK_RATIO
 from .models.lcmae import IN_VIEW_TARGETS
 
-PRETRAIN_FAMILIES = ("mae", "lcmae", "ae", "simclr")
-EVAL_FAMILIES = ("finetune", "linprobe")
-ALL_FAMILIES = PRETRAIN_FAMILIES + EVAL_FAMILIES
+PRETRAIN_FAMILIES = tuple(FAMILIES)  # the model registry's families; a run of each is a PretrainConfig
+EVAL_FAMILIES = CLASSIFIER_FAMILIES
+ALL_FAMILIES = RUN_FAMILIES
 SCALES = ("smoke", "cpu", "gpu", "paper")
 # what training at each scale needs (the pages' banners; the refusal to train by accident at gpu and paper scale)
 HARDWARE_NEEDED = {

@@ -14,9 +14,9 @@ unexpected or of the wrong shape raises ``CheckpointError`` naming it.
   ``pos_embed``, ``patch_embed.proj.weight``, ``blocks.0.attn.qkv.weight``, ..., ``norm.weight``, no head), possibly
   inside a full DINO training checkpoint (``{"teacher": {"backbone.blocks...", "head.mlp...": ...}}``, with
   ``module.`` prefixes under DDP). The teacher is preferred; the DINO projection head is dropped.
-- **This project's runs**: ``load_run`` reads ``{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae",
-  "model": {constructor kwargs}}}``, the format the training engine writes, and nothing else; the finetune and
-  linprobe recipes' checkpoints (family "finetune" / "linprobe", kwargs of a timm ``VisionTransformer``) load too.
+- **This project's runs**: ``load_run`` reads the checkpoints the training engine writes (``RUN_FORMAT``: the
+  weights, the run config and the class count, from which ``train.checkpoint.model_spec`` rebuilds the model), and
+  nothing else: every pretraining family, and the finetune and linprobe classifiers (timm ``VisionTransformer``).
 
 Which reference at which scale (Eq. 8, Fig. 3; Fig. 5): at paper scale DINO ViT-B/16 and DeiT-B from here; at
 cpu/gpu scale there is no DINO of the right patch grid, so the reference is a model trained by this project (its
@@ -39,9 +39,10 @@ import torch.nn as nn
 from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 
-from .models import FAMILIES, MaskedAutoencoderViT
+from .models import MaskedAutoencoderViT, build_from_kwargs
 from .models.state import brief as _brief, state_fit
 from .errors import first_line
+from .train import checkpoint as ckpt_io
 from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint, unreadable
 
 # timm names of the paper's reference models
@@ -299,58 +300,51 @@ def mae_encoder_as_vit(source: MaskedAutoencoderViT | str | os.PathLike,
 
 # ---------------------------------------------------------------------------------------------------------------
 # this project's runs
-RUN_FORMAT = ('{"model": state_dict, "config": {"family": "mae" | "lcmae" | "ae" | "finetune" | "linprobe", '
-              '"model": {constructor kwargs}}} (the training engine\'s checkpoint.pt)')
-# the classifiers of the finetune / linprobe recipes: timm VisionTransformer(**config["model"])
-CLASSIFIER_FAMILIES = ("finetune", "linprobe")
+RUN_FORMAT = ckpt_io.RECORD_FORMAT
 
 
-def _build_run_model(family: str, kwargs: dict, config: dict) -> nn.Module:
-    """The model a run's config describes, randomly initialised."""
-    if family in FAMILIES:
-        return FAMILIES[family](**kwargs)
-    model = VisionTransformer(**kwargs)
-    if family == "linprobe" and config.get("head", "batchnorm_linear") == "batchnorm_linear":
-        # fb/mae's linear probe: BatchNorm1d without affine, then Linear (lcmae_core.train.linprobe)
-        D = model.embed_dim
-        model.head = nn.Sequential(nn.BatchNorm1d(D, affine=False, eps=1e-6), nn.Linear(D, model.num_classes))
-    return model
-
-
-def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, dict]:
-    """A model trained by this project from its checkpoint file, in eval mode, and the checkpoint's config.
-
-    The file must be ``RUN_FORMAT``: the model is rebuilt as ``FAMILIES[family](**config["model"])`` for the
-    pretraining families (mae, lcmae, ae), or as a timm ``VisionTransformer(**config["model"])`` for the finetune /
-    linprobe classifiers (the Eq. 8 / Fig. 5 reference at cpu/gpu scale), and its weights loaded with ``strict``
-    (errors name missing/unexpected keys and shape mismatches). Other keys of the file (optimizer, rng) are ignored.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no run checkpoint at {path}; pass the run's checkpoint.pt")
+def _read_run_checkpoint(path: str) -> dict:
+    """A run checkpoint's dict, read with ``weights_only``, or a one-line error naming the file and the fix."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no run checkpoint at {path}; pass the checkpoint.pt of a finished run") from None
     except Exception as e:
         raise unreadable(path, e, _retrain_fix(path)) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or not isinstance(ckpt.get("config"),
                                                                                                  dict):
         got = _brief(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path} is not a run checkpoint (got {got}); expected {RUN_FORMAT}")
-    config = ckpt["config"]
-    family, kwargs = config.get("family"), config.get("model")
-    if family not in (*FAMILIES, *CLASSIFIER_FAMILIES):
-        raise CheckpointError(f"config['family'] is {family!r}; expected one of "
-                              f"{', '.join((*FAMILIES, *CLASSIFIER_FAMILIES))} ({RUN_FORMAT})")
-    if not isinstance(kwargs, dict):
-        raise CheckpointError(f"config['model'] must be a dict of constructor kwargs, got {type(kwargs).__name__} "
-                              f"({RUN_FORMAT})")
+    return ckpt
+
+
+def _build_from_checkpoint(ckpt: dict, path: str) -> tuple[str, nn.Module]:
+    """(family, the randomly initialised model the checkpoint's record describes)."""
     try:
-        model = _build_run_model(family, kwargs, config)
+        family, kwargs = ckpt_io.model_spec(ckpt)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    try:
+        return family, build_from_kwargs(family, kwargs)
     except TypeError as e:
-        raise CheckpointError(f"config['model'] does not fit the {family} model: {e}") from e
+        raise CheckpointError(f"{path}: the model kwargs do not fit the {family} model: {e}") from None
+
+
+def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, dict]:
+    """A model trained by this project from its checkpoint (or weight snapshot) file, in eval mode, and the
+    checkpoint's ``config`` (the run config: ``config["family"]`` names the family).
+
+    The file must be ``RUN_FORMAT``: the model is rebuilt from the run config and the class count
+    (``train.checkpoint.model_spec``: ``FAMILIES[family]`` for the pretraining families, a timm
+    ``VisionTransformer`` for the finetune / linprobe classifiers, the Eq. 8 / Fig. 5 reference at cpu/gpu scale),
+    and its weights loaded with ``strict`` (errors name missing/unexpected keys and shape mismatches). Other keys of
+    the file (optimizer, rng) are ignored.
+    """
+    path = os.fspath(path)
+    ckpt = _read_run_checkpoint(path)
+    family, model = _build_from_checkpoint(ckpt, path)
     sd = ckpt["model"]
-    own = model.state_dict()
-    fit = state_fit(own, sd)
+    fit = state_fit(model.state_dict(), sd)
     unexpected, missing, bad = fit.unexpected, fit.missing, fit.shapes
     if strict and (unexpected or missing):
         parts = ([f"unexpected keys: {_brief(unexpected)}"] if unexpected else []) + \
@@ -359,7 +353,7 @@ def load_run(path: str | os.PathLike, strict: bool = True) -> tuple[nn.Module, d
     if bad:
         raise CheckpointError(f"shape mismatch (checkpoint vs config's model): {'; '.join(bad[:6])}")
     model.load_state_dict(sd, strict=strict)
-    return model.eval(), config
+    return model.eval(), ckpt["config"]
 
 
 def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
@@ -376,29 +370,16 @@ def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
     from .train.trainer import seed_all
 
     run_dir = os.fspath(run_dir)
-    with open(os.path.join(run_dir, "config.json")) as f:
+    with open(os.path.join(run_dir, "config.json")) as f:  # the run store's record: every run folder has it
         seed = int(json.load(f).get("seed", 0))
-    config = read_checkpoint_config(os.path.join(run_dir, "checkpoint.pt"))
+    path = os.path.join(run_dir, "checkpoint.pt")
+    ckpt = _read_run_checkpoint(path)
     seed_all(seed)
-    return _build_run_model(config["family"], config["model"], config).eval()
+    return _build_from_checkpoint(ckpt, path)[1].eval()
 
 
 def _retrain_fix(path: str) -> str:
     return f"remove the run folder {os.path.dirname(os.path.abspath(path))} to train the run again"
-
-
-def read_checkpoint_config(path: str | os.PathLike) -> dict:
-    """The ``config`` of a run checkpoint (family and model constructor kwargs), read with ``weights_only``."""
-    path = os.fspath(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no run checkpoint at {path}; train the run first") from None
-    except Exception as e:
-        raise unreadable(path, e, _retrain_fix(path)) from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
-        raise CheckpointError(f"{path} is not a run checkpoint; expected {RUN_FORMAT}")
-    return ckpt["config"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -438,6 +419,6 @@ def load_semantic_reference(source: str | os.PathLike = DINO_TIMM, cache_dir: st
 
 __all__ = ["DINO_TIMM", "DEIT_TIMM", "REFERENCE_URLS", "RUN_FORMAT", "download", "read_weights", "vit_state_dict",
            "vit_kwargs_from_state_dict", "load_vit_state_dict", "load_timm_vit", "load_dino", "load_deit",
-           "load_mae", "mae_encoder_as_vit", "load_run", "load_run_init", "read_checkpoint_config",
+           "load_mae", "mae_encoder_as_vit", "load_run", "load_run_init",
            "CLASSIFIER_FAMILIES", "CheckpointError",
            "vit_description", "load_decoder_mae", "load_semantic_reference"]

@@ -4,6 +4,7 @@ import pytest
 import timm
 import torch
 
+from lcmae_core import configs
 from lcmae_core.analysis import encoder_attention
 from lcmae_core.models import create_model
 from lcmae_core.pretrained import CheckpointError
@@ -100,54 +101,93 @@ def test_official_mae_files_and_encoder_as_vit(tmp_path):
         load_mae(tmp_path / "nope.pth")
 
 
+def _run_checkpoint(cfg, num_classes=None, seed=0):
+    """A randomly initialised model of a run config, and the checkpoint dict the trainer writes for it."""
+    from lcmae_core.models import build_model
+    from lcmae_core.train import checkpoint as ckpt_io
+    torch.manual_seed(seed)
+    model = build_model(cfg, num_classes)
+    return model, {"model": model.state_dict(), **ckpt_io.model_record(cfg, num_classes), "epoch": 1}
+
+
+@pytest.mark.parametrize("family,changes", [("mae", []), ("lcmae", ["model.proj_dim=16", "model.setting=e"]),
+                                            ("ae", ["model.block_size=21"]), ("simclr", []),
+                                            ("finetune", []), ("linprobe", [])])
+def test_run_checkpoint_round_trip(tmp_path, family, changes):
+    from timm.models.vision_transformer import VisionTransformer
+    cfg = configs.build(family, "smoke", changes)
+    K = 7 if family in ("finetune", "linprobe") else None  # a class count no dataset preset has: it comes from the file
+    model, ck = _run_checkpoint(cfg, K)
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    got, config = load_run(tmp_path / "checkpoint.pt")
+    assert type(got) is type(model) and same_weights(model, got) and not got.training
+    assert config == configs.to_dict(cfg) and configs.from_dict(config).family == family
+    if K is not None:
+        assert isinstance(got, VisionTransformer) and got.num_classes == K
+    if family == "linprobe":  # fb/mae's probe head: BatchNorm without affine, then Linear
+        assert isinstance(got.head[0], torch.nn.BatchNorm1d) and not got.head[0].affine
+
+
 @pytest.mark.parametrize("family,kw", [("mae", {}), ("lcmae", {"proj_dim": 16, "setting": "e"}),
                                        ("ae", {"block_size": 24})])
-def test_run_checkpoint_round_trip(tmp_path, family, kw):
+def test_earlier_run_checkpoints_still_load(tmp_path, family, kw):
+    """Checkpoints written before the run config was their one record: {"family", "model": kwargs} beside
+    "run_config" (and test files without it)."""
     from lcmae_core.models import SIZES
     kwargs = {**SIZES["test"], **kw}
     torch.manual_seed(0)
     model = create_model(family, "test", **kw)
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"model": model.state_dict(), "config": {"family": family, "model": kwargs}, "epoch": 1}, path)
-    got, config = load_run(path)
-    assert type(got) is type(model) and same_weights(model, got) and config["family"] == family
+    for i, extra in enumerate(({}, {"run_config": {"family": family}})):
+        path = tmp_path / f"checkpoint{i}.pt"
+        torch.save({"model": model.state_dict(), "config": {"family": family, "model": kwargs}, "epoch": 1, **extra},
+                   path)
+        got, config = load_run(path)
+        assert type(got) is type(model) and same_weights(model, got) and config["family"] == family
 
 
 @pytest.mark.parametrize("family", ["finetune", "linprobe"])
-def test_classifier_run_checkpoint_round_trip(tmp_path, family):
-    from timm.models.vision_transformer import VisionTransformer
-    from lcmae_core.reference_models import _build_run_model
+def test_earlier_classifier_checkpoints_still_load(tmp_path, family):
+    from lcmae_core.models import build_from_kwargs
     kw = dict(TINY, num_classes=5, global_pool="avg" if family == "finetune" else "token")
     config = {"family": family, "model": kw, "head": "batchnorm_linear"}
     torch.manual_seed(0)
-    model = _build_run_model(family, kw, config)
-    assert isinstance(model, VisionTransformer)
-    torch.save({"model": model.state_dict(), "config": config, "optimizer": {"state": {}}}, tmp_path / "c.pt")
+    model = build_from_kwargs(family, kw)
+    torch.save({"model": model.state_dict(), "config": config, "run_config": {}, "optimizer": {"state": {}}},
+               tmp_path / "c.pt")
     got, _ = load_run(tmp_path / "c.pt")
     assert same_weights(model, got)
 
 
 def test_bad_run_checkpoints_fail_clearly(tmp_path):
     from lcmae_core.models import SIZES
-    model = create_model("mae", "test")
-    sd = model.state_dict()
-    cfg = {"family": "mae", "model": dict(SIZES["test"])}
+    cfg = configs.build("mae", "smoke")
+    model, good = _run_checkpoint(cfg)
+    sd = good["model"]
+    run_config = good["config"]
+    old = {"family": "mae", "model": dict(SIZES["test"])}  # the earlier per-recipe record
     cases = {
         "no_config.pt": ({"model": sd}, "not a run checkpoint"),
-        "family.pt": ({"model": sd, "config": {**cfg, "family": "vit"}}, "config\\['family'\\] is 'vit'"),
-        "kwargs.pt": ({"model": sd, "config": {**cfg, "model": {**cfg["model"], "depthh": 3}}}, "depthh"),
-        "keys.pt": ({"model": {**{k: v for k, v in sd.items() if k != "norm.bias"}, "foo": torch.zeros(1)},
-                     "config": cfg}, r"unexpected keys: foo; missing keys: norm\.bias"),
-        "shape.pt": ({"model": sd, "config": {**cfg, "model": {**cfg["model"], "embed_dim": 64}}},
+        "family.pt": ({"model": sd, "config": {**run_config, "family": "vit"}}, "unknown family 'vit'"),
+        "key.pt": ({"model": sd, "config": {**run_config, "model": {**run_config["model"], "depthh": 3}}},
+                   "unknown config key 'model.depthh'"),
+        "classes.pt": ({"model": sd, "config": configs.to_dict(configs.build("linprobe", "smoke"))},
+                       "linprobe run's model needs num_classes"),
+        "keys.pt": ({**good, "model": {**{k: v for k, v in sd.items() if k != "norm.bias"}, "foo": torch.zeros(1)}},
+                    r"unexpected keys: foo; missing keys: norm\.bias"),
+        "shape.pt": ({**good, "config": {**run_config, "model": {**run_config["model"], "embed_dim": 64}}},
                      "shape mismatch"),
+        "old_family.pt": ({"model": sd, "config": {**old, "family": "vit"}}, "config\\['family'\\] is 'vit'"),
+        "old_kwargs.pt": ({"model": sd, "config": {**old, "model": {**old["model"], "depthh": 3}}}, "depthh"),
     }
     for name, (obj, msg) in cases.items():
         torch.save(obj, tmp_path / name)
         with pytest.raises(CheckpointError, match=msg):
             load_run(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="no run checkpoint at .*nope.pt; pass the checkpoint.pt"):
+        load_run(tmp_path / "nope.pt")
     # anything beyond tensors and containers is refused (weights_only=True), even an argparse.Namespace
     import argparse
-    torch.save({"model": sd, "config": cfg, "args": argparse.Namespace(a=1)}, tmp_path / "ns.pt")
+    torch.save({**good, "args": argparse.Namespace(a=1)}, tmp_path / "ns.pt")
     with pytest.raises(CheckpointError, match=r"does not trust \(argparse.Namespace\)"):
         load_run(tmp_path / "ns.pt")
 

@@ -14,7 +14,8 @@ from lcmae_core import configs, runs
 from lcmae_core.perf import bench, gpu_data
 from lcmae_core.perf import compile as compile_mod
 from lcmae_core.perf.measure import train_step
-from lcmae_core.train import engine, pretrain
+from lcmae_core.models import build_model
+from lcmae_core.train import engine
 from lcmae_core.train.schedule import set_lr
 
 
@@ -93,7 +94,7 @@ def test_train_step_keeps_only_detached_scalars():
 
 def test_make_optimizer_is_the_pretraining_recipe():
     cfg = configs.preset("mae", "smoke")
-    model = pretrain.build_model(cfg)
+    model = build_model(cfg)
     opt = engine.make_optimizer(cfg, model, torch.device("cpu"))
     assert isinstance(opt, torch.optim.AdamW)
     assert opt.param_groups[0]["betas"] == tuple(cfg.optim.betas)
@@ -179,7 +180,7 @@ def test_gpu_data_path_on_cpu_is_a_clear_error():
 def test_find_unused_parameters_only_for_lcmae_with_a_zero_weight():
     for fam, over, want in (("mae", [], False), ("lcmae", [], False), ("lcmae", ["model.setting=c"], True)):
         cfg = configs.apply_overrides(configs.preset(fam, "smoke"), over)
-        model = pretrain.build_model(cfg)
+        model = build_model(cfg)
         zero = fam == "lcmae" and not all((model.w_mae, model.w_cross, model.w_in))
         assert zero == want, (fam, over)
 
@@ -241,7 +242,7 @@ def test_each_compiled_objective_is_one_graph_without_breaks(family, over, one_t
     if family == "finetune":
         obj = finetune.build(cfg, torch.device("cpu")).objective
     else:
-        obj = engine.PretrainObjective(pretrain.build_model(cfg), cfg.mask_ratio)
+        obj = engine.PretrainObjective(build_model(cfg), cfg.mask_ratio)
     S = cfg.model.img_size
     imgs, targets = torch.randn(4, 3, S, S), torch.arange(4) % 2
     transform = getattr(obj.train(), "batch_transform", None)  # mixup/cutmix: eager, before the step

@@ -41,7 +41,7 @@ def test_snapshots_at_every_epoch_and_the_last_is_the_checkpoint(lcmae_run):
     final = ckpt_io.load(lcmae_run.checkpoint)
     for epoch, path in snaps.items():
         ck = ckpt_io.load(path)  # weights_only
-        assert set(ck) == {"model", "config", "run_config", "epoch", "step"} and ck["epoch"] == epoch
+        assert set(ck) == {"model", "config", "num_classes", "epoch", "step"} and ck["epoch"] == epoch
         model, _ = load_run(path)  # the analysis loader reads a snapshot like a checkpoint
         assert type(model).__name__ == "LCMAE"
     last, init = ckpt_io.load(snaps[2])["model"], ckpt_io.load(snaps[0])["model"]

@@ -1,13 +1,18 @@
 """Models: the official MAE, LC-MAE, the block autoencoder, the SimCLR-style contrastive ViT, and named sizes.
 
 Sizes follow facebookresearch/mae's factories (ViT-B/16, L/16, H/14 with a 512-d, 8-block decoder) plus tiny,
-small and test sizes. ``create_model(family, size, **overrides)`` builds any family at any size.
+small and test sizes. ``create_model(family, size, **overrides)`` builds any family at any size;
+``build_model(cfg, num_classes)`` builds a run config's model (every pretraining family and the finetune and
+linprobe classifiers), the one description of a run's model that the recipes train and the run loader rebuilds.
 """
 
 from __future__ import annotations
 
 
+import torch.nn as nn
+
 from .autoencoder import BlockAutoencoderViT, block_targets
+from .classifier import CLASSIFIER_FAMILIES, build_classifier, classifier_kwargs
 from .contrastive import ContrastiveViT
 from .lcmae import LCMAE, TABLE1_SETTINGS, setting_weights
 from .mae import MaskedAutoencoderViT
@@ -44,6 +49,36 @@ def create_model(family: str = "mae", size: str = "base_patch16", **overrides):
     return FAMILIES[family](**{**SIZES[size], **overrides})
 
 
+# every family a run trains: the pretraining families and the classifiers
+RUN_FAMILIES = (*FAMILIES, *CLASSIFIER_FAMILIES)
+
+
+def run_model_kwargs(cfg, num_classes: int | None = None) -> dict:
+    """The constructor kwargs (all primitives) of a run config's model: ``FAMILIES[family]``'s for a pretraining
+    family, a timm ``VisionTransformer``'s for finetune / linprobe. ``num_classes``: the classifier's class count,
+    which only the data knows for a folder dataset (the checkpoint keeps it). The one definition of a run's model
+    shape: the recipes build from it and the run loader rebuilds from it."""
+    if cfg.family in CLASSIFIER_FAMILIES:
+        if num_classes is None:
+            raise ValueError(f"a {cfg.family} run's model needs num_classes")
+        return classifier_kwargs(cfg, num_classes)
+    return cfg.model.kwargs(cfg.family)
+
+
+def build_model(cfg, num_classes: int | None = None) -> nn.Module:
+    """A run config's model, randomly initialised (the recipes then load or initialise what they own)."""
+    return build_from_kwargs(cfg.family, run_model_kwargs(cfg, num_classes))
+
+
+def build_from_kwargs(family: str, kwargs: dict) -> nn.Module:
+    """A randomly initialised model of any run family from its constructor kwargs (``run_model_kwargs``)."""
+    if family in FAMILIES:
+        return FAMILIES[family](**kwargs)
+    if family in CLASSIFIER_FAMILIES:
+        return build_classifier(family, kwargs)
+    raise ValueError(f"unknown run family {family!r}; choose one of {', '.join(RUN_FAMILIES)}")
+
+
 def _factory(size: str, **defaults):
     def make(**kwargs):
         return MaskedAutoencoderViT(**{**SIZES[size], **defaults, **kwargs})
@@ -76,7 +111,8 @@ OFFICIAL_NAMES = {
 
 __all__ = [
     "MaskedAutoencoderViT", "LCMAE", "BlockAutoencoderViT", "ContrastiveViT", "block_targets", "TABLE1_SETTINGS",
-    "setting_weights", "SIZES", "FAMILIES", "create_model", "OFFICIAL_NAMES",
+    "setting_weights", "SIZES", "FAMILIES", "CLASSIFIER_FAMILIES", "RUN_FAMILIES", "create_model",
+    "run_model_kwargs", "build_model", "build_from_kwargs", "OFFICIAL_NAMES",
     "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14", "mae_vit_small_patch16",
     "mae_vit_tiny_patch16", "mae_vit_tiny_patch4", "mae_vit_test",
 ]

@@ -1,7 +1,7 @@
 """``python -m lcmae_core bench`` (or ``python -m lcmae_core.perf.bench``): training throughput, memory and
 model-FLOPs utilisation of named workloads.
 
-Each workload builds its model from a config (``configs.preset`` + overrides, ``train.pretrain.build_model``)
+Each workload builds its model from a config (``configs.preset`` + overrides, ``models.build_model``)
 and times the training step of the engine: ``PretrainObjective`` (``model.compute_losses``) under the engine's
 autocast, ``loss.float().backward()``, the pretraining recipe's AdamW (``engine.make_optimizer``, fused on
 CUDA), ``set_lr`` and ``zero_grad(set_to_none=True)``: ``measure.train_step`` is ``set_lr`` +
@@ -76,7 +76,7 @@ from ..data import DataError
 from ..errors import OneLineParser as _Parser
 from ..errors import UsageError, interruptible
 from ..train.engine import PretrainObjective, make_optimizer, train_one_epoch
-from ..train.pretrain import build_model
+from ..models import build_model
 from . import gpu_data
 from .compile import compile_mode, compile_status, maybe_compile, uses_cuda_graphs
 from .flops import detect_peak_flops, workload_flops

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from ..train.pretrain import build_model
+from ..models import build_model
 from .workloads import WORKLOADS, build_config, device_name
 
 # dense BF16 tensor-core peaks from the vendors' spec sheets (FLOP/s), matched in order against the device name

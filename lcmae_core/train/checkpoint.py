@@ -3,8 +3,8 @@
 A checkpoint is::
 
     {"model": state_dict,            # the bare model (never a DDP wrapper): fb/mae key names
-     "config": {"family": ..., "model": {constructor kwargs}, ...},   # what the analysis loaders rebuild from
-     "run_config": {...},            # the full run config (configs.to_dict)
+     "config": {...},                # the run config (configs.to_dict), as the run folder's config.json
+     "num_classes": int or None,     # the classifier's class count (None for pretraining)
      "epoch": int,                   # epochs finished; training resumes at this epoch
      "step": int,                    # optimizer steps taken
      "optimizer": ..., "scaler": ... or None,
@@ -12,8 +12,15 @@ A checkpoint is::
      "sampler_epoch": int, "loader_generator": ByteTensor}
 
 A weight snapshot ``snapshot-epoch{N}.pt`` (kept when ``snapshot_every`` > 0; N = 0 is the initialisation) holds
-only ``model``, ``config``, ``run_config``, ``epoch`` and ``step``: ``reference_models.load_run`` reads it like a
+only ``model``, ``config``, ``num_classes``, ``epoch`` and ``step``: ``reference_models.load_run`` reads it like a
 checkpoint. ``snapshots(run_dir)`` lists them by epoch.
+
+The model is described once: by the run config and the class count (``model_record``), from which
+``models.run_model_kwargs`` gives its constructor kwargs, for the recipe that trains it and for the loader that
+rebuilds it (``model_spec``). A checkpoint carries the run config, not only the folder beside it, so that a
+checkpoint or a snapshot copied elsewhere still says what it holds. Checkpoints written before this format kept a
+second, per-recipe description (``config``: family and constructor kwargs) beside ``run_config``; ``model_spec``
+still reads them.
 
 Nothing in it needs unpickling of code: no ``argparse.Namespace``, no numpy arrays (the numpy RNG state is
 stored as a tensor), so ``torch.load(path, weights_only=True)`` reads it.
@@ -29,8 +36,11 @@ import shutil
 import numpy as np
 import torch
 
+from .. import configs
 from ..atomic import atomic_open
-from ..pretrained import unreadable
+from ..models import RUN_FAMILIES, run_model_kwargs
+from ..errors import first_line
+from ..pretrained import CheckpointError, unreadable
 
 
 def atomic_save(obj, path: str) -> None:
@@ -46,6 +56,37 @@ def atomic_save(obj, path: str) -> None:
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
         raise OSError(errno.ENOSPC, f"could not write {path}: the disk is full or failing ({free // 2**20} MiB "
                                     "free); free some space, then rerun the same command to resume") from None
+
+
+def model_record(cfg, num_classes: int | None) -> dict:
+    """What a checkpoint keeps to rebuild its model: {"config": the run config, "num_classes": ...}."""
+    return {"config": configs.to_dict(cfg), "num_classes": num_classes}
+
+
+RECORD_FORMAT = ('{"model": state_dict, "config": the run config (configs.to_dict), "num_classes": int or None} '
+                 '(the training engine\'s checkpoint.pt)')
+
+
+def model_spec(ckpt: dict) -> tuple[str, dict]:
+    """(family, constructor kwargs) of the model a checkpoint holds, from its ``model_record`` (or from the
+    per-recipe ``config`` of a checkpoint written before it: {"family", "model": kwargs} beside ``run_config``).
+    Raises ``CheckpointError`` naming what does not fit."""
+    config = ckpt.get("config") if isinstance(ckpt, dict) else None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"no run config in it; expected {RECORD_FORMAT}")
+    if "run_config" in ckpt or "optim" not in config:  # the earlier format: config = {"family", "model": kwargs}
+        family, kwargs = config.get("family"), config.get("model")
+        if family not in RUN_FAMILIES:
+            raise CheckpointError(f"config['family'] is {family!r}; expected one of {', '.join(RUN_FAMILIES)}")
+        if not isinstance(kwargs, dict):
+            raise CheckpointError(f"config['model'] must be a dict of constructor kwargs, got "
+                                  f"{type(kwargs).__name__}")
+        return family, kwargs
+    try:
+        cfg = configs.from_dict(config)
+        return cfg.family, run_model_kwargs(cfg, ckpt.get("num_classes"))
+    except (configs.ConfigError, ValueError) as e:
+        raise CheckpointError(f"its run config does not describe a model: {first_line(e)}") from None
 
 
 SNAPSHOT = "snapshot-epoch{}.pt"

@@ -17,11 +17,11 @@ import torch
 import torch.nn as nn
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-from timm.models.vision_transformer import VisionTransformer
 from timm.optim import create_optimizer_v2
 
 from .. import data as data_mod
-from ..models.classifier import load_pretrained_encoder, vit_kwargs
+from ..models import build_model
+from ..models.classifier import load_pretrained_encoder
 from . import common
 from .engine import ClassifyObjective, evaluate
 from .trainer import Job
@@ -31,8 +31,7 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
     run store reads (``runs.pretrained_weights``)."""
     info = data_mod.dataset_info(cfg.data.dataset)
     K = data_mod.num_classes(cfg.data.dataset, cfg.data.root)
-    kw = vit_kwargs(cfg, K, cfg.global_pool, cfg.drop_path)
-    model = VisionTransformer(**kw)
+    model = build_model(cfg, K)
     if pretrained is not None:
         load_pretrained_encoder(model, pretrained)
         nn.init.trunc_normal_(model.head.weight, std=2e-5)
@@ -57,7 +56,5 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
                        top5=info.top5)
         return {f"val_{k}" if k in ("loss", "num_samples") else k: v for k, v in res.items()}
 
-    ck_cfg = {"family": "finetune", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
-              "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}
     return Job(model=model, objective=ClassifyObjective(model, criterion, mixup), optimizer=optimizer,
-               train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval, make_loader=make_loader)
+               train_set=train_set, final_eval=final_eval, make_loader=make_loader, num_classes=K)

@@ -21,7 +21,8 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.optim import Lars
 
 from .. import data as data_mod
-from ..models.classifier import load_pretrained_encoder, vit_kwargs
+from ..models import build_model
+from ..models.classifier import load_pretrained_encoder
 from . import common
 from .engine import ClassifyObjective, evaluate, extract_features, knn_classify
 from .trainer import Job
@@ -38,12 +39,9 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
     """The linear-probe job; ``pretrained``: the pretraining run's model state dict (None: a random encoder)."""
     info = data_mod.dataset_info(cfg.data.dataset)
     K = data_mod.num_classes(cfg.data.dataset, cfg.data.root)
-    kw = vit_kwargs(cfg, K, "token", 0.0)
-    model = VisionTransformer(**kw)
+    model = build_model(cfg, K)  # the BatchNorm + Linear head of fb/mae's probe
     if pretrained is not None:
         load_pretrained_encoder(model, pretrained, keep_norm=True)
-    D = model.embed_dim
-    model.head = nn.Sequential(nn.BatchNorm1d(D, affine=False, eps=1e-6), nn.Linear(D, K))
     nn.init.trunc_normal_(model.head[1].weight, std=0.01)
     nn.init.zeros_(model.head[1].bias)
     for name, p in model.named_parameters():
@@ -88,7 +86,5 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
                                     per_sample=True))
         return out
 
-    ck_cfg = {"family": "linprobe", "model": kw, "model_class": "timm.models.vision_transformer.VisionTransformer",
-              "head": "batchnorm_linear", "pretrain": cfg.pretrain, "dataset": cfg.data.dataset, "scale": cfg.scale}
     return Job(model=model, objective=objective, optimizer=optimizer, train_set=train_set,
-               checkpoint_config=ck_cfg, final_eval=final_eval, make_loader=make_loader)
+               final_eval=final_eval, make_loader=make_loader, num_classes=K)

@@ -12,17 +12,13 @@ from __future__ import annotations
 import torch
 
 from .. import data as data_mod
-from ..models import FAMILIES
+from ..models import build_model
 from ..analysis.monitors import lcmae_collapse
 from ..perf import gpu_data
 from . import common
 from . import distributed as dist_utils
 from .engine import PretrainObjective, make_optimizer
 from .trainer import Job
-
-
-def build_model(cfg):
-    return FAMILIES[cfg.family](**cfg.model.kwargs(cfg.family))
 
 
 def encoder_cls(model):
@@ -59,10 +55,8 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
             out.update({f"final_{k}": v for k, v in lcmae_collapse(model, imgs, cfg.mask_ratio, cfg.seed).items()})
         return out
 
-    ck_cfg = {"family": cfg.family, "model": cfg.model.kwargs(cfg.family), "mask_ratio": cfg.mask_ratio,
-              "dataset": cfg.data.dataset, "scale": cfg.scale}
     return Job(model=model, objective=PretrainObjective(model, cfg.mask_ratio), optimizer=optimizer,
-               train_set=train_set, checkpoint_config=ck_cfg, final_eval=final_eval,
+               train_set=train_set, final_eval=final_eval,
                find_unused_parameters=cfg.family == "lcmae" and not all((model.w_mae, model.w_cross, model.w_in)),
                make_loader=make_loader)
 

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..configs import to_dict
 from ..perf.compile import compile_objective
 from . import checkpoint as ckpt_io
 from . import distributed as dist_utils
@@ -48,9 +47,11 @@ class Job:
     objective: nn.Module  # the module the loop calls: (imgs, labels) -> {"loss", ...}
     optimizer: torch.optim.Optimizer
     train_set: torch.utils.data.Dataset
-    checkpoint_config: dict  # {"family", "model": constructor kwargs, ...}
     final_eval: Callable[[], dict]  # the run's metrics, called on every rank after training
     find_unused_parameters: bool = False
+    # the classifier's class count (None for pretraining): with the run config, it rebuilds the model
+    # (models.run_model_kwargs), and only the data knows it for a folder dataset, so the checkpoint keeps it
+    num_classes: int | None = None
     # make_loader(sampler, micro_batch) -> a loader with len and set_epoch, built once (the GPU data path);
     # None: a torch DataLoader over train_set, built every epoch
     make_loader: Callable | None = None
@@ -103,7 +104,7 @@ def micro_batch_size(batch_size: int, accum_iter: int, world: int) -> int:
 
 def save_snapshot(model: nn.Module, job: Job, cfg, run_dir: str, epoch: int, step: int) -> None:
     """Keep the weights after ``epoch`` epochs (0: the initialisation) as snapshot-epoch{epoch}.pt."""
-    ckpt_io.atomic_save({"model": model.state_dict(), "config": job.checkpoint_config, "run_config": to_dict(cfg),
+    ckpt_io.atomic_save({"model": model.state_dict(), **ckpt_io.model_record(cfg, job.num_classes),
                          "epoch": epoch, "step": step}, ckpt_io.snapshot_path(run_dir, epoch))
 
 
@@ -192,8 +193,7 @@ def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) ->
             if dist_utils.is_main():
                 ckpt_io.atomic_save({
                     "model": model.state_dict(),
-                    "config": job.checkpoint_config,
-                    "run_config": to_dict(cfg),
+                    **ckpt_io.model_record(cfg, job.num_classes),
                     "epoch": epoch + 1,
                     "step": step,
                     "optimizer": job.optimizer.state_dict(),
