@@ -36,10 +36,11 @@ import math
 import os
 import sys
 
-from . import claims, configs
+from . import analysis, claims, configs
 from .atomic import atomic_write_text
 from .errors import OneLineParser, interruptible
 from .experiments import Study
+from .masking import MASK_RATIO
 from .plan import train_runs
 from .reference_models import load_run, load_run_init
 from .runs import ROOT_HELP, run_or_load
@@ -47,14 +48,10 @@ from .runs import ROOT_HELP, run_or_load
 ENCODER_MARGIN = 0.02
 DECODER_LOCAL_RATIO = 0.9
 N_IMAGES = 128
-MASK_RATIO = 0.75
 
 
 def measure(run, n_images: int = N_IMAGES) -> dict:
     """The numbers of one candidate run (see the module docstring), as plain lists and floats."""
-    # lazy: matplotlib (via analysis); the training workers this module's command spawns re-import it
-    from . import analysis
-
     cfg = configs.from_dict(run.config)
     model, _ = load_run(run.checkpoint)
     init = load_run_init(run.dir)

@@ -34,6 +34,7 @@ from .claims import primary_metric
 from .reference_models import load_run, load_run_init
 from .runs import Run, RunError, run_or_load, run_path
 from .masking import MASK_RATIO
+from .train.common import eval_dataset
 
 # Table 3's block sizes, in patches: 1, 3, 5, 7 (the paper's 16, 48, 80, 112 px of 224: 7, 21, 36, 50% of the width),
 # keeping those narrower than the image (``Study.ae_block_multiples``), and at least three (Table 3's steady rise).
@@ -273,8 +274,6 @@ class Study:
 
         A folder set (``imagefolder``, ``imagenet``) reads any folder of images, flat or of class folders:
         ``<data_root>/<split>`` when it exists, else ``data_root`` itself; only the sampled files are opened."""
-        from .train.common import eval_dataset  # lazy: matplotlib (via train.engine); the planner imports this module
-
         name = dataset or self.labelled()
         seed = self.image_seed if seed is None else seed
         if name in FOLDER_SETS:

@@ -26,12 +26,19 @@ import numpy as np
 import torch
 
 from . import claims, configs, stats
+from .analysis import attention_stats_curves, decoder_attention_measures
+from .analysis.controls import raw_pixel_baselines as raw_pixel_controls
+from .analysis.identities import term_sizes
+from .analysis.monitors import lcmae_collapse
 from .atomic import atomic_write_json
 from .configs import from_dict
 from .experiments import Study, describe
 from .reference_models import DINO_TIMM, load_decoder_mae, load_semantic_reference
 from .runs import Run, resolve_root
 from .stats import prose_number
+from .train.common import eval_dataset
+from .train.engine import unpack_correct
+from .train.pretrain import collapse_batch
 
 TABLE1_SETTINGS = tuple("abcdefg")
 TABLE2_DECODERS = ("transformer", "gaussian", "conv")
@@ -153,8 +160,6 @@ PAGE_RUNS = {
 def arm(name: str, evals: dict[int, dict[str, Run]], metric: str) -> claims.Arm:
     """One configuration's accuracies over its seeds: the primary metric's top-1 per seed, the linear probe's kNN
     per seed, and seed 0's per-image hits on the primary metric (for McNemar)."""
-    from .train.engine import unpack_correct  # lazy: train.engine loads matplotlib; the planner imports pages
-
     seeds = sorted(evals)
     values = [float(evals[s][metric].metrics["top1"]) for s in seeds if metric in evals[s]]
     knn = [evals[s]["lp"].metrics.get("knn_top1") for s in seeds]
@@ -198,10 +203,6 @@ def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict
 def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     """kNN and logistic regression on the raw pixels of the study's labelled split (or ``dataset``'s)
     (``analysis.controls``), cached in the run store (they depend only on the data)."""
-    # lazy: analysis and train.common load matplotlib; the planner imports pages
-    from .analysis.controls import raw_pixel_baselines as compute
-    from .train.common import eval_dataset
-
     cfg = study.config("linprobe", {"data.dataset": dataset} if dataset else None)
     key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
            "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t}
@@ -211,7 +212,7 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
         with open(path) as f:
             out = json.load(f)
     else:
-        res = compute(eval_dataset(cfg, cfg.data.dataset, "train"), eval_dataset(cfg, cfg.data.dataset, "val"),
+        res = raw_pixel_controls(eval_dataset(cfg, cfg.data.dataset, "train"), eval_dataset(cfg, cfg.data.dataset, "val"),
                       k=cfg.knn_k, temperature=cfg.knn_t)
         out = {**key, "knn": res["knn"], "logreg": res["logreg"]}
         atomic_write_json(path, out)
@@ -254,8 +255,6 @@ def encoder_models_measures(models: dict, inits: dict, images, device=None) -> d
     {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels; fraction of
     the maximum entropy); "heads": (seeds, layers, heads) distances of the trained models (the figures'
     dots); "n_keys": patch tokens. images: shared, or {replicate: images} (``replicates``)."""
-    from .analysis import attention_stats_curves  # lazy: matplotlib (via analysis); the planner imports pages
-
     out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init", "heads")}
     for s in sorted(models):
         imgs = images[s] if isinstance(images, dict) else images
@@ -273,8 +272,6 @@ def decoder_measures(models: dict[int, object], inits: dict[int, object], images
     distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
     "entropy"} and the same with "_init", each (seeds, layers); "n_keys". images: shared, or {replicate: images}
     (``replicates``)."""
-    from .analysis import decoder_attention_measures  # lazy: matplotlib (via analysis); the planner imports pages
-
     out = {}
     for tag, ms in (("", models), ("_init", inits)):
         rows = {"s_attn": [], "distance": [], "entropy": []}
@@ -293,8 +290,6 @@ def alignment_terms(model, images, mask_ratio: float, seed: int = 0) -> dict[str
     """The two local-contrastive readings of Sec. 3.2 for one model (``analysis.identities.term_sizes``): "alignment", the
     Eq. 2 contrastive term over the distance between two patches' predictions, and "eq4_vs_constant", the Eq. 4
     contrastive term over a constant prediction's (||x_i - x_j||^2)."""
-    from .analysis.identities import term_sizes  # lazy: matplotlib (via analysis); the planner imports pages
-
     t = term_sizes(model, images, mask_ratio, seed)
     return {"alignment": t["eq2_contrastive"] / t["pair_distance"],
             "eq4_vs_constant": t["eq4_contrastive"] / t["target_pair_distance"]}
@@ -350,11 +345,6 @@ def semantic_references(study: Study, runs: dict[int, Run] | None, reference: st
 def collapse_measures(study: Study, runs: dict[int, Run]) -> dict:
     """An LC-MAE setting's collapse monitors per seed, as fractions of 1/sqrt(D): {"h", "v"} at the end of training
     (the run's held-out batch) and {"h_init", "v_init"} of its random-init model on the same batch and masks."""
-    # lazy: analysis and the training modules load matplotlib; the planner imports pages
-    from .analysis.monitors import lcmae_collapse
-    from .train.common import eval_dataset
-    from .train.pretrain import collapse_batch
-
     out = {"h": [], "v": [], "h_init": [], "v_init": []}
     for s in sorted(runs):
         run = runs[s]

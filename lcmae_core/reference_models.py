@@ -43,6 +43,7 @@ from .models import MaskedAutoencoderViT, build_from_kwargs
 from .models.state import brief as _brief, state_fit
 from .errors import first_line
 from .train import checkpoint as ckpt_io
+from .train.trainer import seed_all
 from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint, unreadable
 
 # timm names of the paper's reference models
@@ -366,9 +367,6 @@ def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
     runs' ``snapshot-epoch0.pt``, where kept, holds the same tensors). The classifier runs' heads are initialised
     after loading the encoder; the body of a random-init classifier is exact, its head is not used here.
     """
-    # lazy: train.trainer loads matplotlib (through analysis), and the planner imports this module
-    from .train.trainer import seed_all
-
     run_dir = os.fspath(run_dir)
     with open(os.path.join(run_dir, "config.json")) as f:  # the run store's record: every run folder has it
         seed = int(json.load(f).get("seed", 0))

@@ -38,6 +38,8 @@ from .configs import run_name
 from .data import check_data_root, known_train_size
 from .train import checkpoint as ckpt_io
 from .train import distributed as dist_utils
+from .train import finetune, linprobe, pretrain
+from .train.trainer import fit, seed_all
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
@@ -184,13 +186,7 @@ def pretrained_weights(cfg, root: str | None = None) -> dict | None:
 
 
 def _builder(family: str):
-    if family in configs.PRETRAIN_FAMILIES:
-        from .train import pretrain as mod  # lazy: matplotlib (via train.engine); the planner imports runs
-    elif family == "finetune":
-        from .train import finetune as mod  # lazy: matplotlib (via train.engine); the planner imports runs
-    else:
-        from .train import linprobe as mod  # lazy: matplotlib (via train.engine); the planner imports runs
-    return mod.build
+    return {"finetune": finetune, "linprobe": linprobe}.get(family, pretrain).build
 
 
 def train_run(cfg, root: str | None = None) -> Run:
@@ -210,8 +206,6 @@ def train_run(cfg, root: str | None = None) -> Run:
 
 
 def _train_run_locked(cfg, root: str, device) -> Run:
-    from .train.trainer import fit  # lazy: matplotlib (via train.engine); the planner imports runs
-
     name = run_name(cfg)
     path = os.path.join(root, name)
     main = dist_utils.rank() == 0
@@ -220,7 +214,6 @@ def _train_run_locked(cfg, root: str, device) -> Run:
         done = dist_utils.broadcast_object(_finished(path) is not None if main else None)
         if done:
             return read_run(path)
-        from .train.trainer import seed_all  # lazy: matplotlib (via train.engine); the planner imports runs
         seed_all(cfg.seed)  # the initial weights are a function of the seed
         # data and weights are found before any folder is made
         job = _builder(cfg.family)(cfg, device, pretrained_weights(cfg, root))

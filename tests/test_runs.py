@@ -88,12 +88,10 @@ def test_finetune_needs_a_finished_pretraining_run(tmp_path):
 
 
 def test_failed_run_leaves_no_folder(tmp_path, monkeypatch):
-    from lcmae_core.train import trainer
-
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(trainer, "fit", boom)
+    monkeypatch.setattr(runs, "fit", boom)  # the run store's trainer (train.trainer.fit)
     with pytest.raises(RuntimeError, match="boom"):
         runs.run_or_load(_cfg("seed=5"), root=str(tmp_path))
     assert not [p for p in os.listdir(tmp_path) if not p.startswith(".")]
