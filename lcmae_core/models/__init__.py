@@ -8,7 +8,6 @@ linprobe classifiers), the one description of a run's model that the recipes tra
 
 from __future__ import annotations
 
-
 import torch.nn as nn
 
 from .autoencoder import BlockAutoencoderViT, block_targets
