@@ -230,7 +230,7 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     else:
         keep_freed_memory()  # the kernels inherit it: the analysis pages allocate and free large maps per batch
         records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
-                             jobs or _default_jobs(scale))
+                             jobs or default_jobs(scale))
     for rec in records:
         rec["key"] = keys[rec["notebook"]]
     records += list(reused.values())
@@ -335,10 +335,6 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
 
 def _uses_checkpoints(extra: dict) -> bool:
     return bool(extra.get("mae_checkpoint"))
-
-
-def _default_jobs(scale: str) -> int:
-    return default_jobs(scale)
 
 
 def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, timeout, jobs) -> list[dict]:

@@ -184,10 +184,6 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(e: BaseException) -> str:
-    return summary(e)
-
-
 @interruptible
 def main(argv=None) -> int:
     """Run a command; bad input: one line on stderr and exit status 2; Ctrl-C at any moment (the imports
@@ -214,11 +210,11 @@ def _main(argv=None) -> int:
         status = COMMANDS[args.command][2](args)
         return int(status or 0)
     except (UsageError, ConfigError, DataError, RunError, PretrainMismatch) as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {summary(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (NonFiniteLoss, CheckpointError) as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {summary(e)}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {summary(e)}", file=sys.stderr)
         return 1

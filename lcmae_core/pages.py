@@ -212,8 +212,8 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
         with open(path) as f:
             out = json.load(f)
     else:
-        res = raw_pixel_controls(eval_dataset(cfg, cfg.data.dataset, "train"), eval_dataset(cfg, cfg.data.dataset, "val"),
-                      k=cfg.knn_k, temperature=cfg.knn_t)
+        res = raw_pixel_controls(eval_dataset(cfg, cfg.data.dataset, "train"),
+                                 eval_dataset(cfg, cfg.data.dataset, "val"), k=cfg.knn_k, temperature=cfg.knn_t)
         out = {**key, "knn": res["knn"], "logreg": res["logreg"]}
         atomic_write_json(path, out)
     return out

@@ -44,7 +44,7 @@ from .models.state import brief as _brief, state_fit
 from .errors import first_line
 from .train import checkpoint as ckpt_io
 from .train.trainer import seed_all
-from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint, unreadable
+from .pretrained import OFFICIAL_URLS, CheckpointError, LoadReport, load_official_mae, read_checkpoint
 
 # timm names of the paper's reference models
 DINO_TIMM = "vit_base_patch16_224.dino"
@@ -307,11 +307,9 @@ RUN_FORMAT = ckpt_io.RECORD_FORMAT
 def _read_run_checkpoint(path: str) -> dict:
     """A run checkpoint's dict, read with ``weights_only``, or a one-line error naming the file and the fix."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = ckpt_io.load(path)  # an unreadable file: one line naming it and the fix (train the run again)
     except FileNotFoundError:
         raise FileNotFoundError(f"no run checkpoint at {path}; pass the checkpoint.pt of a finished run") from None
-    except Exception as e:
-        raise unreadable(path, e, _retrain_fix(path)) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or not isinstance(ckpt.get("config"),
                                                                                                  dict):
         got = _brief(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -374,10 +372,6 @@ def load_run_init(run_dir: str | os.PathLike) -> nn.Module:
     ckpt = _read_run_checkpoint(path)
     seed_all(seed)
     return _build_from_checkpoint(ckpt, path)[1].eval()
-
-
-def _retrain_fix(path: str) -> str:
-    return f"remove the run folder {os.path.dirname(os.path.abspath(path))} to train the run again"
 
 
 # ---------------------------------------------------------------------------------------------------------------
