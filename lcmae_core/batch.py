@@ -40,7 +40,7 @@ from .results import hardware_info
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 DEFAULT_OUT = REPO / "book" / "executed"
-LAST = ("results_summary",)  # run after every other notebook
+LAST = ("appendix_statistics", "results_summary")  # run after every other notebook: they read the pages' records
 
 class BatchError(RuntimeError):
     pass

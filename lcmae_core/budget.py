@@ -12,7 +12,8 @@ ratios). This module prices both from real runs:
 
 ``python -m lcmae_core.budget --runs ROOT [ROOT ...] --out bench/results/cpu_scale_budget.json`` writes both; the
 appendix "Choosing the cpu scale" shows the table, and a test checks that its runs are still the ones the build
-plans. A run no store holds is listed as missing, never guessed.
+plans. A run no store holds is listed as missing, never guessed; ``--keep TABLE`` keeps an earlier table's price of
+the runs before a cut when they are the same runs (their config hashes) and no store given holds them.
 """
 
 from __future__ import annotations
@@ -93,9 +94,12 @@ def page_costs(roots, planned: list) -> list[dict]:
     return [{"page": page, **_priced(names, roots), "run_names": names} for page, names in by_page.items()]
 
 
-def cut_costs(roots, planned: list, scale: str = "cpu") -> list[dict]:
+def cut_costs(roots, planned: list, scale: str = "cpu", previous: dict | None = None) -> list[dict]:
     """Per cut: the runs of the recipe before it and their measured core-seconds, beside the runs that replaced
-    them now (none where the cut dropped them)."""
+    them now (none where the cut dropped them). previous: an earlier table, whose price of a cut's runs before it
+    is kept where no store here holds them and they are still the same runs (the same config hashes): its whole row,
+    so that the runs before and after a cut are priced on the same day (the machine's speed varies between days)."""
+    kept = {c["cut"]: c for c in (previous or {}).get("cuts", []) if not c.get("missing")}
     planned = [cfg for _, cfg in planned]
     names_now = {configs.run_name(c) for c in planned}
     rows = []
@@ -106,6 +110,11 @@ def cut_costs(roots, planned: list, scale: str = "cpu") -> list[dict]:
         now = [] if name.startswith("fig6") else [configs.run_name(c) for c in targets
                                                   if configs.run_name(c) in names_now]
         b, n = _priced(before, roots), _priced(now, roots)
+        old = kept.get(name)
+        if b["missing"] and old and old["run_names_before"] == before:
+            # the same runs as the earlier table priced: keep its whole row, both sides measured on one day
+            rows.append({**old, "kept_from_earlier_table": True})
+            continue
         rows.append({"cut": name, "what": what, "runs_before": b["runs"], "core_s_before": b["core_s"],
                      "runs_now": n["runs"], "core_s_now": n["core_s"],
                      "saved_core_s": round(b["core_s"] - n["core_s"], 1),
@@ -113,10 +122,10 @@ def cut_costs(roots, planned: list, scale: str = "cpu") -> list[dict]:
     return rows
 
 
-def budget_table(roots, scale: str = "cpu") -> dict:
+def budget_table(roots, scale: str = "cpu", previous: dict | None = None) -> dict:
     planned = plan_by_page(scale)
     pages = page_costs(roots, planned)
-    cuts = cut_costs(roots, planned, scale)
+    cuts = cut_costs(roots, planned, scale, previous)
     total = round(sum(p["core_s"] for p in pages), 1)
     return {"scale": scale, "budget_minutes": BUDGET_MINUTES, "jobs": JOBS, "pages": pages, "cuts": cuts,
             "total_core_s": total, "runs": sum(p["runs"] for p in pages),
@@ -166,6 +175,10 @@ def budget_text(table: dict) -> str:
             f"{total + saved:.0f} core-minutes: they saved {saved:.0f}.")
     if missing:
         text += f" {missing} run(s) were not in the stores measured and are not counted."
+    kept = [c["cut"] for c in table["cuts"] if c.get("kept_from_earlier_table")]
+    if kept:
+        text += (f" The savings of {len(kept)} cut(s) were measured on an earlier build, whose runs before and after "
+                 "each cut are the ones the code names now; the machine's speed varies between days.")
     return text
 
 
@@ -175,12 +188,15 @@ def main(argv=None) -> int:
                    "and one with the runs of the recipes before the cuts)")
     p.add_argument("--out", required=True, help="the JSON table to write")
     p.add_argument("--scale", default="cpu", choices=("smoke", "cpu"))
+    p.add_argument("--keep", metavar="TABLE", help="an earlier table (e.g. the committed one) whose measured price of "
+                   "the runs before each cut is kept where no store given holds them and their configs are unchanged")
     args = p.parse_args(argv)
     for root in args.runs:
         if not os.path.isdir(root):
             print(f"error: no run store at {root}; pass the runs/ folder of a build", file=sys.stderr)
             return 2
-    table = budget_table(args.runs, args.scale)
+    previous = read_table(args.keep) if args.keep else None
+    table = budget_table(args.runs, args.scale, previous)
     atomic_write_json(args.out, table)
     print(budget_text(table))
     return 0

@@ -15,7 +15,7 @@ Measured per candidate (``measure``):
 - the training time (the run's CPU seconds on one thread).
 
 **The choice, declared before any candidate was measured** (``choose``): the cheapest candidate whose encoder
-attention formed in every layer with a margin of ``ENCODER_MARGIN`` below ``claims.formed_entropy`` (the
+attention formed in every layer with a margin of ``ENCODER_MARGIN`` below ``verdicts.formed_entropy`` (the
 precondition of Figs. 5, 6 and A.1) and whose first decoder layer is measurably position-dependent: its
 mask-token entropy is formed (the precondition of Figs. 2 and 4) and its attention distance is at most
 ``DECODER_LOCAL_RATIO`` of the random-init model's. Where no candidate's encoder forms, the cheapest candidate whose
@@ -36,7 +36,7 @@ import math
 import os
 import sys
 
-from . import analysis, claims, configs
+from . import analysis, configs, verdicts
 from .atomic import atomic_write_text
 from .errors import OneLineParser, interruptible
 from .experiments import Study
@@ -74,11 +74,11 @@ def measure(run, n_images: int = N_IMAGES) -> dict:
     grid = img_size // cfg.model.patch_size
     out["uniform_distance"] = analysis.uniform_attention_distance(grid, cfg.model.patch_size)
     out["n_keys"] = grid * grid
-    out["formed_entropy"] = claims.formed_entropy(grid * grid)
+    out["formed_entropy"] = verdicts.formed_entropy(grid * grid)
     return out
 
 
-def verdicts(row: dict) -> dict:
+def passes(row: dict) -> dict:
     """Whether a candidate's encoder and first decoder layer pass the declared thresholds (module docstring)."""
     limit = row["formed_entropy"]
     enc = all(t <= limit - ENCODER_MARGIN and t < i for t, i in zip(row["encoder_entropy"],
@@ -94,7 +94,7 @@ def choose(rows: dict[str, dict]) -> tuple[str | None, str]:
         t = rows[name].get("train_cpu_time_s")
         return math.inf if t is None else t
 
-    ok = {n: verdicts(r) for n, r in rows.items()}
+    ok = {n: passes(r) for n, r in rows.items()}
     both = sorted((n for n, v in ok.items() if v["encoder_formed"] and v["decoder_layer1_positional"]), key=cost)
     if both:
         return both[0], "the cheapest candidate whose encoder attention and first decoder layer both formed"
@@ -120,7 +120,7 @@ def calibrate(scale: str = "cpu", run_root: str | None = None, jobs: int = 1, na
     for name, (text, cfg) in cands.items():
         run = run_or_load(cfg, root=run_root)
         rows[name] = {"what": text, "config": configs.to_dict(cfg), **measure(run, n_images)}
-        rows[name].update(verdicts(rows[name]))
+        rows[name].update(passes(rows[name]))
     chosen, why = choose(rows)
     return {"scale": scale, "candidates": rows, "chosen": chosen, "why": why, "encoder_margin": ENCODER_MARGIN,
             "decoder_local_ratio": DECODER_LOCAL_RATIO, "n_images": n_images, "mask_ratio": MASK_RATIO}

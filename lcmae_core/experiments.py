@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import torch
 
 from . import configs, data
-from .claims import primary_metric
 from .reference_models import load_run, load_run_init
 from .runs import Run, RunError, run_or_load, run_path
 from .masking import MASK_RATIO
@@ -47,10 +46,10 @@ MASK_RATIOS_FIG6 = (0.9, 0.75, 0.6, 0.45, 0.3)
 # ends took 29 of the 101 core-minutes that the whole build trained. Its verdicts say so ("not testable at this
 # scale"); the page's ``mask_ratios`` parameter adds the others (0.9 and 0.75: the cheapest pair, 10 core-minutes)
 MASK_RATIOS_FIG6_BY_SCALE = {"cpu": (0.75,)}
-# finetuning runs below the gpu scale, where the linear probe is the primary metric: the smoke scale keeps one (so
-# that the path is exercised), the cpu scale none: its 3 epochs measured training speed more than the representation
-# (random init 30.5%, raw-pixel kNN 93.3%), and its 16 runs (8.2 core-minutes, measured) pay for the attention
-# pages' natural-image runs within the build's budget
+# finetuning runs below the gpu scale: the smoke scale keeps one (so that the path is exercised), the cpu scale
+# none: its 3 epochs measured training speed more than the representation (random init 30.5%, raw-pixel kNN 93.3%),
+# and its 16 runs (8.2 core-minutes, measured) pay for the attention pages' natural-image runs within the build's
+# budget. The finetuning claims are then "not testable at this scale" (``verdicts.UNMEASURED_WHY``)
 FINETUNE_SEEDS_BELOW_GPU = {"smoke": 1, "cpu": 0}
 FOLDER_SETS = ("imagefolder", "imagenet")  # analysis images come from files, sampled without opening the rest
 ASK_BEFORE_TRAINING = ("gpu", "paper")  # a missing run is trained there only when asked (Study.train)
@@ -229,19 +228,15 @@ class Study:
         """{seed: make(seed)} over the study's seeds: one configuration's runs, paired with every other's."""
         return {s: make(s) for s in self.seeds}
 
-    @property
-    def metric(self) -> str:
-        """The accuracy the verdicts read at this scale (``claims.primary_metric``): "lp" or "ft"."""
-        return primary_metric(self.scale)
-
     def evaluations(self, pretrained: dict[int, Run | None]) -> dict[int, dict[str, Run]]:
         """The evaluation runs of one configuration, per seed: {seed: {"lp": linear probe, "ft": finetune}}.
 
-        The linear probe (with its kNN on the same features) runs at every seed; finetuning at every seed where it
-        is the primary metric (gpu, paper), at the first seed at smoke scale (a further column), and not at the cpu
-        scale (``FINETUNE_SEEDS_BELOW_GPU``).
+        The linear probe (with its kNN on the same features) runs at every seed; finetuning, the paper's metric for
+        most accuracy claims, at every seed of the gpu and paper scales, at the first seed at smoke scale (the path
+        exercised; one seed decides nothing), and not at the cpu scale (``FINETUNE_SEEDS_BELOW_GPU``).
         Each evaluation uses the seed of its pretraining, so the arms of a comparison stay paired."""
-        ft_seeds = self.seeds if self.metric == "ft" else self.seeds[:FINETUNE_SEEDS_BELOW_GPU.get(self.scale, 1)]
+        below = FINETUNE_SEEDS_BELOW_GPU.get(self.scale)
+        ft_seeds = self.seeds if below is None else self.seeds[:below]
         out = {}
         for s, pre in pretrained.items():
             out[s] = {"lp": self.linprobe(pre, {"seed": s})}

@@ -9,7 +9,8 @@ The measurement helpers turn runs into what the claim functions (``lcmae_core.cl
 the arms of a comparison paired by seed, and the same measurement on the random-init model of each seed (the
 null control):
 
-- ``arm``: a configuration's accuracy on the primary metric, its kNN accuracy and seed 0's per-image hits;
+- ``arm``: a configuration's accuracies per seed (linear probe, kNN, finetuning) and seed 0's per-image hits;
+- ``probe_text``: which linear probe the numbers come from, from the runs' records;
 - ``accuracy_table``: the page's table, mean and 95% half-width over seeds, with the raw-pixel reference rows;
 - ``encoder_measures`` / ``decoder_measures``: attention distance and entropy per layer, trained and at init.
 """
@@ -25,14 +26,16 @@ import os
 import numpy as np
 import torch
 
-from . import claims, configs, stats
-from .analysis import attention_stats_curves, decoder_attention_measures
+from . import configs, stats, verdicts
+from .analysis import attention_stats_curves, decoder_attention_measures, uniform_attention_distance
+from .analysis.geometry import grid_size_of, patch_size_of
 from .analysis.controls import raw_pixel_baselines as raw_pixel_controls
 from .analysis.identities import term_sizes
 from .analysis.monitors import lcmae_collapse
 from .atomic import atomic_write_json
 from .configs import from_dict
 from .experiments import Study, describe
+from .masking import MASK_RATIO
 from .reference_models import DINO_TIMM, load_decoder_mae, load_semantic_reference
 from .runs import Run, resolve_root
 from .stats import prose_number
@@ -140,6 +143,23 @@ def runs_appendix_cpu_scale(study: Study) -> dict:
             for name, (_, cfg) in configs.calibration_candidates("smoke").items()}
 
 
+# the scales whose probe is the converged logistic regression on cached features, where fb/mae's LARS head on the same
+# features costs seconds: the statistics appendix trains it beside, for seed 0's random-init and MAE encoders
+LARS_COMPARISON_SCALES = ("smoke", "cpu")
+
+
+def runs_appendix_statistics(study: Study) -> dict:
+    """The statistics appendix's comparison of the two probes on the same frozen features: for the first seed's
+    random-init encoder and MAE baseline, the scale's probe and fb/mae's LARS head ({probe: {"random", "mae"}});
+    nothing at the scales that do not cache features (the comparison would cost a training run there)."""
+    if study.scale not in LARS_COMPARISON_SCALES:
+        return {}
+    s = study.seeds[0]
+    pre = {"random": None, "mae": study.mae(seed=s)}
+    return {probe: {k: study.linprobe(r, {"seed": s, **({"probe": "lars"} if probe == "lars" else {})})
+                    for k, r in pre.items()} for probe in ("scale", "lars")}
+
+
 PAGE_RUNS = {
     "eq2_eq4_local_contrastive": runs_eq2_eq4,
     "table1_lcmae_ablation": runs_table1,
@@ -152,20 +172,49 @@ PAGE_RUNS = {
     "tableA1_single_image": runs_tableA1,
     "explorer": runs_explorer,
     "appendix_cpu_scale": runs_appendix_cpu_scale,
+    "appendix_statistics": runs_appendix_statistics,
 }
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # accuracy
-def arm(name: str, evals: dict[int, dict[str, Run]], metric: str) -> claims.Arm:
-    """One configuration's accuracies over its seeds: the primary metric's top-1 per seed, the linear probe's kNN
-    per seed, and seed 0's per-image hits on the primary metric (for McNemar)."""
+def arm(name: str, evals: dict[int, dict[str, Run]]) -> verdicts.Arm:
+    """One configuration's accuracies over its seeds, by metric: the linear probe's top-1 and its kNN per seed,
+    finetuning's per seed where the scale finetunes, and seed 0's per-image hits of each (for McNemar)."""
     seeds = sorted(evals)
-    values = [float(evals[s][metric].metrics["top1"]) for s in seeds if metric in evals[s]]
-    knn = [evals[s]["lp"].metrics.get("knn_top1") for s in seeds]
-    m = evals[seeds[0]][metric].metrics
-    correct = unpack_correct(m["correct"], m["val_num_samples"]) if "correct" in m else None
-    return claims.Arm(name, values, [float(k) for k in knn] if None not in knn else None, correct)
+    values, correct = {}, {}
+    for metric, key in (("lp", "top1"), ("knn", "knn_top1"), ("ft", "top1")):
+        run_key = "ft" if metric == "ft" else "lp"
+        got = [evals[s][run_key].metrics.get(key) for s in seeds if run_key in evals[s]]
+        if got and None not in got:
+            values[metric] = [float(v) for v in got]
+    for metric, key in (("lp", "correct"), ("ft", "correct")):
+        m = evals[seeds[0]].get(metric)
+        if m is not None and key in m.metrics:
+            correct[metric] = unpack_correct(m.metrics[key], m.metrics["val_num_samples"])
+    return verdicts.Arm(name, values, correct)
+
+
+def arm_means(arms: dict[str, verdicts.Arm], metric: str, digits: int = 1) -> dict[str, float]:
+    """{configuration: its mean over seeds on ``metric``}, for the configurations that measure it (the pages' prose)."""
+    return {k: round(float(np.mean(a.of(metric))), digits) for k, a in arms.items() if a.of(metric)}
+
+
+def probe_text(evals: dict[str, dict]) -> str:
+    """Which probe the page's linear-probe numbers come from, from the runs' own records: the converged logistic
+    regression (its chosen C and convergence over the runs) or fb/mae's LARS head."""
+    runs = [ev[s]["lp"].metrics for ev in evals.values() for s in ev]
+    if not runs or any(m.get("probe") != "logreg" for m in runs):
+        return ("Linear probe: fb/mae's BatchNorm + linear head trained by LARS on the frozen [CLS] feature (the paper "
+                "scale's protocol).")
+    cs = sorted({m["probe_C"] for m in runs})
+    stuck = sum(not m["probe_converged"] for m in runs)
+    edge = sum(bool(m.get("probe_C_at_edge")) for m in runs)
+    return (f"Linear probe: a multinomial logistic regression on the frozen [CLS] feature (standardised), solved to "
+            f"convergence, its L2 strength chosen per run on a held-out fifth of the training split (never the "
+            f"validation split): C = {', '.join(f'{c:g}' for c in cs)} over the {len(runs)} probe runs; "
+            + ("every fit converged" if not stuck else f"{stuck} fit(s) did not converge")
+            + (f"; {edge} chose C at the edge of its grid" if edge else "") + ".")
 
 
 def mean_pm(values, digits: int = 1) -> str:
@@ -205,7 +254,7 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     (``analysis.controls``), cached in the run store (they depend only on the data)."""
     cfg = study.config("linprobe", {"data.dataset": dataset} if dataset else None)
     key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
-           "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t}
+           "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t, "probe": "logreg-heldout-C"}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = os.path.join(resolve_root(study.run_root), "baselines", f"raw-pixels-{digest}.json")
     if os.path.exists(path):
@@ -214,7 +263,7 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     else:
         res = raw_pixel_controls(eval_dataset(cfg, cfg.data.dataset, "train"),
                                  eval_dataset(cfg, cfg.data.dataset, "val"), k=cfg.knn_k, temperature=cfg.knn_t)
-        out = {**key, "knn": res["knn"], "logreg": res["logreg"]}
+        out = {**key, "knn": res["knn"], "logreg": res["logreg"], "logreg_C": res["logreg_C"]}
         atomic_write_json(path, out)
     return out
 
@@ -254,7 +303,8 @@ def encoder_models_measures(models: dict, inits: dict, images, device=None) -> d
     """Each seed's encoder attention on whole images (mask ratio 0), trained and at initialisation:
     {"distance", "entropy", "distance_init", "entropy_init"}: (seeds, layers) means over heads (pixels; fraction of
     the maximum entropy); "heads": (seeds, layers, heads) distances of the trained models (the figures'
-    dots); "n_keys": patch tokens. images: shared, or {replicate: images} (``replicates``)."""
+    dots); "n_keys": patch tokens; "uniform": uniform attention's distance from every patch (pixels), the null of
+    locality. images: shared, or {replicate: images} (``replicates``)."""
     out = {k: [] for k in ("distance", "entropy", "distance_init", "entropy_init", "heads")}
     for s in sorted(models):
         imgs = images[s] if isinstance(images, dict) else images
@@ -264,21 +314,24 @@ def encoder_models_measures(models: dict, inits: dict, images, device=None) -> d
             out["entropy" + tag].append(c["entropy"].mean(-1))
             if not tag:
                 out["heads"].append(c["distance"])
-    return {**{k: _stack(v) for k, v in out.items()}, "n_keys": _num_patches(next(iter(models.values())))}
+    first = next(iter(models.values()))
+    return {**{k: _stack(v) for k, v in out.items()}, "n_keys": _num_patches(first),
+            "uniform": uniform_attention_distance(grid_size_of(first), patch_size_of(first))}
 
 
 def decoder_measures(models: dict[int, object], inits: dict[int, object], images, mask, device=None) -> dict:
-    """Each seed's decoder, with one mask shared by every image: Eq. 7 per layer, and the mask tokens' attention
-    distance and entropy per layer (means over heads), trained and at initialisation: {"s_attn", "distance",
-    "entropy"} and the same with "_init", each (seeds, layers); "n_keys". images: shared, or {replicate: images}
-    (``replicates``)."""
+    """Each seed's decoder, with one mask shared by every image: Eq. 7 and its flatness-free S^c per layer, and
+    the mask tokens' attention distance and entropy per layer (means over heads), trained and at initialisation:
+    {"s_attn", "s_attn_centered", "distance", "entropy"} and the same with "_init", each (seeds, layers); "n_keys".
+    images: shared, or {replicate: images} (``replicates``)."""
     out = {}
     for tag, ms in (("", models), ("_init", inits)):
-        rows = {"s_attn": [], "distance": [], "entropy": []}
+        rows = {"s_attn": [], "s_attn_centered": [], "distance": [], "entropy": []}
         for s in sorted(ms):
             m, imgs = ms[s], images[s] if isinstance(images, dict) else images
             c = decoder_attention_measures(m, imgs, mask, device=device)
             rows["s_attn"].append(c["s_attn"].cpu())
+            rows["s_attn_centered"].append(c["s_attn_centered"].cpu())
             rows["distance"].append(c["distance"].mean(-1).cpu())
             rows["entropy"].append(c["entropy"].mean(-1).cpu())
         out.update({k + tag: _stack(v) for k, v in rows.items()})
@@ -377,6 +430,46 @@ def seeds_text(study: Study) -> str:
     return f"{len(study.seeds)} seed(s) ({', '.join(map(str, study.seeds))})"
 
 
+def revision_numbers(loaded: dict, probes: dict | None = None) -> dict:
+    """The numbers behind the statistics appendix's "readings revised after the cpu audit", from this build:
+    ``loaded``, the pages' records (``results.load_all``); ``probes``, ``runs_appendix_statistics``' runs.
+
+    {"probe": {"lars"|"logreg": {"random", "mae"}: top-1, "C": {"random", "mae"}} (where compared),
+    "probe_sentence": the appendix's sentence on it, "t2": {"gain_over_zero"},
+    "f5": {"mae", "uniform", "entropy"}, "f23": {"s_attn", "s_c", "entropy_per_seed"}}: what each page needs is
+    read from its record, so a page missing from the build is a KeyError naming it."""
+    def page(name):
+        if name not in loaded:
+            raise KeyError(f"the statistics appendix reads the {name} page's record, which this build lacks; run it "
+                           f"first (python -m lcmae_core batch --only {name})")
+        return loaded[name]["metrics"]["metrics"]
+
+    out = {}
+    if probes:
+        top = {p: {k: prose_number(float(r.metrics["top1"])) for k, r in runs.items()} for p, runs in probes.items()}
+        C = {k: r.metrics.get("probe_C") for k, r in probes["scale"].items()}
+        out["probe"] = {"lars": top["lars"], "logreg": top["scale"], "C": C}
+        out["probe_sentence"] = (
+            f"On the same frozen features of the first seed, the LARS head gives the random-init encoder "
+            f"{top['lars']['random']}% and the MAE baseline {top['lars']['mae']}%, where a multinomial logistic "
+            f"regression solved to convergence, its L2 strength chosen on a held-out fifth of the training split, "
+            f"gives {top['scale']['random']}% and {top['scale']['mae']}% (C = {C['random']:g} and {C['mae']:g}).")
+    else:
+        out["probe_sentence"] = (f"The two probes are compared on the same features at the "
+                                 f"{' and '.join(LARS_COMPARISON_SCALES)} scales, where it costs seconds.")
+    t2, f5, f23 = page("table2_decoders"), page("fig5_attention_distance_pretraining"), \
+        page("fig2_fig3_decoder_position_semantics")
+    out["t2"] = {"gain_over_zero": t2["gain_over_zero"]}
+    out["f5"] = {"mae": f5["mean_distance"]["mae"], "uniform": f5["uniform_distance"], "entropy": f5["entropy_mae"]}
+    out["f23"] = {"s_attn": f23["s_attn"], "s_c": f23["s_c"], "entropy_per_seed": f23["entropy_per_seed"]}
+    return out
+
+
+def nearest_ratio(ratios, default: float = MASK_RATIO) -> float:
+    """Of Fig. 6's pretraining mask ratios, the default one (whose encoder Figs. 2-5 read), or the nearest."""
+    return min(ratios, key=lambda r: abs(float(r) - default))
+
+
 def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
     """Fig. 6's closing sentence from its measurements: {mask ratio: mean distance in pixels over seeds}, and the
     encoders' mean attention entropy (fraction of its maximum). Numbers as the prose shows them."""
@@ -395,7 +488,7 @@ def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
             f"span {span} pixels. The encoders' attention entropy averages {ent} of its maximum.")
 
 
-__all__ = ["PAGE_RUNS", "arm", "alignment_terms", "replicates", "per_replicate", "random_init_like",
+__all__ = ["PAGE_RUNS", "arm", "arm_means", "probe_text", "nearest_ratio", "revision_numbers", "alignment_terms", "replicates", "per_replicate", "random_init_like",
            "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm",
            "raw_pixel_baselines", "encoder_measures", "fig6_text", "encoder_models_measures", "decoder_measures",
            "layer_table",

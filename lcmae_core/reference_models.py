@@ -412,5 +412,5 @@ def load_semantic_reference(source: str | os.PathLike = DINO_TIMM, cache_dir: st
 __all__ = ["DINO_TIMM", "DEIT_TIMM", "REFERENCE_URLS", "RUN_FORMAT", "download", "read_weights", "vit_state_dict",
            "vit_kwargs_from_state_dict", "load_vit_state_dict", "load_timm_vit", "load_dino", "load_deit",
            "load_mae", "mae_encoder_as_vit", "load_run", "load_run_init",
-           "CLASSIFIER_FAMILIES", "CheckpointError",
+           "CheckpointError",
            "vit_description", "load_decoder_mae", "load_semantic_reference"]

@@ -5,9 +5,9 @@ Every notebook ends by calling ``record(...)``, which writes two files atomicall
 
 - ``metrics.json``: {"notebook", "scale", "hardware", "metrics", "paper", "written_at"}
 - ``claims.json``:  {"notebook", "scale", "claims": [{"id", "text", "verdict", "evidence", "why", "reading",
-  "precondition", "controls"}, ...]}
+  "precondition", "controls", "source"}, ...]}
 
-The results page of the book reads them all back with ``load_all``. The claims are ``lcmae_core.claims.Claim``
+The results page of the book reads them all back with ``load_all``. The claims are ``lcmae_core.verdicts.Claim``
 records, each made by that module's function for the claim; a verdict is one of ``stats.VERDICTS``.
 """
 
@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write_json
-from .claims import Claim
+from .verdicts import Claim
 from .runs import resolve_root
 from .stats import FAILS, HOLDS, UNFORMED, UNTESTABLE, VERDICTS
 
 METRICS_KEYS = ("notebook", "scale", "hardware", "metrics", "paper", "written_at")
 CLAIMS_KEYS = ("notebook", "scale", "claims")
-CLAIM_KEYS = ("id", "text", "verdict", "evidence", "why", "reading", "precondition", "controls")
+CLAIM_KEYS = ("id", "text", "verdict", "evidence", "why", "reading", "precondition", "controls", "source")
 
 
 def hardware_info() -> dict:
@@ -91,7 +91,8 @@ def table_frame(record: dict):
 def claims_rows(loaded: dict[str, dict]) -> list[dict]:
     """Every claim of every notebook, one row each: notebook, id, claim, verdict, why, evidence, precondition,
     null controls."""
-    return [{"notebook": nb, "id": c["id"], "claim": c["text"], "verdict": c["verdict"], "why": c.get("why", ""),
+    return [{"notebook": nb, "id": c["id"], "claim": c["text"] + (f" ({c['source']})" if c.get("source") else ""),
+             "verdict": c["verdict"], "why": c.get("why", ""),
              "evidence": c["evidence"], "precondition": c.get("precondition", ""),
              "null controls": c.get("controls", "")}
             for nb, r in loaded.items() for c in r["claims"]["claims"]]
@@ -102,8 +103,8 @@ class ClaimsView:
     the evidence with its intervals, the reading, the precondition and the null controls (Markdown: it wraps to the
     page, with nothing cut short and no horizontal scrolling). ``frame`` is the same as a pandas table."""
 
-    FIELDS = (("why", "Why"), ("evidence", "Evidence"), ("reading", "Reading"), ("precondition", "Precondition"),
-              ("controls", "Null controls"))
+    FIELDS = (("source", "Source"), ("why", "Why"), ("evidence", "Evidence"), ("reading", "Reading"),
+              ("precondition", "Precondition"), ("controls", "Null controls"))
 
     def __init__(self, claims: list[Claim]):
         self.claims = list(claims)

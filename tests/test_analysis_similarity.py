@@ -39,6 +39,40 @@ def test_direct_and_streaming_match_the_pairwise_loop():
     assert attention_map_similarity(eye).item() == 0.0
 
 
+def loop_centered(maps):
+    """S^c by the definition: Eq. 7's pairwise mean cosine on A - 1/n, a zero map counting 0 against any."""
+    c = maps.double() - 1.0 / maps.shape[-1]
+    I = c.shape[0]
+    total = 0.0
+    for i, j in itertools.permutations(range(I), 2):
+        a, b = c[i].flatten(), c[j].flatten()
+        if a.norm() > 1e-6 and b.norm() > 1e-6:  # a uniform map (up to float32 rounding) is the zero map
+            total += F.cosine_similarity(a, b, dim=0).item()
+    return total / (I * (I - 1))
+
+
+def test_flatness_free_similarity():
+    """S^c: uniform maps are alike in Eq. 7 (1) but not in S^c (0); the same pattern in every image is 1 in both;
+    the streaming meter matches the pairwise definition, zero (uniform) maps included."""
+    flat = torch.full((5, 3, 2, 9), 1 / 9)
+    assert attention_map_similarity(flat).item() == pytest.approx(1.0)
+    assert attention_map_similarity(flat, centered=True).item() == 0.0
+    peaked = torch.zeros(5, 3, 2, 9)
+    peaked[..., 4] = 1.0
+    assert attention_map_similarity(peaked, centered=True).item() == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(1)
+    maps = torch.cat([torch.rand(6, 3, 2, 9, generator=g).softmax(-1), flat[:2]])  # two uniform images among them
+    want = loop_centered(maps)
+    assert abs(attention_map_similarity(maps, centered=True).item() - want) < 1e-10
+    meter = AttentionSimilarityMeter(1, centered=True)
+    for chunk in maps.split(3):
+        meter.update(0, chunk)
+    assert abs(meter.value()[0].item() - want) < 1e-10
+    # nearly flat random maps: Eq. 7 near 1, S^c far below it
+    near = (torch.rand(8, 3, 2, 9, generator=g) * 0.05).softmax(-1)
+    assert attention_map_similarity(near).item() > 0.99 and attention_map_similarity(near, centered=True) < 0.5
+
+
 def test_eq7_curve_on_a_model():
     torch.manual_seed(0)
     model = create_model("mae", "test", decoder_depth=2).eval()
@@ -61,6 +95,9 @@ def test_one_pass_decoder_measures_equal_the_separate_curves():
     mask = (torch.arange(16) % 3 != 0).float()
     got = decoder_attention_measures(model, imgs, mask, batch_size=4)
     torch.testing.assert_close(got["s_attn"], attention_similarity_curve(model, imgs, mask=mask))
+    torch.testing.assert_close(got["s_attn_centered"], attention_similarity_curve(model, imgs, mask=mask,
+                                                                                  centered=True))
+    assert bool((got["s_attn_centered"] < got["s_attn"]).all())
     want = attention_stats_curves(model, imgs, "decoder", mask=mask, queries="masked")
     torch.testing.assert_close(got["distance"], want["distance"])
     torch.testing.assert_close(got["entropy"], want["entropy"])
@@ -124,12 +161,15 @@ def test_eq7_per_query_matches_the_pairwise_loop_on_recorded_maps():
     mask = shared_mask(model.num_patches, 0.75, seed=3)
     positions = mask.nonzero()[:2, 0].tolist()
     got = query_similarity_curves(model, imgs, mask, positions, batch_size=4)
-    assert got.shape == (2, 3)
+    got_c = query_similarity_curves(model, imgs, mask, positions, batch_size=4, centered=True)
+    assert got.shape == got_c.shape == (2, 3)
     maps = decoder_attention(model, imgs, mask).maps  # layers x (B, H, 1 + L, 1 + L)
     for j, p in enumerate(positions):
         for layer, a in enumerate(maps):
             want = loop_eq7(a[:, :, p + 1, 1:])  # (B, H, n): that query, CLS key dropped
             assert abs(got[j, layer].item() - want) < 1e-6  # float32 maps, batched differently
+            want_c = loop_centered(a[:, :, p + 1, 1:].unsqueeze(1))  # (B, 1, H, n)
+            assert abs(got_c[j, layer].item() - want_c) < 1e-6
     # identical images: every query's maps agree exactly
     same = imgs[:1].expand(3, -1, -1, -1)
     torch.testing.assert_close(query_similarity_curves(model, same, mask, positions),

@@ -6,16 +6,16 @@ import os
 
 import pytest
 
-from lcmae_core import calibration, claims, configs, plan
+from lcmae_core import calibration, configs, plan, verdicts
 
 
 def row(enc, enc_init, dec1, dec1_init, dec_entropy1, cost, n=144):
     return {"encoder_entropy": enc, "encoder_entropy_init": enc_init, "decoder_distance": [dec1, 20.0],
             "decoder_distance_init": [dec1_init, 20.0], "decoder_entropy": [dec_entropy1, 0.9],
-            "formed_entropy": claims.formed_entropy(n), "train_cpu_time_s": cost}
+            "formed_entropy": verdicts.formed_entropy(n), "train_cpu_time_s": cost}
 
 
-FORMED = claims.formed_entropy(144)
+FORMED = verdicts.formed_entropy(144)
 LOCAL = [FORMED - 0.05] * 4
 FLAT = [0.95] * 4
 INIT = [0.99] * 4
@@ -29,9 +29,9 @@ def test_the_rule_takes_the_cheapest_candidate_where_both_mechanisms_formed():
     # the margin: an encoder at the threshold itself, or one layer above it, is not local
     at = row([FORMED] * 4, INIT, 10.0, 20.0, 0.7, 10)
     one_layer = row(LOCAL[:3] + [FORMED + 0.01], INIT, 10.0, 20.0, 0.7, 10)
-    assert not calibration.verdicts(at)["encoder_formed"] and not calibration.verdicts(one_layer)["encoder_formed"]
+    assert not calibration.passes(at)["encoder_formed"] and not calibration.passes(one_layer)["encoder_formed"]
     # entropy below the threshold but not below the random-init model's is not formed either
-    assert not calibration.verdicts(row(LOCAL, LOCAL, 10.0, 20.0, 0.7, 10))["encoder_formed"]
+    assert not calibration.passes(row(LOCAL, LOCAL, 10.0, 20.0, 0.7, 10))["encoder_formed"]
 
 
 def test_without_a_local_encoder_the_cheapest_positional_decoder_is_chosen_and_said_so():
@@ -166,6 +166,27 @@ def test_the_budget_prices_each_page_and_cut_from_the_stores(tmp_path):
     table["pages"][0]["run_names"] = ["mae-000000000000"]
     ok, text = budget.plan_agrees(table, "smoke")
     assert ok is False and "python -m lcmae_core.budget" in text
+
+
+def test_the_budget_keeps_an_earlier_tables_cuts_only_for_the_same_runs(tmp_path):
+    from lcmae_core import budget
+
+    planned = plan.plan_by_page("smoke")
+    names = [configs.run_name(c) for _, c in planned]
+    _fake_store(tmp_path / "now", names, 2.0)  # the build's runs, none of the recipes before the cuts
+    fresh = budget.budget_table([str(tmp_path / "now")], "smoke")
+    simclr = next(c for c in fresh["cuts"] if c["cut"] == "simclr-4ep")
+    assert simclr["missing"] and not simclr.get("kept_from_earlier_table")
+    earlier = {"cuts": [{**simclr, "missing": [], "core_s_before": 50.0, "core_s_now": 20.0, "saved_core_s": 30.0}]}
+    kept = budget.budget_table([str(tmp_path / "now")], "smoke", earlier)
+    row = next(c for c in kept["cuts"] if c["cut"] == "simclr-4ep")
+    assert row["kept_from_earlier_table"] and row["saved_core_s"] == 30.0 and not row["missing"]
+    assert "measured on an earlier build" in budget.budget_text(kept)
+    # a cut whose runs changed since (other config hashes) is priced afresh, never taken from the old table
+    earlier["cuts"][0]["run_names_before"] = ["simclr-000000000000"]
+    again = next(c for c in budget.budget_table([str(tmp_path / "now")], "smoke", earlier)["cuts"]
+                 if c["cut"] == "simclr-4ep")
+    assert again["missing"] and not again.get("kept_from_earlier_table")
 
 
 def test_the_committed_budget_prices_the_runs_the_build_plans():

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lcmae_core import analysis, batch, claims, pages
+from lcmae_core import analysis, batch, claims, pages, verdicts
 from lcmae_core.experiments import Study, TrainingRefused
 from lcmae_core.models import create_model
 from lcmae_core.reference_models import load_decoder_mae, load_deit, load_dino
@@ -97,7 +97,7 @@ def test_random_weight_checkpoints_never_hold_and_the_records_name_the_files(rou
     assert set(ROUTE_PAGES) - {"explorer"} <= pages_done
     for name in pages_done:
         rec = json.loads((base / name / "claims.json").read_text())
-        assert rec["claims"] and all(c["verdict"] != claims.HOLDS for c in rec["claims"]), name
+        assert rec["claims"] and all(c["verdict"] != verdicts.HOLDS for c in rec["claims"]), name
         metrics = json.loads((base / name / "metrics.json").read_text())["metrics"]
         assert metrics["images"]["n_images"] == 8 and metrics["images"]["sampling_seed"] == 0
         assert metrics["images"]["folder"] == str(route["base"] / "images")
@@ -105,7 +105,7 @@ def test_random_weight_checkpoints_never_hold_and_the_records_name_the_files(rou
         files = metrics["checkpoints"]
         assert files and all(len(f["sha256"]) == 64 for f in files.values())
     fig5 = json.loads((base / "fig5_attention_distance_pretraining" / "claims.json").read_text())["claims"][0]
-    assert fig5["verdict"] == claims.UNFORMED and "MAE encoder attention formed" in fig5["precondition"]
+    assert fig5["verdict"] == verdicts.UNFORMED and "MAE encoder attention formed" in fig5["precondition"]
 
 
 def test_random_networks_never_hold_over_five_draws():
@@ -119,16 +119,20 @@ def test_random_networks_never_hold_over_five_draws():
         maes, inits = pages.per_replicate(maes, reps), pages.per_replicate(inits, reps)
         mask = analysis.shared_mask(mae.num_patches, 0.75, seed)
         dm = pages.decoder_measures(maes, inits, reps, mask)
-        formed = claims.attention_formed("decoder", dm["entropy"], dm["entropy_init"], dm["n_keys"], unit=unit)
+        formed = verdicts.attention_formed("decoder", dm["entropy"], dm["entropy_init"], dm["n_keys"], unit=unit)
         assert formed.met is False
-        made = [claims.f2_first_highest(dm["s_attn"], dm["s_attn_init"], formed, unit),
+        made = [claims.f2_first_highest(dm["s_attn_centered"], dm["s_attn_centered_init"], formed, unit, dm["s_attn"]),
                 claims.f4_nearby(dm["distance"], dm["distance_init"], 100.0, formed, unit)]
         em = pages.encoder_models_measures(maes, inits, reps)
         made.append(claims.f5_mae_local(em["distance"].mean(1), {"DINO": em["distance_init"].mean(1)},
                                         em["distance_init"].mean(1), {"DINO": em["distance_init"].mean(1)},
-                                        claims.attention_formed("MAE encoder", em["entropy"], em["entropy_init"],
-                                                                em["n_keys"], unit=unit), unit))
-        assert all(c.verdict != claims.HOLDS for c in made), [(c.id, c.verdict) for c in made]
+                                        verdicts.all_of(
+                                            verdicts.attention_formed("MAE encoder", em["entropy"], em["entropy_init"],
+                                                                      em["n_keys"], unit=unit),
+                                            verdicts.attention_local("MAE encoder", em["distance"],
+                                                                     em["distance_init"], em["uniform"], unit=unit)),
+                                        unit))
+        assert all(c.verdict != verdicts.HOLDS for c in made), [(c.id, c.verdict) for c in made]
 
 
 def test_loaders_read_the_official_formats_and_find_the_torch_cache(tmp_path, monkeypatch):

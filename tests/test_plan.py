@@ -32,8 +32,9 @@ def test_seeds_are_validated_and_default_per_scale():
     for bad in ((), (1, 1), (-1,)):
         with pytest.raises(ValueError, match="seeds"):
             Study(scale="cpu", seeds=bad)
-    assert Study(scale="gpu").metric == "ft" and Study(scale="cpu").metric == "lp"
+    # finetuning, the paper's metric, at every seed of the gpu scale; none at the cpu scale
     assert "ft" in Study(scale="gpu", planner=[]).evaluations({1: None})[1]
+    assert all("ft" not in e for e in Study(scale="cpu", planner=[]).evaluations({0: None, 1: None}).values())
 
 
 def test_plan_covers_every_page_without_duplicates(tmp_path):
@@ -129,9 +130,10 @@ def test_arm_and_accuracy_table_from_runs(tmp_path):
         return {"lp": Run("lp", "", {}, {"top1": top1, "knn_top1": knn, "correct": hits, "val_num_samples": 4})}
     evals = {0: ev(70.0, 60.0), 1: ev(72.0, 61.0), 2: ev(71.0, 59.0)}
     evals[0]["ft"] = Run("ft", "", {}, {"top1": 80.0})
-    a = pages.arm("MAE", evals, "lp")
-    assert a.values == [70.0, 72.0, 71.0] and a.knn == [60.0, 61.0, 59.0]
-    assert a.correct.tolist() == [True, False, True, True]
+    a = pages.arm("MAE", evals)
+    assert a.of("lp") == [70.0, 72.0, 71.0] and a.of("knn") == [60.0, 61.0, 59.0] and a.of("ft") == [80.0]
+    assert a.correct["lp"].tolist() == [True, False, True, True] and "ft" not in a.correct
+    assert pages.arm("MAE", {0: ev(70.0, 60.0)}).of("ft") == []  # a scale without finetuning
     t = pages.accuracy_table({"mae": evals}, {"mae": "MAE"}, {"mae": 82.9}, {"knn": 93.3, "logreg": 88.7})
     assert t.loc["MAE", "LP"].startswith("71.0 ± ") and t.loc["MAE", "FT"] == "80.0" and t.loc["MAE", "FT seeds"] == 1
     assert t.loc["raw pixels, kNN", "kNN"] == "93.3" and t.loc["raw pixels, logistic regression", "LP"] == "88.7"

@@ -3,12 +3,12 @@
 import json
 
 from lcmae_core import claims, results
-from lcmae_core.claims import Arm, Precondition
+from lcmae_core.verdicts import Arm, Precondition
 
 
 def _claims():
     met = Precondition(True, "pretraining helps: yes")
-    return [claims.t1_a_beats_b(Arm("(a)", [70.0, 71.0, 69.5]), Arm("(b)", [60.0, 61.5, 59.0]), met, "lp"),
+    return [claims.t1_a_beats_b(Arm("(a)", {"ft": [70.0, 71.0, 69.5]}), Arm("(b)", {"ft": [60.0, 61.5, 59.0]}), met),
             claims.t1_c_collapses([0.04, 0.05, 0.06], [0.5, 0.45, 0.55])]
 
 

@@ -11,7 +11,8 @@ A claim of the paper can only hold when its effect is larger than what these pro
   features", so that S^sim measures how much a layer's affinities follow position rather than semantics
   (``position_reference``);
 - **the zero prediction** (Table 2): ``reconstruction.reconstruction_loss(..., zero_prediction=True)``;
-- **raw pixels** (the accuracy tables): kNN and logistic regression on the pixels of the same split
+- **raw pixels** (the accuracy tables): kNN and the encoders' own linear probe (a converged logistic regression, its
+  strength chosen on a held-out part of the training split: ``train.probe``) on the pixels of the same split
   (``raw_pixel_baselines``), what a classifier reaches with no representation learning at all.
 """
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..train.engine import knn_classify, unpack_correct
+from ..train.probe import fit_logreg
 
 UNIFORM_S_ATTN = 1.0  # Eq. 7 of uniform attention: identical maps in every image
 UNIFORM_ENTROPY = 1.0  # the entropy of uniform attention, as a fraction of its maximum
@@ -43,27 +45,23 @@ def _flat_pixels(ds, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]
     return torch.cat(xs).float(), torch.cat(ys).long()
 
 
-def raw_pixel_baselines(train_set, val_set, k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
-                        max_iter: int = 1000) -> dict:
-    """kNN (the encoders' protocol: cosine, k neighbours weighted by exp(cos / T)) and multinomial logistic
-    regression (scikit-learn, standardised pixels, L2, lbfgs) on the raw pixels of a labelled split.
+def raw_pixel_baselines(train_set, val_set, k: int = 20, temperature: float = 0.07,
+                        num_classes: int | None = None) -> dict:
+    """kNN (the encoders' protocol: cosine, k neighbours weighted by exp(cos / T)) and the encoders' converged
+    linear probe (``train.probe.fit_logreg``: standardised, L2 chosen on a held-out part of the training split) on
+    the raw pixels of a labelled split.
 
     train_set / val_set: datasets of (image (C, H, W), label) with the eval transform. Returns {"knn", "logreg"}:
-    top-1 accuracy in %, and {"knn_correct", "logreg_correct"}: each validation image's hit (numpy bool).
-    Deterministic: no seed enters either classifier.
+    top-1 accuracy in %, {"knn_correct", "logreg_correct"}: each validation image's hit (numpy bool), and
+    "logreg_C": the chosen inverse strength. Deterministic: no seed enters either classifier.
     """
-    # lazy: optional (scikit-learn), and 2 s to import
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     xtr, ytr = _flat_pixels(train_set)
     xva, yva = _flat_pixels(val_set)
     K = int(num_classes or int(ytr.max()) + 1)
     knn = knn_classify(xtr, ytr, xva, yva, k=k, temperature=temperature, num_classes=K, per_sample=True)
-    scaler = StandardScaler().fit(xtr.numpy())
-    clf = LogisticRegression(max_iter=max_iter).fit(scaler.transform(xtr.numpy()), ytr.numpy())
-    hits = clf.predict(scaler.transform(xva.numpy())) == yva.numpy()
-    return {"knn": knn["knn_top1"], "logreg": 100.0 * float(np.mean(hits)),
+    fit = fit_logreg(xtr, ytr, K)
+    hits = fit.logits(xva.numpy()).argmax(1) == yva.numpy()
+    return {"knn": knn["knn_top1"], "logreg": 100.0 * float(np.mean(hits)), "logreg_C": fit.C,
             "knn_correct": unpack_correct(knn["knn_correct"], len(yva)), "logreg_correct": hits}
 
 

@@ -9,6 +9,12 @@ layer and never an I x I matrix.
 Reading: the paper's n is "the number of patches", so the CLS key column is dropped by default
 (``cls_key=False``); the maps are not renormalised after dropping it.
 
+**S^c, flatness-free** (``centered=True``): the same mean cosine on the maps minus uniform attention, A - 1/n. Eq. 7
+is 1 for uniform attention (every image's map is the same flat one), so a layer that attends to nothing in
+particular is "most alike"; S^c of a uniform layer is 0 (a zero map counts as alike to nothing), and S^c is high
+only where the maps share a pattern. With zero maps allowed, the stream keeps sum_i |u_i|^2 beside s:
+``sum_{i != j} cos = |s|^2 - sum_i |u_i|^2``.
+
 **Eq. 8.** For each image the patch features F (n, D) of a layer give the affinity W = F F^T of L2-normalised rows
 (cosine similarities, n x n). Following CutLER's MaskCut, ``tau`` optionally binarises it (W >= tau -> 1, else
 ``eps`` = 1e-5; CutLER uses tau = 0.2). S^sim_l = mean over images of cos(W^ref, W^dec_l), the matrices flattened.
@@ -41,19 +47,28 @@ from ..masking import MASK_RATIO, noise_for_mask
 
 # ---------------------------------------------------------------------------------------------------------------
 # Eq. 7
-def _flat_unit(maps: torch.Tensor) -> torch.Tensor:
-    """maps (I, k, h, n) -> (I, k*h*n), each row L2-normalised, in float64."""
+def _flat_unit(maps: torch.Tensor, centered: bool = False) -> torch.Tensor:
+    """maps (I, k, h, n) -> (I, k*h*n), each row L2-normalised (a zero row stays zero), in float64; centered:
+    uniform attention 1/n subtracted first (S^c)."""
     if maps.dim() != 4:
         raise ValueError(f"maps must be (I, k, h, n) = (images, mask-token queries, heads, keys); got "
                          f"{tuple(maps.shape)}")
-    return F.normalize(maps.reshape(maps.shape[0], -1).double(), dim=1)
+    flat = maps.double()
+    if centered:
+        n = maps.shape[-1]
+        flat = flat - 1.0 / n
+        # a uniform map stored in float32 is 1/n rounded: its residue is rounding, not a pattern, and must stay 0
+        resolution = 8 * torch.finfo(maps.dtype).eps / n if maps.dtype.is_floating_point else 0.0
+        flat = torch.where(flat.abs() <= resolution, torch.zeros_like(flat), flat)
+    return F.normalize(flat.reshape(maps.shape[0], -1), dim=1)
 
 
-def attention_map_similarity(maps: torch.Tensor) -> torch.Tensor:
-    """Eq. 7: S^attn = sum_{i != j} cos(A_i, A_j) / (I (I - 1)). maps: (I, k, h, n) -> scalar (float64).
+def attention_map_similarity(maps: torch.Tensor, centered: bool = False) -> torch.Tensor:
+    """Eq. 7: S^attn = sum_{i != j} cos(A_i, A_j) / (I (I - 1)). maps: (I, k, h, n) -> scalar (float64); centered:
+    S^c, the same on A - 1/n.
 
     Computed from the I x I Gram matrix; for many images use ``AttentionSimilarityMeter``."""
-    u = _flat_unit(maps)  # (I, k*h*n)
+    u = _flat_unit(maps, centered)  # (I, k*h*n)
     I = u.shape[0]
     if I < 2:
         raise ValueError("Eq. 7 needs at least 2 images")
@@ -62,38 +77,43 @@ def attention_map_similarity(maps: torch.Tensor) -> torch.Tensor:
 
 
 class AttentionSimilarityMeter:
-    """Streaming Eq. 7 for several layers: keeps s_l = sum_i u_{l,i} (k*h*n,) per layer and the image count I.
+    """Streaming Eq. 7 for several layers: keeps s_l = sum_i u_{l,i} (k*h*n,) per layer, q_l = sum_i |u_{l,i}|^2
+    (I for unit rows; less where a centred map is zero) and the image count I.
 
-    update(l, maps (B, k, h, n)); value() -> (layers,) with S_l = (|s_l|^2 - I) / (I (I - 1)).
+    update(l, maps (B, k, h, n)); value() -> (layers,) with S_l = (|s_l|^2 - q_l) / (I (I - 1)). centered: S^c.
     """
 
-    def __init__(self, num_layers: int = 1):
+    def __init__(self, num_layers: int = 1, centered: bool = False):
+        self.centered = centered
         self.sums: list[torch.Tensor | None] = [None] * num_layers
+        self.norms = [0.0] * num_layers
         self.counts = [0] * num_layers
 
     def update(self, layer: int, maps: torch.Tensor) -> None:
-        u = _flat_unit(maps)  # (B, k*h*n)
+        u = _flat_unit(maps, self.centered)  # (B, k*h*n)
         s = u.sum(0)
         if self.sums[layer] is not None and self.sums[layer].shape != s.shape:
             raise ValueError(f"maps of shape {tuple(maps.shape[1:])} do not match the earlier ones; every image "
                              "needs the identical mask (same k) for Eq. 7")
         self.sums[layer] = s if self.sums[layer] is None else self.sums[layer] + s
+        self.norms[layer] += float((u * u).sum())
         self.counts[layer] += u.shape[0]
 
     def value(self) -> torch.Tensor:
         out = []
-        for s, I in zip(self.sums, self.counts):
+        for s, q, I in zip(self.sums, self.norms, self.counts):
             if I < 2:
                 raise ValueError("Eq. 7 needs at least 2 images per layer")
-            out.append((s.dot(s) - I) / (I * (I - 1)))
+            out.append((s.dot(s) - q) / (I * (I - 1)))
         return torch.stack(out)
 
 
 @torch.no_grad()
 def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | None = None,
                                mask_ratio: float = MASK_RATIO, batch_size: int = 64, device=None,
-                               limit: int | None = None, seed: int = 0, cls_key: bool = False) -> torch.Tensor:
-    """Fig. 2: S^attn (Eq. 7) of every decoder layer over a stream of images -> (layers,) float64.
+                               limit: int | None = None, seed: int = 0, cls_key: bool = False,
+                               centered: bool = False) -> torch.Tensor:
+    """Fig. 2: S^attn (Eq. 7) of every decoder layer over a stream of images -> (layers,) float64 (centered: S^c).
 
     mask: (L,) shared by all images (1 = masked); None draws one with ``seed`` at ``mask_ratio``. Every image gets
     the identical mask. images: a tensor (N, C, H, W) or an iterable of batches. Memory: one (k*h*n,) sum per layer.
@@ -109,7 +129,7 @@ def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | No
     if mask.dim() == 2 and mask.shape[0] > 1 and not bool((mask == mask[:1]).all()):
         raise ValueError("Eq. 7 needs the identical mask for every image; pass one mask of shape (L,)")
     mask = mask.reshape(-1, L)[0].to(dev)  # (L,)
-    meter = AttentionSimilarityMeter(len(decoder_blocks(model)))
+    meter = AttentionSimilarityMeter(len(decoder_blocks(model)), centered)
     start = 0 if cls_key else 1
 
     def reduce(i: int, a: torch.Tensor) -> None:  # a: (B, H, 1 + L, 1 + L)
@@ -125,9 +145,10 @@ def attention_similarity_curve(model: nn.Module, images, mask: torch.Tensor | No
 def decoder_attention_measures(model: nn.Module, images, mask: torch.Tensor, batch_size: int = 64, device=None,
                                limit: int | None = None) -> dict[str, torch.Tensor]:
     """Eq. 7 and the mask tokens' attention distance and entropy of every decoder layer from one pass over the
-    images, every image with the identical mask (L,): {"s_attn": (layers,) float64, "distance": (layers, heads)
-    pixels, "entropy": (layers, heads) fraction of the maximum}. The same numbers as
-    ``attention_similarity_curve`` and ``attention_stats_curves(..., queries="masked")``, at a third of the cost."""
+    images, every image with the identical mask (L,): {"s_attn": (layers,) float64, "s_attn_centered": S^c
+    (layers,) float64, "distance": (layers, heads) pixels, "entropy": (layers, heads) fraction of the maximum}. The
+    same numbers as ``attention_similarity_curve`` and ``attention_stats_curves(..., queries="masked")``, at a
+    third of the cost."""
     model.eval()
     if device is not None:
         model.to(device)
@@ -135,6 +156,7 @@ def decoder_attention_measures(model: nn.Module, images, mask: torch.Tensor, bat
     L = model.num_patches
     mask = torch.as_tensor(mask).reshape(-1)[:L].to(dev)
     meter = AttentionSimilarityMeter(len(decoder_blocks(model)))
+    centered = AttentionSimilarityMeter(len(decoder_blocks(model)), centered=True)
     p, grid = patch_size_of(model), grid_size_of(model)
     sums, count = None, 0.0
     for imgs in iter_image_batches(images, batch_size, dev, limit):
@@ -143,7 +165,9 @@ def decoder_attention_measures(model: nn.Module, images, mask: torch.Tensor, bat
         qmask = mask.expand(imgs.shape[0], L)
 
         def reduce(i: int, a: torch.Tensor):  # a: (B, H, 1 + L, 1 + L)
-            meter.update(i, masked_query_rows(a, mask, 1)[..., 1:].transpose(1, 2))  # (B, k, H, n)
+            rows = masked_query_rows(a, mask, 1)[..., 1:].transpose(1, 2)  # (B, k, H, n)
+            meter.update(i, rows)
+            centered.update(i, rows)
             return stat_sums("both", a, p, 1, grid, None, qmask)
 
         res = decoder_attention(model, imgs, mask, reduce=reduce)
@@ -153,17 +177,20 @@ def decoder_attention_measures(model: nn.Module, images, mask: torch.Tensor, bat
     if sums is None:
         raise ValueError("no images: the image source was empty")
     out = (sums / count).float()
-    return {"s_attn": meter.value(), "distance": out[:, 0], "entropy": out[:, 1]}
+    return {"s_attn": meter.value(), "s_attn_centered": centered.value(), "distance": out[:, 0],
+            "entropy": out[:, 1]}
 
 
 @torch.no_grad()
 def query_similarity_curves(model: nn.Module, images, mask: torch.Tensor, positions, batch_size: int = 64,
-                            device=None, limit: int | None = None, cls_key: bool = False) -> torch.Tensor:
+                            device=None, limit: int | None = None, cls_key: bool = False,
+                            centered: bool = False) -> torch.Tensor:
     """Eq. 7 for single mask-token queries (Fig. 4): how alike one query's decoder attention is across images.
 
     mask: (L,) shared by every image (1 = masked); positions: P masked grid positions. For each position and
     decoder layer, S = mean over ordered image pairs i != j of cos(a_i, a_j), a_i (h, n) that query's attention
     of image i (heads kept, CLS key dropped unless ``cls_key``): Eq. 7 with k = 1. -> (P, layers) float64.
+    centered: S^c, the same on the maps minus uniform attention.
     """
     model.eval()
     if device is not None:
@@ -174,7 +201,7 @@ def query_similarity_curves(model: nn.Module, images, mask: torch.Tensor, positi
     if not bool((mask[pos] == 1).all()):
         raise ValueError(f"positions {pos.tolist()} must all be masked (mask == 1) to be mask-token queries")
     nl = len(decoder_blocks(model))
-    meters = [AttentionSimilarityMeter(nl) for _ in range(pos.numel())]
+    meters = [AttentionSimilarityMeter(nl, centered) for _ in range(pos.numel())]
     start = 0 if cls_key else 1
 
     def reduce(i: int, a: torch.Tensor) -> None:  # a: (B, H, 1 + L, 1 + L)

@@ -1,5 +1,8 @@
 """Linear probing (fb/mae ``main_linprobe``): BatchNorm1d(affine=False) + a linear head on the frozen encoder's
-CLS feature (after the encoder's final norm), trained with LARS (timm ``Lars``), base lr 0.1, no weight decay.
+CLS feature (after the encoder's final norm), trained with LARS (timm ``Lars``), base lr 0.1, no weight decay
+(``probe="lars"``, the paper scale's protocol); or, below it (``probe="logreg"``), the same head solved as a
+converged logistic regression on the cached features, its L2 strength chosen on a held-out part of the training
+split (``train.probe``).
 
 The classifier is a timm ``VisionTransformer(global_pool='token')`` whose head is
 ``Sequential(BatchNorm1d(D, affine=False, eps=1e-6), Linear(D, K))``; everything but the head is frozen. The
@@ -25,6 +28,7 @@ from ..models import build_model
 from ..models.classifier import load_pretrained_encoder
 from . import common
 from .engine import ClassifyObjective, evaluate, extract_features, knn_classify
+from .probe import fit_logreg, load_into_head
 from .trainer import Job
 
 
@@ -86,5 +90,15 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
                                     per_sample=True))
         return out
 
+    def solve() -> dict:  # the converged probe: the head is the fitted logistic regression
+        f, y = feats["train"].tensors
+        fit = fit_logreg(f, y, K)
+        load_into_head(model.head, fit)
+        model.head.eval()
+        with torch.no_grad():  # the fitted objective's data term: its cross-entropy on the training features
+            train_loss = float(criterion(model.head(f.to(device)), y.to(device)))
+        return {"train_loss": train_loss, **fit.metrics()}
+
     return Job(model=model, objective=objective, optimizer=optimizer, train_set=train_set,
-               final_eval=final_eval, make_loader=make_loader, num_classes=K)
+               final_eval=final_eval, make_loader=make_loader, num_classes=K,
+               solve=solve if cfg.probe == "logreg" else None)

@@ -55,6 +55,9 @@ class Job:
     # make_loader(sampler, micro_batch) -> a loader with len and set_epoch, built once (the GPU data path);
     # None: a torch DataLoader over train_set, built every epoch
     make_loader: Callable | None = None
+    # solve() -> metrics: fits the model in place in one call instead of epochs of ``optimizer`` (the converged
+    # linear probe, ``train.probe``); None: train for cfg.optim.epochs
+    solve: Callable[[], dict] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -122,7 +125,26 @@ def fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger | No
             log.close()
 
 
+def _solve(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) -> dict:
+    """A job solved in one call (``Job.solve``): deterministic and seconds long, so it is never resumed but solved
+    again; the checkpoint holds the solution, as a trained run's holds its weights."""
+    job.model.to(device)
+    log({"event": "start", "world_size": dist_utils.world_size(), "device": str(device),
+         "train_samples": len(job.train_set), "solve": True})
+    metrics = dict(job.solve())
+    if dist_utils.is_main():
+        ckpt_io.atomic_save({"model": job.model.state_dict(), **ckpt_io.model_record(cfg, job.num_classes),
+                             "epoch": 0, "step": 0}, os.path.join(run_dir, CHECKPOINT))
+    dist_utils.barrier()
+    metrics.update(job.final_eval())
+    metrics.update(epochs=0, steps=0, world_size=dist_utils.world_size())
+    log({"event": "final", **metrics})
+    return metrics
+
+
 def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) -> dict:
+    if job.solve is not None:
+        return _solve(job, cfg, run_dir, device, log)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     o = cfg.optim
     micro = micro_batch_size(o.batch_size, o.accum_iter, world)
