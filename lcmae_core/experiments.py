@@ -306,8 +306,9 @@ def _finished(cfg, root: str | None) -> bool:
 def describe(cfg) -> str:
     """A short, deterministic description of a run's config (for notebook output)."""
     m = cfg.model
+    solved = getattr(cfg, "probe", None) == "logreg"  # the converged probe: no epochs, a regression solved
     parts = [cfg.family, f"ViT dim {m.embed_dim} depth {m.depth} patch {m.patch_size} on {m.img_size} px",
-             f"{cfg.data.dataset}", f"{cfg.optim.epochs} epochs"]
+             f"{cfg.data.dataset}", "logistic regression, C on held-out" if solved else f"{cfg.optim.epochs} epochs"]
     if cfg.family == "simclr":
         parts.insert(1, f"projector {m.proj_dim}")
     elif cfg.family in configs.PRETRAIN_FAMILIES:

@@ -200,6 +200,31 @@ def arm_means(arms: dict[str, verdicts.Arm], metric: str, digits: int = 1) -> di
     return {k: round(float(np.mean(a.of(metric))), digits) for k, a in arms.items() if a.of(metric)}
 
 
+def reconstruction_summary(val_loss: dict[str, list], zero_loss: list, reference: str = "transformer") -> dict:
+    """Table 2's losses for its prose: each decoder's and the zero prediction's mean validation loss, the reference
+    decoder's gain over the zero prediction (1 - reference / zero) and the share of that gain each other decoder loses
+    ((decoder - reference) / (zero - reference)), means over seeds, three decimals."""
+    t, z = np.asarray(val_loss[reference], dtype=float), np.asarray(zero_loss, dtype=float)
+    r3 = lambda v: round(float(np.mean(v)), 3)  # noqa: E731
+    return {"val_loss_mean": {d: r3(v) for d, v in val_loss.items()}, "zero_loss_mean": r3(z),
+            "gain_over_zero": r3(1 - t / z),
+            "gain_lost": {d: r3((np.asarray(v, dtype=float) - t) / (z - t)) for d, v in val_loss.items() if d != reference}}
+
+
+def pixels_text(arms: dict[str, verdicts.Arm], baselines: dict) -> str:
+    """Where the encoders stand against the same probe on the raw pixels (``baselines``, from
+    ``raw_pixel_baselines``), in one sentence for the page's prose. Below the pixels the claims still compare the
+    encoders with one another and with random initialisation (``verdicts``: raw pixels are a reference, not a gate),
+    but the reader should know."""
+    best = max(((k, float(np.mean(a.of("lp")))) for k, a in arms.items() if a.of("lp")), key=lambda x: x[1])
+    name, top, pix = arms[best[0]].name, prose_number(best[1]), prose_number(float(baselines["logreg"]))
+    if best[1] >= baselines["logreg"]:
+        return f"The best encoder, {name}, linearly probes above the raw pixels ({top}% against {pix}%)."
+    return (f"Every encoder is below the raw pixels on the same probe: the best, {name}, reaches {top}% against the "
+            f"pixels' {pix}%. The encoders lose information the pixels carry, and the comparisons read how much each "
+            f"keeps.")
+
+
 def probe_text(evals: dict[str, dict]) -> str:
     """Which probe the page's linear-probe numbers come from, from the runs' own records: the converged logistic
     regression (its chosen C and convergence over the runs) or fb/mae's LARS head."""
@@ -488,7 +513,7 @@ def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
             f"span {span} pixels. The encoders' attention entropy averages {ent} of its maximum.")
 
 
-__all__ = ["PAGE_RUNS", "arm", "arm_means", "probe_text", "nearest_ratio", "revision_numbers", "alignment_terms", "replicates", "per_replicate", "random_init_like",
+__all__ = ["PAGE_RUNS", "arm", "arm_means", "probe_text", "pixels_text", "reconstruction_summary", "nearest_ratio", "revision_numbers", "alignment_terms", "replicates", "per_replicate", "random_init_like",
            "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm",
            "raw_pixel_baselines", "encoder_measures", "fig6_text", "encoder_models_measures", "decoder_measures",
            "layer_table",
