@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lcmae_core.batch import CHECKPOINT_PARAMS
 from lcmae_core.models import create_model
 
-PAGES = ["fig2_fig3_decoder_position_semantics", "fig4_figB1_decoder_attention_maps",
-         "fig5_attention_distance_pretraining", "explorer"]
+PAGES = list(CHECKPOINT_PARAMS)  # the pages that read released checkpoints
 
 
 def write_checkpoints(folder: str) -> None:

@@ -4,7 +4,7 @@
     python -m lcmae_core bench --workloads loader,loader_pil --data-root /tmp/jpegs
 
 Random smooth images with some texture (noise at five scales, upsampled bicubically; about 80 KB each at quality
-90), see ``lcmae_core.perf.gpu_data.write_synthetic_jpegs``. Write them outside the repository.
+90), see ``lcmae_core.gpu_data.write_synthetic_jpegs``. Write them outside the repository.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
-from lcmae_core.perf.gpu_data import write_synthetic_jpegs  # noqa: E402
+from lcmae_core.gpu_data import write_synthetic_jpegs  # noqa: E402
 
 
 def _write(a) -> dict:

@@ -5,7 +5,7 @@
 - ``lcmae_core.masking``: random, shared and two-view masks (1 = masked).
 - ``lcmae_core.analysis.identities``: both sides of Eq. 2 and Eq. 4 on a model.
 - ``lcmae_core.pretrained``: official fb/mae checkpoints, loaded with ``weights_only=True``.
-- ``lcmae_core.analysis.monitors``: collapse monitors (feature std, effective rank).
+- ``lcmae_core.train.monitors``: collapse monitors (feature std, effective rank).
 """
 
 __version__ = "0.1.0"

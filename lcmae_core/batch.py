@@ -17,7 +17,6 @@ if __name__ == "__main__":  # python -m lcmae_core.batch: a Ctrl-C during the im
     quiet_interrupts_while_importing()
 
 import argparse
-import ast
 import concurrent.futures as cf
 import hashlib
 import json
@@ -27,18 +26,21 @@ import sys
 import time
 from pathlib import Path
 
+from . import scales
 from .atomic import atomic_write_json, atomic_write_text
-from .configs import SCALES, ConfigError, check_device, check_scale
+from .configs import ConfigError, check_device, check_scale, scale_record
 from .errors import OneLineParser, UsageError, interruptible
+from .experiments import BATCH_ENV, PLANNED_ENV
+from .parameters import (NOTEBOOK_DIR, UNEVALUATED, ParameterError, declared_parameters, page_parameters,
+                         parse_value)
 from .plan import PlanError, default_jobs, keep_freed_memory, plan_runs, train_runs
 from .pretrained import CheckpointError, check_file
+from .reference_models import DEIT_FILES, DINO_FILES, MAE_DECODER_FILES, MAE_ENCODER_FILES
 from .runs import LAUNCHERS, ROOT_HELP, RunError, check_root_writable
 
-BATCH_ENV = "LCMAE_BATCH"  # set for the notebooks a batch executes (``Study`` then trains without progress bars)
 from .results import hardware_info
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO / "notebooks"
 DEFAULT_OUT = REPO / "book" / "executed"
 LAST = ("appendix_statistics", "results_summary")  # run after every other notebook: they read the pages' records
 
@@ -221,16 +223,22 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     todo = [n for n in names if n not in reused]
     # gpu and paper runs take hours to days: planned and trained only when asked (--train); without it a page that
     # needs a missing run refuses in its first seconds, naming what to pass instead
-    if launcher == "local" and todo and (train or scale not in ASK_BEFORE_TRAINING):
+    planned = launcher == "local" and todo and (train or not scale_record(scale).ask_before_training)
+    if planned:
         train_planned(scale, [n for n in todo if not _uses_checkpoints(extra[n])], run_root or None, data_root,
-                      device, jobs)
+                      device, jobs, extra)
     os.environ[BATCH_ENV] = "1"  # the kernels inherit it: no per-run progress bars in executed notebooks
-    if launcher == "slurm":
-        records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
-    else:
-        keep_freed_memory()  # the kernels inherit it: the analysis pages allocate and free large maps per batch
-        records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
-                             jobs or default_jobs(scale))
+    if planned:  # the kernels inherit it: a run the plan missed fails its page, named, instead of training alone
+        os.environ[PLANNED_ENV] = "1"
+    try:
+        if launcher == "slurm":
+            records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
+        else:
+            keep_freed_memory()  # the kernels inherit it: the analysis pages allocate and free large maps per batch
+            records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
+                                 jobs or default_jobs(scale))
+    finally:
+        os.environ.pop(PLANNED_ENV, None)
     for rec in records:
         rec["key"] = keys[rec["notebook"]]
     records += list(reused.values())
@@ -239,55 +247,15 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     return records
 
 
-# the pages that analyse released checkpoints, their parameters and the official file names (first found wins)
-MAE_DECODER_FILES = ("mae_visualize_vit_base.pth", "mae_pretrain_vit_base_full.pth")
-DINO_FILES = ("dino_vitbase16_pretrain.pth", "dino_vitbase16_full_checkpoint.pth",
-              "dino_vitbase16_pretrain_full_checkpoint.pth")
+# the pages that analyse released checkpoints (the checkpoint route), their parameters and the official file names
+# each can read (``reference_models``: the first found wins)
 CHECKPOINT_PARAMS = {
     "fig2_fig3_decoder_position_semantics": {"mae_checkpoint": MAE_DECODER_FILES, "reference": DINO_FILES},
     "fig4_figB1_decoder_attention_maps": {"mae_checkpoint": MAE_DECODER_FILES},
     "fig5_attention_distance_pretraining": {
-        "mae_checkpoint": ("mae_pretrain_vit_base.pth", "mae_pretrain_vit_base_full.pth", *MAE_DECODER_FILES),
-        "dino": DINO_FILES, "deit": ("deit_base_patch16_224-b5f2ef4d.pth", "deit_base_patch16_224.pth")},
+        "mae_checkpoint": MAE_ENCODER_FILES, "dino": DINO_FILES, "deit": DEIT_FILES},
     "explorer": {"mae_checkpoint": MAE_DECODER_FILES},
 }
-ASK_BEFORE_TRAINING = ("gpu", "paper")
-
-
-UNEVALUATED = object()  # a parameter default that is an expression, not a literal
-
-
-def declared_parameters(notebook: Path) -> dict:
-    """{name: default value} of a notebook's parameters cell (``UNEVALUATED`` for an expression)."""
-    import papermill as pm  # lazy: optional, and slow to import (python -m lcmae_core loads this module)
-
-    out = {}
-    for k, info in pm.inspect_notebook(str(notebook)).items():
-        try:
-            out[k] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError):
-            out[k] = UNEVALUATED
-    return out
-
-
-def parse_value(text: str):
-    """A ``-p`` value: a Python literal (number, list, True, None, quoted text), else the text itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _type_ok(default, value) -> bool:
-    if default is None or value is None or default is UNEVALUATED:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple)) or (isinstance(value, str) and value == "auto")
-    return isinstance(value, type(default)) or (isinstance(default, str) and isinstance(value, (list, tuple)))
 
 
 def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, checkpoints: str | None,
@@ -296,23 +264,17 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
     type of its default), the checkpoint files of ``checkpoints`` for the pages that take them, ``train``.
     Raises ``BatchError`` (one line) for a parameter no selected notebook takes, a badly typed value, a missing
     checkpoint folder or file."""
-    declared = {n: declared_parameters(Path(notebook_dir) / f"{n}.ipynb") for n in names}
-    for k, v in parameters.items():
-        takers = [n for n in names if k in declared[n]]
-        if not takers:
-            raise BatchError(f"no selected notebook takes parameter {k!r}; see the parameters cells of "
-                             f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
-        for n in takers:
-            if not _type_ok(declared[n][k], v):
-                raise BatchError(f"parameter {k!r} of {n} takes a {type(declared[n][k]).__name__} like "
-                                 f"{declared[n][k]!r}, got {v!r}")
+    try:
+        given = page_parameters(names, parameters, notebook_dir)
+    except ParameterError as e:
+        raise BatchError(str(e)) from None
     if checkpoints is not None and not os.path.isdir(checkpoints):
         raise BatchError(f"checkpoint folder {checkpoints} does not exist; pass --checkpoints DIR holding the "
                          "official files (e.g. mae_visualize_vit_base.pth, dino_vitbase16_pretrain.pth)")
     out = {}
     for n in names:
-        extra = {k: v for k, v in parameters.items() if k in declared[n]}
-        if train and "train" in declared[n]:
+        extra = dict(given[n])
+        if train and "train" in declared_parameters(Path(notebook_dir) / f"{n}.ipynb"):
             extra["train"] = True
         if checkpoints is not None:
             for param, files in CHECKPOINT_PARAMS.get(n, {}).items():
@@ -368,10 +330,11 @@ def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, ti
 
 
 def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_root: str | None, device: str,
-                  jobs: int | None = None) -> None:
-    """Before the notebooks run: plan every run they need (``lcmae_core.plan``) and train the missing ones in
-    ``jobs`` worker processes, so that the notebooks only load. Raises ``BatchError`` naming failed runs."""
-    cfgs = plan_runs(scale, notebooks, run_root, data_root, device)
+                  jobs: int | None = None, params: dict | None = None) -> None:
+    """Before the notebooks run: plan every run they need with the parameters they receive (``params``: {notebook:
+    its -p values}; ``lcmae_core.plan``) and train the missing ones in ``jobs`` worker processes, so that the
+    notebooks only load. Raises ``BatchError`` naming failed runs."""
+    cfgs = plan_runs(scale, notebooks, run_root, data_root, device, params=params)
     jobs = jobs or default_jobs(scale)
     print(f"planned {len(cfgs)} runs for {len(notebooks)} notebook(s); training the missing ones, {jobs} at a time",
           flush=True)
@@ -405,7 +368,8 @@ def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", default="cpu", choices=SCALES, help="the scale every notebook runs at (default cpu)")
+    p.add_argument("--scale", default="cpu", choices=scales.NAMES,
+                   help="the scale every notebook runs at (default cpu)")
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
     p.add_argument("--run-root", default=None, help=ROOT_HELP)
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the executed notebooks (default book/executed)")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import html
 
-from . import stats
-from .batch import NOTEBOOK_DIR, declared_parameters
-from .configs import HARDWARE_NEEDED, check_scale
+from . import scales, stats
+from .parameters import NOTEBOOK_DIR, declared_parameters
+from .configs import scale_record
 
 
 CHECKPOINT_ROUTE = ("on released checkpoints, with no training: it needs the checkpoint files and a CPU "
@@ -38,12 +38,12 @@ def rerun_commands(page: str) -> dict[str, list[str]]:
     the dataset root). Pages that can train (their ``train`` parameter) take --train / train=True."""
     trains = "train" in declared_parameters(NOTEBOOK_DIR / f"{page}.ipynb")
     out = {}
-    for scale in ("gpu", "paper"):
-        slurm = " --launcher slurm --partition P --nodes 8 --gpus-per-node 8" if scale == "paper" else ""
+    for scale in (name for name, rec in scales.SCALES.items() if rec.ask_before_training):
+        slurm = " --launcher slurm --partition P --nodes 8 --gpus-per-node 8" if scales.get(scale).cluster else ""
         train = " --train" if trains else ""
         batch = f"python -m lcmae_core batch --scale {scale} --data-root DIR{train}{slurm} --only {page}"
         pm_train = " -p train True" if trains else ""
-        pm_slurm = " -p launcher slurm" if scale == "paper" else ""
+        pm_slurm = " -p launcher slurm" if scales.get(scale).cluster else ""
         papermill = (f"papermill notebooks/{page}.ipynb {page}-{scale}.ipynb -p scale {scale} -p data_root DIR"
                      f"{pm_train}{pm_slurm}")
         out[scale] = [batch, papermill]
@@ -56,7 +56,7 @@ def rerun_box(page: str) -> str:
     rows = []
     for scale, cmds in rerun_commands(page).items():
         code = "".join(f"<pre><code>{html.escape(c)}</code></pre>" for c in cmds)
-        rows.append(f"<p>At the <strong>{scale}</strong> scale ({html.escape(HARDWARE_NEEDED[scale])}), from the "
+        rows.append(f"<p>At the <strong>{scale}</strong> scale ({html.escape(scale_record(scale).hardware)}), from the "
                     f"repository root, with the batch runner or papermill:</p>{code}")
     return ('<div class="tip admonition"><p class="admonition-title">Rerun this page at a larger scale</p>'
             f"<details><summary>the commands</summary>{''.join(rows)}</details></div>")
@@ -68,9 +68,9 @@ def scale_admonition(scale: str, needs: str | None = None):
     ``:::{admonition}`` would print there as raw markup)."""
     from IPython.display import HTML  # lazy: optional (IPython: notebooks only)
 
-    check_scale(scale)
-    kind = "important" if scale in ("gpu", "paper") and not needs else "note"
-    what = html.escape(needs or f"which needs {HARDWARE_NEEDED[scale]}")
+    rec = scale_record(scale)
+    kind = "important" if rec.ask_before_training and not needs else "note"
+    what = html.escape(needs or f"which needs {rec.hardware}")
     return HTML(f'<div class="{kind} admonition"><p class="admonition-title">Scale: {scale}</p>'
                 f"<p>This page ran at the <strong>{scale}</strong> scale, {what}.</p></div>")
 

@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from . import configs
+from . import configs, scales
 from .atomic import atomic_write_json
 from .calibration import committed_path, read_committed
 from .experiments import Study
@@ -150,6 +150,13 @@ def plan_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
         return True, f"the table prices the {len(now)} runs the build plans"
     return False, (f"the table prices other runs than the build plans ({len(now - then)} new, {len(then - now)} "
                    f"gone): rerun python -m lcmae_core.budget after a cpu build")
+
+
+def plan_check(table: dict, scale: str) -> tuple[bool | None, str]:
+    """``plan_agrees`` at the scale the committed tables describe; elsewhere (None, why not)."""
+    if not scales.get(scale).committed_tables:
+        return None, "not checked at this scale"
+    return plan_agrees(table, scale)
 
 
 def frames(table: dict):

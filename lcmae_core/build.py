@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from .batch import DEFAULT_OUT, REPO, BatchError, failures, list_notebooks, run_batch
-from .configs import SCALES
+from .scales import NAMES as SCALES
 from .errors import OneLineParser, UsageError, interruptible
 from .runs import ROOT_HELP
 

@@ -2,7 +2,7 @@
 
 The paper's mechanisms are attention patterns: an encoder whose attention is local (Figs. 5, 6, A.1) and a
 decoder whose first layer attends by position (Figs. 2, 4). A recipe can only test them where they formed. This
-module trains a few candidate recipes (``configs.CALIBRATION_CANDIDATES``: MAE with the attention pages' deep
+module trains a few candidate recipes (the scale record's ``calibration_candidates``: MAE with the attention pages' deep
 decoder, on crops of the bundled pretraining photos, seed 0), measures on crops of the held-out photos, per layer, what the verdicts'
 preconditions read, beside the random-init model of the same seed and uniform attention, and chooses.
 
@@ -36,7 +36,7 @@ import math
 import os
 import sys
 
-from . import analysis, configs, verdicts
+from . import analysis, configs, scales, verdicts
 from .atomic import atomic_write_text
 from .errors import OneLineParser, interruptible
 from .experiments import Study
@@ -56,7 +56,7 @@ def measure(run, n_images: int = N_IMAGES) -> dict:
     model, _ = load_run(run.checkpoint)
     init = load_run_init(run.dir)
     img_size = cfg.model.img_size
-    study = Study(scale=cfg.scale if cfg.scale in configs.SCALES else "cpu", dataset="photos", verbose=False,
+    study = Study(scale=cfg.scale if cfg.scale in scales.NAMES else "cpu", dataset="photos", verbose=False,
                   overrides={"model.img_size": img_size, "data.photo_short_side": cfg.data.photo_short_side})
     images = study.images(n_images)
     out = {"run": run.name, "train_cpu_time_s": run.metrics.get("train_cpu_time_s"),
@@ -149,6 +149,21 @@ def default_table_path() -> str:
     return committed_path("cpu_scale_calibration.json")
 
 
+def page_table(scale: str, run_root: str | None = None, path: str | None = None) -> dict:
+    """The appendix's table at a scale: calibrated as the page runs where the scale does so (its few tiny candidates;
+    ``scales.Scale.calibrates_live``), else the committed one (``path``, default ``default_table_path``)."""
+    if scales.get(scale).calibrates_live:
+        return calibrate(scale, run_root, jobs=1, n_images=16, progress=False)
+    return read_table(path)
+
+
+def recipe_check(table: dict, scale: str) -> tuple[bool | None, str]:
+    """``recipe_agrees`` at the scale the committed tables describe; elsewhere (None, why not)."""
+    if not scales.get(scale).committed_tables:
+        return None, "not checked at this scale"
+    return recipe_agrees(table, scale)
+
+
 def read_table(path: str | None = None) -> dict:
     """The calibration table a ``calibrate`` run wrote; a one-line error naming the command when it is missing."""
     return read_committed(path or default_table_path(), "calibration table",
@@ -218,8 +233,8 @@ def trend_text(table: dict) -> str:
 
 
 def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
-    """Does the book's attention recipe (``configs.ATTENTION_RECIPE`` and the MAE's epochs in
-    ``configs.ATTENTION_FAMILY_RECIPE``) train what the table chose? (ok, one line saying what differs)."""
+    """Does the book's attention recipe (the scale record's ``attention`` and the MAE's epochs in its
+    ``attention_family``) train what the table chose? (ok, one line saying what differs)."""
     chosen = table.get("chosen")
     if chosen is None:
         return False, "the calibration chose no candidate"
@@ -245,7 +260,7 @@ def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
 def main(argv=None) -> int:
     p = OneLineParser(prog="python -m lcmae_core.calibration", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="the JSON table to write")
-    p.add_argument("--scale", default="cpu", choices=("smoke", "cpu"))
+    p.add_argument("--scale", default="cpu", choices=[n for n, r in scales.SCALES.items() if r.calibration_candidates])
     p.add_argument("--run-root", default=None, help=ROOT_HELP)
     p.add_argument("--jobs", type=int, default=1, help="candidate runs trained at once (one thread each)")
     p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")

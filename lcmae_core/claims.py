@@ -9,7 +9,7 @@ precondition and its outcome, and the null controls' values. The machinery (the 
 
 - ``COLLAPSE_STD = 0.1``: a representation has collapsed "into a constant point" when the standard deviation of
   its unit features across tokens is below a tenth of ``1/sqrt(D)``, the value of features spread evenly over
-  the sphere (``monitors.collapse_stats``): nine tenths of the spread gone. Read on the projector output
+  the sphere (``train.monitors.collapse_stats``): nine tenths of the spread gone. Read on the projector output
   v = p(h) that the contrastive losses act on (Eq. 5), the paper's "output feature vectors"; the decoder's hidden
   state h is shown beside it.
 - ``LOSS_GAIN_FRACTION = 0.25``: local features "suffice to reconstruct" when a local decoder loses at most a

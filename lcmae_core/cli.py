@@ -39,7 +39,8 @@ def register_command(name: str, help: str, configure: Callable[[argparse.Argumen
 # training commands
 def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
     # lazy: torch/timm; importing cli (--help, argument parsing) must stay instant
-    from .configs import PRETRAIN_FAMILIES, SCALES
+    from .configs import PRETRAIN_FAMILIES
+    from .scales import NAMES as SCALES
     from .runs import LAUNCHERS
     from .data import DATASETS
 

@@ -120,6 +120,10 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+# an unlabelled pretraining set's labelled twin: the supervised model of the pages that pretrain on it trains there
+LABELLED_TWIN = {"photos": "photo_ids"}
+
+
 def hflip_of(d) -> float:
     """The flip probability of a data config: ``d.hflip``, else its dataset's (0.5; 0 for digits, which are not
     mirror-symmetric: a flipped 2 or 7 is no digit)."""

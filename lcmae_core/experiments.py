@@ -11,13 +11,13 @@ Readings of the paper that fix the runs:
   decoder. The paper reports 82.9 for (b), for the Transformer row of Table 2, for MAE in Table 3 and for
   ImageNet in Table A.1, so we read these as one run: the MAE baseline has a 2-block decoder at every scale.
 - **Figs. 2-4** need a deep decoder (Fig. 4 shows layers 1, 2, 3, 5 and 8): at paper scale the official
-  8-block MAE; at smaller scales a baseline MAE with ``deep_decoder_depth`` blocks.
+  8-block MAE; at smaller scales a baseline MAE with the scale's ``attention_decoder_depth`` blocks (4).
 - **Table 3's block sizes** are the odd multiples 1, 3, 5, 7 of the patch size (16, 48, 80, 112 at patch 16).
 - **The supervised model** of Fig. 5 below the paper scale is the ViT finetuned from random initialisation on the
   attention pages' labelled set (at the small scales ``photo_ids``: which pretraining photo a crop is from); it is
   also the reference model for Eq. 8 there.
 - **The attention pages** (Figs. 2-7, B.1, A.1, the explorer) run on ``Study.for_attention()``: at the smoke and
-  cpu scales, natural-image crops (``configs.ATTENTION_RECIPE``), where the labelled digits are too small and flat
+  cpu scales, natural-image crops (``scales.Scale.attention``), where the labelled digits are too small and flat
   a grid for attention to form; their MAE is the deep-decoder one, shared by all of them.
 """
 
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import configs, data
+from . import configs, data, scales
 from .reference_models import load_run, load_run_init
-from .runs import Run, RunError, run_or_load, run_path
+from .runs import Run, RunError, is_finished, run_or_load, run_path
 from .masking import MASK_RATIO
 from .train.common import eval_dataset
 
@@ -40,19 +40,12 @@ from .train.common import eval_dataset
 # On the cpu scale's 7x7 digits a 7-patch block is the whole image, so Table 3 stops at 5 there (71% of the width);
 # the attention pages' 12x12 grid keeps all four (8, 25, 42, 58%)
 AE_BLOCK_MULTIPLES = (1, 3, 5, 7)
-MASK_RATIOS_FIG6 = (0.9, 0.75, 0.6, 0.45, 0.3)
-# The cpu scale trains the shared baseline only, for the build's 25-minute budget: each further ratio is three
-# pretrainings of the attention pages' recipe (at 0.9 204 s each, at 0.3 373 s, one thread, measured), and the two
-# ends took 29 of the 101 core-minutes that the whole build trained. Its verdicts say so ("not testable at this
-# scale"); the page's ``mask_ratios`` parameter adds the others (0.9 and 0.75: the cheapest pair, 10 core-minutes)
-MASK_RATIOS_FIG6_BY_SCALE = {"cpu": (0.75,)}
-# finetuning runs below the gpu scale: the smoke scale keeps one (so that the path is exercised), the cpu scale
-# none: its 3 epochs measured training speed more than the representation (random init 30.5%, raw-pixel kNN 93.3%),
-# and its 16 runs (8.2 core-minutes, measured) pay for the attention pages' natural-image runs within the build's
-# budget. The finetuning claims are then "not testable at this scale" (``verdicts.UNMEASURED_WHY``)
-FINETUNE_SEEDS_BELOW_GPU = {"smoke": 1, "cpu": 0}
 FOLDER_SETS = ("imagefolder", "imagenet")  # analysis images come from files, sampled without opening the rest
-ASK_BEFORE_TRAINING = ("gpu", "paper")  # a missing run is trained there only when asked (Study.train)
+# set for the notebooks a batch executes (``lcmae_core.batch``): Study then trains without progress bars
+BATCH_ENV = "LCMAE_BATCH"
+# set when the batch has planned and trained every run of its notebooks first: a notebook that still finds a run
+# missing then fails at once, naming it (the plan and the notebook disagree), instead of training it alone
+PLANNED_ENV = "LCMAE_PLANNED"
 
 
 class TrainingRefused(RunError):
@@ -63,8 +56,8 @@ class TrainingRefused(RunError):
 class Study:
     """Where and how a notebook's runs live. ``overrides`` apply to every run (dotted keys, as ``--set``).
 
-    seeds: the seeds of the runs that decide a claim (default ``configs.SEEDS[scale]``); the arms of a comparison
-    share each seed. planner: a list to record run configs in instead of training them (``lcmae_core.plan``): every
+    seeds: the seeds of the runs that decide a claim (default: the scale's, ``scales.Scale.seeds``); the arms of a
+    comparison share each seed. planner: a list to record run configs in instead of training them (``lcmae_core.plan``): every
     method then returns unfinished ``Run`` records with the names the real runs will have.
     """
 
@@ -75,7 +68,6 @@ class Study:
     launcher: str = "local"
     dataset: str | None = None  # None: the scale's labelled default (mnist5k, cifar10, imagenet)
     overrides: dict = field(default_factory=dict)
-    deep_decoder_depth: int = 4
     verbose: bool = True
     seeds: tuple[int, ...] | None = None
     planner: list | None = field(default=None, repr=False)
@@ -87,13 +79,17 @@ class Study:
     @property
     def progress_bars(self) -> bool:
         """Show a progress bar while a run trains: in JupyterLab and at a terminal (a first run can take minutes),
-        but not in the notebooks a batch executes (``batch.BATCH_ENV``), whose outputs must not depend on whether
-        a run was already in the store, nor while planning."""
-        return self.verbose and self.planner is None and not os.environ.get("LCMAE_BATCH")
+        but not in the notebooks a batch executes (``BATCH_ENV``), whose outputs must not depend on whether a run
+        was already in the store, nor while planning."""
+        return self.verbose and self.planner is None and not os.environ.get(BATCH_ENV)
+
+    @property
+    def record(self) -> scales.Scale:
+        """The record of this study's scale (``lcmae_core.scales``): everything that differs between scales."""
+        return configs.scale_record(self.scale)
 
     def __post_init__(self):
-        configs.check_scale(self.scale)
-        seeds = tuple(configs.SEEDS[self.scale] if self.seeds is None else self.seeds)
+        seeds = tuple(self.record.seeds if self.seeds is None else self.seeds)
         if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) and s >= 0 for s in seeds):
             raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds!r}")
         self.seeds = seeds
@@ -102,8 +98,6 @@ class Study:
     def config(self, family: str, changes: dict | None = None) -> configs.RunConfig:
         """The preset of a family at this study's scale, with the study's and the caller's changes."""
         base = {"device": self.device, "progress": self.progress_bars}
-        if self.scale == "smoke":
-            base["threads"] = 1  # tiny matrices: one thread is faster, and far faster on a busy machine
         if self.data_root:
             base["data.root"] = self.data_root
         if self.dataset:
@@ -116,12 +110,16 @@ class Study:
             configs.validate(cfg)
             self.planner.append(cfg)
             return Run(configs.run_name(cfg), run_path(cfg, self.run_root), configs.to_dict(cfg))
-        if self.scale in ASK_BEFORE_TRAINING and not self.train and not _finished(cfg, self.run_root):
+        if self.record.ask_before_training and not self.train and not is_finished(cfg, self.run_root):
             hint = f"{self.refuse_hint}, or " if self.refuse_hint else ""
             raise TrainingRefused(
                 f"{configs.run_name(cfg)} ({describe(cfg)}) is not in the run store, and training it at the "
-                f"{self.scale} scale needs {configs.HARDWARE_NEEDED[self.scale]}: {hint}pass train=True "
+                f"{self.scale} scale needs {self.record.hardware}: {hint}pass train=True "
                 "(batch: --train) to train it")
+        if os.environ.get(PLANNED_ENV) and not is_finished(cfg, self.run_root):
+            raise RunError(f"{configs.run_name(cfg)} ({describe(cfg)}) is not in the run store although the batch "
+                           "planned and trained this notebook's runs first: the plan and the page disagree "
+                           "(pages.page_runs); run the notebook on its own to train it")
         run = run_or_load(cfg, launcher=self.launcher, root=self.run_root)
         if self.verbose:
             print(f"{run.name}: {describe(cfg)}")
@@ -129,14 +127,14 @@ class Study:
 
     def for_attention(self) -> "Study":
         """This study as the attention pages run it (Figs. 2-7, B.1, A.1, the explorer): at the smoke and cpu
-        scales, MAE-family pretraining on crops of the bundled photos (``configs.ATTENTION_RECIPE``; the analysis
+        scales, MAE-family pretraining on crops of the bundled photos (``scales.Scale.attention``; the analysis
         images are crops of held-out photos), where the labelled set is digits on a grid too small and flat for
         attention to form; elsewhere, or with a dataset chosen by the caller, the study itself."""
-        recipe = configs.ATTENTION_RECIPE.get(self.scale)
+        recipe = self.record.attention
         if not recipe or self.dataset:
             return self
         return dataclasses.replace(self, dataset=recipe["data.dataset"], overrides={**recipe, **self.overrides},
-                                   family_overrides=configs.ATTENTION_FAMILY_RECIPE.get(self.scale, {}))
+                                   family_overrides=self.record.attention_family)
 
     # --------------------------------------------------------------------------------------------------
     # pretraining runs
@@ -158,7 +156,7 @@ class Study:
         """The MAE of the attention pages: the deep-decoder MAE (Figs. 2-4) at a mask ratio, so that one run per
         seed serves Figs. 2-7 and A.1 (the paper's Figs. 5 and 6 read the official MAE, which has the 8-block
         decoder)."""
-        depth = 8 if self.scale == "paper" else self.deep_decoder_depth
+        depth = self.record.attention_decoder_depth
         return self.mae(mask_ratio=mask_ratio, decoder_depth=depth, seed=seed)
 
     def lcmae(self, setting: str, seed: int = 0) -> Run:
@@ -180,7 +178,7 @@ class Study:
     @property
     def fig6_mask_ratios(self) -> tuple[float, ...]:
         """Fig. 6's pretraining mask ratios at this study's scale."""
-        return MASK_RATIOS_FIG6_BY_SCALE.get(self.scale, MASK_RATIOS_FIG6)
+        return self.record.fig6_mask_ratios
 
     @property
     def ae_block_multiples(self) -> tuple[int, ...]:
@@ -217,7 +215,7 @@ class Study:
         """The supervised ViT: finetuned from random initialisation (Table 3's first row; Fig. 5's stand-in for
         DeiT and Eq. 8's reference below the paper scale)."""
         changes = {"seed": seed}
-        twin = configs.LABELLED_TWIN.get(self.labelled())
+        twin = data.LABELLED_TWIN.get(self.labelled())
         if twin:  # an unlabelled pretraining set: its labelled twin (photos -> photo_ids)
             changes["data.dataset"] = twin
         return self.finetune(None, changes)
@@ -233,10 +231,9 @@ class Study:
 
         The linear probe (with its kNN on the same features) runs at every seed; finetuning, the paper's metric for
         most accuracy claims, at every seed of the gpu and paper scales, at the first seed at smoke scale (the path
-        exercised; one seed decides nothing), and not at the cpu scale (``FINETUNE_SEEDS_BELOW_GPU``).
+        exercised; one seed decides nothing), and not at the cpu scale (``scales.Scale.finetune_seeds``).
         Each evaluation uses the seed of its pretraining, so the arms of a comparison stay paired."""
-        below = FINETUNE_SEEDS_BELOW_GPU.get(self.scale)
-        ft_seeds = self.seeds if below is None else self.seeds[:below]
+        ft_seeds = self.record.finetune_seeds_of(self.seeds)
         out = {}
         for s, pre in pretrained.items():
             out[s] = {"lp": self.linprobe(pre, {"seed": s})}
@@ -297,10 +294,6 @@ class Study:
     def _encoder_of(pretrain: Run | None) -> dict:
         """The encoder shape of the pretraining run, so the classifier matches it."""
         return {} if pretrain is None else configs.encoder_overrides(pretrain.config["model"])
-
-
-def _finished(cfg, root: str | None) -> bool:
-    return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
 
 
 def describe(cfg) -> str:

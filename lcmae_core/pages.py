@@ -18,6 +18,7 @@ null control):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,25 +27,26 @@ import os
 import numpy as np
 import torch
 
-from . import configs, stats, verdicts
+from . import configs, scales, stats, verdicts
 from .analysis import attention_stats_curves, decoder_attention_measures, uniform_attention_distance
 from .analysis.geometry import grid_size_of, patch_size_of
 from .analysis.controls import raw_pixel_baselines as raw_pixel_controls
 from .analysis.identities import term_sizes
-from .analysis.monitors import lcmae_collapse
+from .train.monitors import lcmae_collapse
 from .atomic import atomic_write_json
 from .configs import from_dict
 from .experiments import Study, describe
 from .masking import MASK_RATIO
-from .reference_models import DINO_TIMM, load_decoder_mae, load_semantic_reference
+from .models import TABLE1_SETTINGS
+from .models.decoders import DECODERS
+from .reference_models import (DEIT_TIMM, DINO_TIMM, MAE_ENCODER_FILES, file_record, load_decoder_mae, load_deit, load_dino,
+                               load_semantic_reference, mae_encoder_as_vit)
 from .runs import Run, resolve_root
 from .stats import prose_number
 from .train.common import eval_dataset
 from .train.engine import unpack_correct
 from .train.pretrain import collapse_batch
 
-TABLE1_SETTINGS = tuple("abcdefg")
-TABLE2_DECODERS = ("transformer", "gaussian", "conv")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -57,15 +59,20 @@ def runs_eq2_eq4(study: Study) -> dict:
     return {"mae": study.per_seed(lambda s: study.mae(seed=s))}
 
 
-def runs_table1(study: Study, settings=TABLE1_SETTINGS) -> dict:
-    """The seven settings (b is the MAE baseline) and random init, each pretrained and evaluated per seed."""
+def runs_table1(study: Study, settings=None) -> dict:
+    """The settings of Table 1 (default: all seven, ``models.TABLE1_SETTINGS``; b is the MAE baseline) and random
+    init, each pretrained and evaluated per seed."""
+    settings = settings or tuple(TABLE1_SETTINGS)
     pre = {st: study.per_seed(lambda s, st=st: study.mae(seed=s) if st == "b" else study.lcmae(st, seed=s))
            for st in settings}
     pre["random"] = study.per_seed(lambda s: None)
     return _with_evaluations(study, pre)
 
 
-def runs_table2(study: Study, decoders=TABLE2_DECODERS) -> dict:
+def runs_table2(study: Study, decoders=None) -> dict:
+    """Table 2's decoders (default: all three, ``models.decoders.DECODERS``, the transformer first) and random init,
+    each pretrained and evaluated per seed."""
+    decoders = decoders or DECODERS
     pre = {d: study.per_seed(lambda s, d=d: study.mae(decoder=d, seed=s)) for d in decoders}
     pre["random"] = study.per_seed(lambda s: None)
     return _with_evaluations(study, pre)
@@ -93,6 +100,42 @@ def runs_fig5(study: Study) -> dict:
             "supervised": a.per_seed(lambda s: a.supervised(seed=s))}
 
 
+def fig5_models(study: Study, mae_checkpoint: str = "", dino: str = "", deit: str = "") -> dict:
+    """Fig. 5's three encoders and the evidence that they learned: {"names", "models", "inits" ({key: {replicate:
+    model}}), "supervised" (the ``verdicts.f5_comparison_models`` argument: name, top-1 per seed, the better
+    raw-pixel top-1; None for a published model), "supervised_check" (for the page's record), "checkpoints" (file
+    records)}. Published checkpoints where the scale reads them (``scales.Scale.published_models``: fb/mae's MAE,
+    DINO, DeiT; files or official names), else this scale's runs (the attention pages' MAE, SimCLR, the supervised
+    ViT, which must beat the raw pixels of its own labelled set)."""
+    if study.record.published_models:
+        files = {"mae": mae_checkpoint or MAE_ENCODER_FILES[0], "dino": dino or DINO_TIMM,
+                 "deit": deit or DEIT_TIMM}
+        loaded = {"mae": mae_encoder_as_vit(files["mae"]), "contrastive": load_dino(files["dino"]),
+                  "supervised": load_deit(files["deit"])}
+        return {"names": {"mae": "MAE", "contrastive": "DINO", "supervised": "DeiT"},
+                "models": {k: {0: m} for k, m in loaded.items()},
+                "inits": {k: {0: random_init_like(m, 0)} for k, m in loaded.items()}, "supervised": None,
+                "supervised_check": {"supervised_top1": "published with the checkpoint",
+                                     "raw_pixels_best": "not computed",
+                                     "text": "the comparison models are published checkpoints: "
+                                             + ", ".join(f"{k} {f}" for k, f in files.items())},
+                "checkpoints": {k: file_record(f) for k, f in files.items()}}
+    runs = runs_fig5(study)
+    sup = runs["supervised"]
+    sup_data = next(iter(sup.values())).config["data"]["dataset"]
+    raw = raw_pixel_baselines(study, sup_data)
+    top1, best = [r.metrics["top1"] for r in sup.values()], max(raw["knn"], raw["logreg"])
+    return {"names": {"mae": "MAE", "contrastive": "SimCLR (InfoNCE)", "supervised": "supervised ViT"},
+            "models": {k: {s: study.model(r) for s, r in rs.items()} for k, rs in runs.items()},
+            "inits": {k: {s: study.init_model(r) for s, r in rs.items()} for k, rs in runs.items()},
+            "supervised": ("supervised ViT", top1, best),
+            "supervised_check": {"supervised_top1": f"{mean_pm(top1)}%", "raw_pixels_best": f"{best:.1f}%",
+                                 "supervised_data": sup_data,
+                                 "text": f"supervised ViT on {sup_data}: {mean_pm(top1)}% on its val split; raw "
+                                         f"pixels: logistic regression {raw['logreg']:.1f}%, kNN {raw['knn']:.1f}%"},
+            "checkpoints": {}}
+
+
 def runs_fig6(study: Study, mask_ratios=None) -> dict:
     """One attention-page MAE per pretraining mask ratio (default: the scale's) and seed."""
     a = study.for_attention()
@@ -104,7 +147,7 @@ def runs_table3(study: Study, block_multiples=None) -> dict:
     """Table 3: MAE, the autoencoders AE(b) for b in ``block_multiples`` patches (default: the scale's) and random
     init, pretrained and evaluated per seed on the labelled set; Figs. 7 and A.1 ("attention"): the same block
     sizes pretrained for the attention pages (``Study.for_attention``; the same runs where that is the study
-    itself), with their MAE, where the scale affords them (``configs.ATTENTION_AUTOENCODERS``), else Table 3's."""
+    itself), with their MAE, where the scale affords them (``scales.Scale.attention_autoencoders``), else Table 3's."""
     block_multiples = block_multiples or study.ae_block_multiples
     pre = {"random": study.per_seed(lambda s: None), "mae": study.per_seed(lambda s: study.mae(seed=s))}
     pre.update({f"ae{m}": study.per_seed(lambda s, m=m: study.ae(m, seed=s)) for m in block_multiples})
@@ -119,8 +162,8 @@ def runs_table3(study: Study, block_multiples=None) -> dict:
 
 def autoencoder_attention_study(study: Study) -> Study:
     """The study of Figs. 7 and A.1's autoencoders: the attention pages' (``Study.for_attention``) where the scale
-    affords them (``configs.ATTENTION_AUTOENCODERS``), else the study itself (Table 3's runs)."""
-    return study.for_attention() if configs.ATTENTION_AUTOENCODERS.get(study.scale, True) else study
+    affords them (``scales.Scale.attention_autoencoders``), else the study itself (Table 3's runs)."""
+    return study.for_attention() if study.record.attention_autoencoders else study
 
 
 def runs_tableA1(study: Study, image: str = "astronaut", epochs: int | None = None) -> dict:
@@ -135,24 +178,20 @@ def runs_explorer(study: Study) -> dict:
 
 
 def runs_appendix_cpu_scale(study: Study) -> dict:
-    """The calibration's candidates that the appendix trains itself: the two tiny ones at the smoke scale (the cpu
-    scale's table is the script's output, ``lcmae_core.calibration``)."""
-    if study.scale != "smoke":
+    """The calibration's candidates that the appendix trains itself where the scale calibrates as the page runs (the
+    smoke scale's two tiny ones; ``scales.Scale.calibrates_live``); elsewhere the table is the script's output
+    (``lcmae_core.calibration``)."""
+    if not study.record.calibrates_live:
         return {}
     return {name: study.run(configs.apply_overrides(cfg, {"device": study.device}))
-            for name, (_, cfg) in configs.calibration_candidates("smoke").items()}
-
-
-# the scales whose probe is the converged logistic regression on cached features, where fb/mae's LARS head on the same
-# features costs seconds: the statistics appendix trains it beside, for seed 0's random-init and MAE encoders
-LARS_COMPARISON_SCALES = ("smoke", "cpu")
+            for name, (_, cfg) in configs.calibration_candidates(study.scale).items()}
 
 
 def runs_appendix_statistics(study: Study) -> dict:
     """The statistics appendix's comparison of the two probes on the same frozen features: for the first seed's
     random-init encoder and MAE baseline, the scale's probe and fb/mae's LARS head ({probe: {"random", "mae"}});
     nothing at the scales that do not cache features (the comparison would cost a training run there)."""
-    if study.scale not in LARS_COMPARISON_SCALES:
+    if not study.record.lars_comparison:  # where fb/mae's LARS head on the cached features costs seconds
         return {}
     s = study.seeds[0]
     pre = {"random": None, "mae": study.mae(seed=s)}
@@ -174,6 +213,27 @@ PAGE_RUNS = {
     "appendix_cpu_scale": runs_appendix_cpu_scale,
     "appendix_statistics": runs_appendix_statistics,
 }
+
+
+# the notebook parameters that choose a page's runs, beside the study's own ("seeds", "dataset"): the planner
+# (``lcmae_core.plan``) calls the page's run function with the same values the notebook receives
+RUN_PARAMETERS = {"table1_lcmae_ablation": ("settings",), "table2_decoders": ("decoders",),
+                  "fig6_attention_distance_mask_ratio": ("mask_ratios",),
+                  "table3_fig7_figA1_autoencoders": ("block_multiples",), "tableA1_single_image": ("image", "epochs")}
+STUDY_PARAMETERS = ("seeds", "dataset")
+
+
+def page_runs(name: str, study: Study, params: dict | None = None) -> dict:
+    """The runs of a page (``PAGE_RUNS``) for the notebook parameters ``params`` (its ``-p`` values): the study's
+    seeds and dataset, and the page's own choices (``RUN_PARAMETERS``); an empty value means the scale's default, as
+    in the notebooks."""
+    params = params or {}
+    changes = {"seeds": tuple(params["seeds"]) or None} if "seeds" in params else {}
+    if "dataset" in params:
+        changes["dataset"] = params["dataset"] or None
+    if changes:
+        study = dataclasses.replace(study, **changes)
+    return PAGE_RUNS[name](study, **{k: params[k] for k in RUN_PARAMETERS.get(name, ()) if params.get(k)})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -409,7 +469,7 @@ def semantic_references(study: Study, runs: dict[int, Run] | None, reference: st
     the paper scale, or no runs): DINO from ``reference_models.load_semantic_reference``, one model for every seed
     of ``seeds`` (default: the study's); else the supervised ViT trained here per seed (``runs``), which sees the
     whole image: a weaker semantic reference than DINO."""
-    if reference or study.scale == "paper" or runs is None:
+    if reference or study.record.published_models or runs is None:
         model, text = load_semantic_reference(reference or DINO_TIMM)
         init = random_init_like(model, 0)
         seeds = study.seeds if seeds is None else seeds
@@ -480,13 +540,16 @@ def revision_numbers(loaded: dict, probes: dict | None = None) -> dict:
             f"regression solved to convergence, its L2 strength chosen on a held-out fifth of the training split, "
             f"gives {top['scale']['random']}% and {top['scale']['mae']}% (C = {C['random']:g} and {C['mae']:g}).")
     else:
-        out["probe_sentence"] = (f"The two probes are compared on the same features at the "
-                                 f"{' and '.join(LARS_COMPARISON_SCALES)} scales, where it costs seconds.")
+        where = [name for name, rec in scales.SCALES.items() if rec.lars_comparison]
+        out["probe_sentence"] = (f"The two probes are compared on the same features at the {' and '.join(where)} "
+                                 f"scales, where it costs seconds.")
     t2, f5, f23 = page("table2_decoders"), page("fig5_attention_distance_pretraining"), \
         page("fig2_fig3_decoder_position_semantics")
     out["t2"] = {"gain_over_zero": t2["gain_over_zero"]}
+    out["null_margin"] = verdicts.NULL_MARGIN
     out["f5"] = {"mae": f5["mean_distance"]["mae"], "uniform": f5["uniform_distance"], "entropy": f5["entropy_mae"]}
-    out["f23"] = {"s_attn": f23["s_attn"], "s_c": f23["s_c"], "entropy_per_seed": f23["entropy_per_seed"]}
+    out["f23"] = {"s_attn": f23["s_attn"], "s_c": f23["s_c"], "entropy_per_seed": f23["entropy_per_seed"],
+                  "entropy_layer2": ", ".join(f"{v:.3f}" for v in f23["entropy_per_seed"].get("2", []))}
     return out
 
 
@@ -513,8 +576,8 @@ def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
             f"span {span} pixels. The encoders' attention entropy averages {ent} of its maximum.")
 
 
-__all__ = ["PAGE_RUNS", "arm", "arm_means", "probe_text", "pixels_text", "reconstruction_summary", "nearest_ratio", "revision_numbers", "alignment_terms", "replicates", "per_replicate", "random_init_like",
-           "decoder_models", "semantic_references", "collapse_measures", "accuracy_table", "mean_pm",
-           "raw_pixel_baselines", "encoder_measures", "fig6_text", "encoder_models_measures", "decoder_measures",
-           "layer_table",
-           "TABLE1_SETTINGS", "TABLE2_DECODERS"]
+__all__ = ["PAGE_RUNS", "RUN_PARAMETERS", "STUDY_PARAMETERS", "page_runs", "fig5_models", "arm", "arm_means",
+           "probe_text", "pixels_text", "reconstruction_summary", "nearest_ratio", "revision_numbers", "alignment_terms",
+           "replicates", "per_replicate", "random_init_like", "decoder_models", "semantic_references",
+           "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "fig6_text",
+           "encoder_models_measures", "decoder_measures", "layer_table"]

@@ -27,10 +27,11 @@ import time
 
 from tqdm.auto import tqdm
 
-from . import configs
+from . import configs, scales
 from .experiments import Study
-from .pages import PAGE_RUNS
-from .runs import ROOT_HELP, RunError, check_root_writable, resolve_root, run_path, train_from_dict
+from .pages import PAGE_RUNS, page_runs
+from .parameters import ParameterError, page_parameters, parse_value
+from .runs import ROOT_HELP, RunError, check_root_writable, is_finished, resolve_root, train_from_dict
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
 # MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s; SimCLR 96 s of CPU time against MAE's 28 in
@@ -44,16 +45,19 @@ class PlanError(RuntimeError):
 
 
 def default_jobs(scale: str) -> int:
-    """Worker processes by default: the usable cores at the smoke and cpu scales (one thread per run), one on a GPU."""
-    if scale in ("smoke", "cpu"):
+    """Worker processes by default: the usable cores where each run trains on one thread (the smoke and cpu scales),
+    else one (a GPU)."""
+    if configs.scale_record(scale).parallel_runs:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return 1
 
 
 def plan_by_page(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
-                 device: str = "auto", seeds=None) -> list[tuple[str, configs.RunConfig]]:
+                 device: str = "auto", seeds=None, params: dict | None = None) -> list[tuple[str, configs.RunConfig]]:
     """(page, config) of every distinct run the notebooks (default: every page) need at a scale, in the order
-    asked for, each under the first page that asks for it (``lcmae_core.budget`` prices them page by page)."""
+    asked for, each under the first page that asks for it (``lcmae_core.budget`` prices them page by page).
+    params: {notebook: its parameters} (the ``-p`` values each declares, ``parameters.page_parameters``): the runs
+    are those the notebooks will ask for with them (``pages.page_runs``)."""
     planner: list = []
     study = Study(scale=scale, run_root=run_root, data_root=data_root, device=device, verbose=False, seeds=seeds,
                   planner=planner)
@@ -61,7 +65,7 @@ def plan_by_page(scale: str, notebooks=None, run_root: str | None = None, data_r
     seen, out = set(), []
     for name in names:
         start = len(planner)
-        PAGE_RUNS[name](study)
+        page_runs(name, study, (params or {}).get(name))
         for cfg in planner[start:]:
             run = configs.run_name(cfg)
             if run not in seen:
@@ -71,9 +75,10 @@ def plan_by_page(scale: str, notebooks=None, run_root: str | None = None, data_r
 
 
 def plan_runs(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
-              device: str = "auto", seeds=None) -> list[configs.RunConfig]:
-    """The distinct run configs the notebooks (default: every page) need at a scale, in the order asked for."""
-    return [cfg for _, cfg in plan_by_page(scale, notebooks, run_root, data_root, device, seeds)]
+              device: str = "auto", seeds=None, params: dict | None = None) -> list[configs.RunConfig]:
+    """The distinct run configs the notebooks (default: every page) need at a scale, with their parameters
+    (``params``, as ``plan_by_page``), in the order asked for."""
+    return [cfg for _, cfg in plan_by_page(scale, notebooks, run_root, data_root, device, seeds, params)]
 
 
 def cost(cfg) -> float:
@@ -83,10 +88,6 @@ def cost(cfg) -> float:
     m = cfg.model
     tokens = (m.img_size // m.patch_size) ** 2
     return COST.get(cfg.family, 1.0) * cfg.optim.epochs * tokens / 49
-
-
-def _finished(cfg, root: str) -> bool:
-    return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
 
 
 def _train_one(cfg_dict: dict, root: str) -> tuple[str, float]:
@@ -127,7 +128,7 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
     whose ``pretrain`` names another run of the list waits for it. Raises ``PlanError`` naming every run that
     failed or could not start because its pretraining failed."""
     root = resolve_root(root)
-    todo = {configs.run_name(c): c for c in cfgs if not _finished(c, root)}
+    todo = {configs.run_name(c): c for c in cfgs if not is_finished(c, root)}
     if not todo:
         return {}
     deps = {n: (c.pretrain if getattr(c, "pretrain", None) in todo else None) for n, c in todo.items()}
@@ -234,7 +235,7 @@ def _one_line(e: BaseException) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", default="cpu", choices=configs.SCALES, help="the scale of the book (default cpu)")
+    p.add_argument("--scale", default="cpu", choices=scales.NAMES, help="the scale of the book (default cpu)")
     p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK", help="plan only these pages' runs")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes (default: the usable cores at smoke and cpu scale, 1 otherwise)")
@@ -242,6 +243,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="dataset root for the gpu and paper scales")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--dry-run", action="store_true", help="list the runs (and which are finished); train nothing")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter, as the batch takes it (e.g. -p mask_ratios \"[0.9, 0.75]\"): the "
+                        "runs the notebooks will ask for with it are planned")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -254,14 +258,16 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        cfgs = plan_runs(args.scale, args.only, args.run_root, args.data_root, args.device)
-    except (configs.ConfigError, ValueError) as e:
+        given = {k: parse_value(v) for k, v in args.parameter}
+        params = page_parameters(args.only or list(PAGE_RUNS), given) if given else None
+        cfgs = plan_runs(args.scale, args.only, args.run_root, args.data_root, args.device, params=params)
+    except (configs.ConfigError, ParameterError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     root = resolve_root(args.run_root)
     if args.dry_run:
         for c in cfgs:
-            print(f"{configs.run_name(c)}\t{'finished' if _finished(c, root) else 'to train'}")
+            print(f"{configs.run_name(c)}\t{'finished' if is_finished(c, root) else 'to train'}")
         return 0
     try:
         check_root_writable(root)

@@ -57,6 +57,13 @@ REFERENCE_URLS = {
         "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain_full_checkpoint.pth",
     "deit_base_patch16_224-b5f2ef4d.pth": "https://dl.fbaipublicfiles.com/deit/deit_base_patch16_224-b5f2ef4d.pth",
 }
+# the released files each page can read, by what they hold, under their official names (the first found wins; the
+# batch's --checkpoints folder is searched for them)
+MAE_DECODER_FILES = ("mae_visualize_vit_base.pth", "mae_pretrain_vit_base_full.pth")  # the decoder included
+MAE_ENCODER_FILES = ("mae_pretrain_vit_base.pth", "mae_pretrain_vit_base_full.pth", *MAE_DECODER_FILES)
+DINO_FILES = ("dino_vitbase16_pretrain.pth", "dino_vitbase16_full_checkpoint.pth",
+              "dino_vitbase16_pretrain_full_checkpoint.pth")
+DEIT_FILES = ("deit_base_patch16_224-b5f2ef4d.pth", "deit_base_patch16_224.pth")
 # DINO's projection head (DINOHead) inside a full training checkpoint
 _DINO_HEAD = re.compile(r"^head\.(mlp|last_layer|bn|norm)")
 _WRAPPERS = ("module.", "backbone.", "_orig_mod.")  # DDP, DINO's MultiCropWrapper, torch.compile

@@ -164,6 +164,11 @@ def _finished(path: str) -> Run | None:
     return None
 
 
+def is_finished(cfg, root: str | None = None) -> bool:
+    """Has the run of ``cfg`` finished in the run store (its ``metrics.json`` written, the last thing a run does)?"""
+    return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
+
+
 # -------------------------------------------------------------------------------------------------------
 def prepare(cfg, root: str | None = None):
     """Validate a config and the root; returns (cfg, root). Raises ConfigError / RunError."""
@@ -289,7 +294,7 @@ def _write_launch_config(cfg, root: str) -> str:
 def _launch_torchrun(cfg, root: str, nproc: int) -> Run:
     cfg_file = _write_launch_config(cfg, root)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "lcmae_core.train.launch", cfg_file, "--run-root", root]
+           "-m", "lcmae_core.launch", cfg_file, "--run-root", root]
     res = subprocess.run(cmd)
     if res.returncode != 0:
         raise RunError(f"torchrun exited with status {res.returncode} for run {run_name(cfg)}; see its output above")

@@ -61,6 +61,61 @@ def test_the_package_has_no_import_cycle():
     assert cycle is None, " -> ".join(cycle)
 
 
+# -------------------------------------------------------------------------------------------------------
+# layers: a module imports only its own layer or those below (README, "Layout"); within the top layer, anything
+# without a cycle. The root package (``lcmae_core/__init__.py``) holds no code and imports nothing.
+LAYERS = (
+    ("foundations", ("errors", "atomic", "stats", "masking", "pos_embed", "losses", "models", "paper")),
+    ("data", ("data", "gpu_data")),
+    ("configs", ("scales", "configs")),
+    ("train", ("train", "pretrained")),
+    ("runs", ("runs", "launch", "reference_models")),
+    ("analysis", ("analysis", "verdicts", "claims")),
+    ("book", ("experiments", "pages", "plan", "parameters", "batch", "build", "book", "results", "calibration",
+              "budget", "perf", "cli", "__main__")),
+)
+
+
+def top_package(module: str) -> str:
+    """lcmae_core.train.engine -> train; lcmae_core.data -> data; lcmae_core -> ''."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_of(module: str) -> int:
+    top = top_package(module)
+    for i, (_, members) in enumerate(LAYERS):
+        if top in members:
+            return i
+    raise AssertionError(f"{module} is in no layer of LAYERS: place it")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """"a -> b (layer x imports layer y)" for every import of a higher layer's module."""
+    bad = []
+    for m, targets in graph.items():
+        if not top_package(m):
+            continue
+        for t in targets:
+            if top_package(t) and layer_of(t) > layer_of(m):
+                bad.append(f"{m} -> {t} ({LAYERS[layer_of(m)][0]} imports {LAYERS[layer_of(t)][0]})")
+    return sorted(bad)
+
+
+def test_the_packages_form_layers():
+    graph = import_graph()
+    assert upward_imports(graph) == []
+    # every module has a layer, and the root package imports nothing of its own
+    assert all(layer_of(m) >= 0 for m in graph if top_package(m))
+    assert graph["lcmae_core"] == set()
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert upward_imports({"lcmae_core.train.engine": {"lcmae_core.analysis.monitors"},
+                           "lcmae_core.analysis.controls": {"lcmae_core.train.engine"}}) == [
+        "lcmae_core.train.engine -> lcmae_core.analysis.monitors (train imports analysis)"]
+
+
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
@@ -151,8 +206,8 @@ def test_the_lazy_import_check_flags_an_unexplained_one():
 
 
 def test_training_and_planning_do_not_load_matplotlib():
-    """The training workers (through ``analysis.monitors``) and the planner never draw: importing them must not pay
-    for matplotlib, which ``analysis`` loads only when a figure function is first used."""
+    """The training workers and the planner never draw: importing them must not pay for matplotlib, which
+    ``analysis`` loads only when a figure function is first used."""
     import subprocess
     import sys
 

@@ -240,7 +240,7 @@ def test_glued_numbers_are_rounded_to_what_their_noise_supports():
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_every_page_says_how_to_rerun_it_at_the_larger_scales(name):
     from lcmae_core import book
-    from lcmae_core.batch import declared_parameters
+    from lcmae_core.parameters import declared_parameters
 
     nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
     assert f'page="{name}"' in "\n".join(c.source for c in nb.cells if c.cell_type == "code")
@@ -254,3 +254,19 @@ def test_every_page_says_how_to_rerun_it_at_the_larger_scales(name):
     assert "--launcher slurm" in cmds["paper"][0] and "--launcher" not in cmds["gpu"][0]
     box = book.rerun_box(name)
     assert "Rerun this page at a larger scale" in box and all(c in box for c in cmds["gpu"])
+
+
+def test_page_parameters_are_planned_and_trained_before_the_page_runs(tmp_path):
+    """A page run with -p values (another mask ratio) finds every run trained by the batch's plan: the page itself
+    trains nothing (in a planned batch a run the plan missed fails the page, naming it)."""
+    fig6 = "fig6_attention_distance_mask_ratio"
+    recs = batch.run_batch("smoke", tmp_path / "o", only=[fig6], run_root=str(tmp_path / "runs"), progress=False,
+                           parameters={"mask_ratios": [0.9, 0.75], "seeds": [0]})
+    assert recs[0]["ok"], recs[0]["error"]
+    from lcmae_core import configs, plan
+
+    planned = plan.plan_runs("smoke", [fig6], str(tmp_path / "runs"),
+                             params={fig6: {"mask_ratios": [0.9, 0.75], "seeds": [0]}})
+    assert sorted(c.mask_ratio for c in planned) == [0.75, 0.9] and {c.seed for c in planned} == {0}
+    trained = {p.name for p in (tmp_path / "runs").iterdir() if (p / "metrics.json").exists()}
+    assert {configs.run_name(c) for c in planned} == trained

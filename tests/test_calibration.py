@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lcmae_core import calibration, configs, plan, verdicts
+from lcmae_core import calibration, configs, plan, scales, verdicts
 
 
 def row(enc, enc_init, dec1, dec1_init, dec_entropy1, cost, n=144):
@@ -58,7 +58,7 @@ def test_the_smoke_calibration_trains_measures_and_writes_its_table(tmp_path):
                            "--n-images", "8"])
     assert rc == 0
     table = calibration.read_table(str(out))
-    assert set(table["candidates"]) == set(configs.CALIBRATION_SMOKE)
+    assert set(table["candidates"]) == set(scales.SCALES["smoke"].calibration_candidates)
     for r in table["candidates"].values():
         depth = r["config"]["model"]["depth"]
         ddepth = r["config"]["model"]["decoder_depth"]
@@ -80,7 +80,7 @@ def test_the_committed_table_chose_what_the_book_trains():
     table = calibration.read_table(path)
     ok, text = calibration.recipe_agrees(table)
     assert ok, text
-    assert set(table["candidates"]) == set(configs.CALIBRATION_CANDIDATES)
+    assert set(table["candidates"]) == set(scales.SCALES["cpu"].calibration_candidates)
     # and the check can fail: a table that chose other epochs disagrees, naming the field
     other = copy.deepcopy(table)
     other["candidates"][other["chosen"]]["config"]["optim"]["epochs"] += 1
@@ -94,7 +94,7 @@ def test_the_attention_study_trains_on_photos_and_measures_held_out_crops():
     study = Study(scale="cpu", verbose=False)
     a = study.for_attention()
     cfg = a.config("mae")
-    assert cfg.data.dataset == "photos" and cfg.model.img_size == configs.ATTENTION_RECIPE["cpu"]["model.img_size"]
+    assert cfg.data.dataset == "photos" and cfg.model.img_size == scales.SCALES["cpu"].attention["model.img_size"]
     assert a.for_attention() is a  # idempotent
     assert study.config("mae").data.dataset == "mnist5k"  # the accuracy pages keep the digits
     # the supervised model of the attention pages learns the photos' labelled twin

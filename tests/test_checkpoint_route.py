@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lcmae_core import analysis, batch, claims, pages, verdicts
+from lcmae_core import analysis, batch, claims, pages, parameters, verdicts
 from lcmae_core.experiments import Study, TrainingRefused
 from lcmae_core.models import create_model
 from lcmae_core.reference_models import load_decoder_mae, load_deit, load_dino
@@ -28,8 +28,7 @@ from lcmae_core.reference_models import load_decoder_mae, load_deit, load_dino
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = dict(img_size=224, patch_size=16, embed_dim=64, depth=2, num_heads=1, decoder_embed_dim=32,
              decoder_depth=3, decoder_num_heads=1)
-ROUTE_PAGES = ["fig2_fig3_decoder_position_semantics", "fig4_figB1_decoder_attention_maps",
-               "fig5_attention_distance_pretraining", "explorer"]
+ROUTE_PAGES = list(batch.CHECKPOINT_PARAMS)  # the pages that read released checkpoints
 
 
 def _mae(seed: int):
@@ -201,4 +200,4 @@ def test_batch_parameters_are_checked_before_anything_runs(tmp_path):
         batch.run_batch("paper", tmp_path / "o", only=["explorer"], checkpoints=str(tmp_path))
     with pytest.raises(batch.BatchError, match="does not exist"):
         batch.run_batch("paper", tmp_path / "o", only=["explorer"], checkpoints=str(tmp_path / "none"))
-    assert batch.parse_value("256") == 256 and batch.parse_value("a/b.pth") == "a/b.pth"
+    assert parameters.parse_value("256") == 256 and parameters.parse_value("a/b.pth") == "a/b.pth"

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lcmae_core.models import LCMAE
-from lcmae_core.analysis.monitors import collapse_stats
+from lcmae_core.train.monitors import collapse_stats
 
 pytestmark = pytest.mark.slow
 

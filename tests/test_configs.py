@@ -2,12 +2,12 @@
 
 import pytest
 
-from lcmae_core import configs
+from lcmae_core import configs, scales
 from lcmae_core.configs import ConfigError
 
 
 @pytest.mark.parametrize("family", configs.ALL_FAMILIES)
-@pytest.mark.parametrize("scale", configs.SCALES)
+@pytest.mark.parametrize("scale", scales.NAMES)
 def test_every_preset_validates_and_round_trips(family, scale):
     cfg = configs.preset(family, scale)
     if scale != "smoke" and scale != "cpu":

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from lcmae_core import configs, runs
+from lcmae_core import configs, runs, scales
 from lcmae_core.configs import ConfigError
 from lcmae_core.losses import nt_xent
 from lcmae_core.models import ContrastiveViT, MaskedAutoencoderViT, create_model
@@ -159,7 +159,7 @@ def test_config_refuses_masking_and_builds_the_model():
     assert set(kw) == set(configs.ModelConfig.ENCODER_FIELDS) | {"proj_dim"}
     assert isinstance(create_model("simclr", "test"), ContrastiveViT)
     cpu = configs.preset("simclr", "cpu")
-    assert cpu.optim.base_lr == configs.CPU_BASE_LR["mae"] and configs.preset("simclr", "paper").optim.base_lr == 1.5e-4
+    assert cpu.optim.base_lr == scales.CPU_BASE_LR["mae"] and configs.preset("simclr", "paper").optim.base_lr == 1.5e-4
     from lcmae_core.experiments import Study, describe
     assert "projector" in describe(cpu) and "decoder" not in describe(cpu)
     planner = []

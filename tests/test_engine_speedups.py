@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 
 from lcmae_core import configs, runs
-from lcmae_core.perf import bench, gpu_data
-from lcmae_core.perf import compile as compile_mod
+from lcmae_core import gpu_data
+from lcmae_core.perf import bench
+from lcmae_core.train import compile as compile_mod
 from lcmae_core.perf.measure import train_step
 from lcmae_core.models import build_model
 from lcmae_core.train import engine

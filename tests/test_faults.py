@@ -13,7 +13,7 @@ import stat
 import pytest
 import torch
 
-from lcmae_core import atomic, batch, build, configs, errors, results
+from lcmae_core import atomic, batch, build, configs, errors, parameters, results
 from lcmae_core.cli import main
 from lcmae_core.pretrained import CheckpointError, read_checkpoint
 
@@ -104,7 +104,7 @@ def test_an_interrupt_during_start_up_is_one_line(tmp_path, capsys, monkeypatch)
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(configs, "preset", interrupted)
+    monkeypatch.setattr(configs.presets, "preset", interrupted)  # what configs.build calls
     code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path / "runs"))
     assert code == 130 and one_line(err) and "interrupted" in err
     assert not left_behind(tmp_path / "runs")
@@ -246,7 +246,7 @@ def test_the_explorer_checks_its_parameters_first():
     for n, r in ((0, 0.75), ("8", 0.75), (8, "abc"), (8, 1.0), (8, True)):
         with pytest.raises(ValueError, match="n_images|mask_ratio"):
             check_parameters(n, r)
-    assert batch.parse_value("abc") == "abc"
+    assert parameters.parse_value("abc") == "abc"
 
 
 # ---------------------------------------------------------------------------------------------------------------

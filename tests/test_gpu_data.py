@@ -1,4 +1,4 @@
-"""The GPU data path (``lcmae_core.perf.gpu_data``) on the CPU: decoding, crop boxes, the roi_align crop, flips,
+"""The GPU data path (``lcmae_core.gpu_data``) on the CPU: decoding, crop boxes, the roi_align crop, flips,
 normalisation, the loader the trainer builds, and the choice between the GPU and the CPU path."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from PIL import Image
 
 from lcmae_core import configs
 from lcmae_core.data import IMAGENET_MEAN, IMAGENET_STD, DataError
-from lcmae_core.perf import gpu_data as G
+from lcmae_core import gpu_data as G
 from lcmae_core.train import common, pretrain
 from lcmae_core.train.distributed import EpochSampler
 

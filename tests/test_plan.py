@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from lcmae_core import configs, pages, plan
+from lcmae_core import configs, pages, plan, scales
 from lcmae_core.experiments import Study
 from lcmae_core.runs import run_or_load
 
@@ -15,7 +15,7 @@ def test_a_planning_study_records_configs_and_trains_nothing(tmp_path):
     planner = []
     study = Study(scale="smoke", run_root=str(tmp_path), planner=planner, verbose=False)
     runs = pages.runs_table1(study, settings="ab")
-    assert study.seeds == configs.SEEDS["smoke"] and not any(tmp_path.iterdir())
+    assert study.seeds == scales.SCALES["smoke"].seeds and not any(tmp_path.iterdir())
     mae = runs["pretrained"]["b"][0]
     assert not mae.finished and mae.name in {configs.run_name(c) for c in planner}
     # the evaluations name their pretraining run and share its seed
@@ -106,6 +106,44 @@ def test_plan_cli_dry_run_and_bad_input(tmp_path, capsys):
     assert main(["plan", "--scale", "smoke", "--jobs", "0", "--run-root", str(tmp_path)]) == 2
     assert main(["plan", "--scale", "smoke", "--only", "nope", "--run-root", str(tmp_path)]) == 2
     assert "no runs are planned for nope" in capsys.readouterr().err
+
+
+def test_the_plan_takes_the_notebooks_parameters(tmp_path, capsys):
+    """plan -p plans what the notebooks will ask for with the same values: another mask ratio, other seeds."""
+    from lcmae_core.cli import main
+
+    fig6 = "fig6_attention_distance_mask_ratio"
+    base = ["plan", "--scale", "cpu", "--only", fig6, "--dry-run", "--run-root", str(tmp_path)]
+    assert main(base) == 0
+    default = capsys.readouterr().out.strip().splitlines()
+    assert main(base + ["-p", "mask_ratios", "[0.9, 0.75]"]) == 0
+    more = capsys.readouterr().out.strip().splitlines()
+    assert len(default) == 3 and len(more) == 6 and set(default) <= set(more)  # the 0.9 runs, one per seed
+    cfgs = plan.plan_runs("cpu", [fig6], str(tmp_path), params={fig6: {"mask_ratios": [0.9, 0.75]}})
+    assert sorted({c.mask_ratio for c in cfgs}) == [0.75, 0.9]
+    seeds = plan.plan_runs("cpu", [fig6], str(tmp_path), params={fig6: {"seeds": [7]}})
+    assert [c.seed for c in seeds] == [7]
+    # the page's own function with the same values asks for exactly these runs
+    planner: list = []
+    pages.page_runs(fig6, Study(scale="cpu", planner=planner, verbose=False), {"mask_ratios": [0.9, 0.75]})
+    assert {configs.run_name(c) for c in planner} == {configs.run_name(c) for c in cfgs}
+    # a parameter no selected page takes, or of the wrong type: one line, exit 2
+    assert main(base + ["-p", "settings", "[\"a\"]"]) == 2
+    assert "no selected notebook takes parameter 'settings'" in capsys.readouterr().err
+    assert main(base + ["-p", "mask_ratios", "0.9"]) == 2
+    assert "takes a list" in capsys.readouterr().err
+
+
+def test_a_notebook_never_trains_what_the_batch_planned(tmp_path, monkeypatch):
+    """In a batch that planned its runs first, a run a page asks for and the plan missed fails the page, named."""
+    from lcmae_core.experiments import PLANNED_ENV
+    from lcmae_core.runs import RunError
+
+    monkeypatch.setenv(PLANNED_ENV, "1")
+    study = Study(scale="smoke", run_root=str(tmp_path), verbose=False)
+    with pytest.raises(RunError, match="the plan and the page disagree"):
+        study.mae(seed=9)
+    assert not any(tmp_path.iterdir())  # nothing was trained
 
 
 def test_init_model_is_the_runs_initial_weights(tmp_path, one_thread):

@@ -27,7 +27,7 @@ from .similarity import (AttentionSimilarityMeter, affinity_similarity, attentio
                          semantic_similarity_curves)
 from .reconstruction import reconstruction_loss
 
-# the figures load matplotlib, which the training workers (``analysis.monitors``) and the planner must not pay for:
+# the figures load matplotlib, which the planner and anything else that reads a measure must not pay for:
 # ``viz``'s names are imported on first use (PEP 562)
 _VIZ = ("STYLE", "attention_distance_figure", "attention_maps_figure", "layer_curve_figure", "reconstruct",
         "reconstruction_figure", "style")
@@ -35,7 +35,7 @@ _VIZ = ("STYLE", "attention_distance_figure", "attention_maps_figure", "layer_cu
 
 def __getattr__(name):
     if name in _VIZ:
-        from . import viz  # lazy: matplotlib; training imports analysis.monitors through this package
+        from . import viz  # lazy: matplotlib, for the figures only
 
         return getattr(viz, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

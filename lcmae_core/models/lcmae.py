@@ -51,7 +51,7 @@ def setting_weights(setting: str) -> tuple[float, float, float]:
     try:
         return TABLE1_SETTINGS[setting.lower()]
     except KeyError:
-        raise ValueError(f"unknown Table 1 setting {setting!r}; choose one of a, b, c, d, e, f, g") from None
+        raise ValueError(f"unknown Table 1 setting {setting!r}; choose one of {', '.join(TABLE1_SETTINGS)}") from None
 
 
 class LCMAE(MaskedAutoencoderViT):

@@ -15,7 +15,7 @@ Workloads (``--workloads``, comma-separated; ``all`` for every one):
 - ``ae48_b16``: the block autoencoder AE(48) with a ViT-B/16 (no masking), batch 256;
 - ``mae_t4``: MAE ViT-T/4 at 32 px (decoder 128-d/4, the ``gpu`` preset), batch 1024;
 - ``tiny``, ``lcmae_tiny``: the ``smoke`` preset's MAE and LC-MAE (28 px, width 32), batch 64: CPU and CI;
-- ``loader``: the GPU data path (``lcmae_core.perf.gpu_data``) alone over ``--data-root``, batch 256 at 224 px;
+- ``loader``: the GPU data path (``lcmae_core.gpu_data``) alone over ``--data-root``, batch 256 at 224 px;
 - ``loader_pil``: the CPU path (torchvision ``ImageFolder`` + PIL RandomResizedCrop + flip) alone;
 - ``e2e``: MAE ViT-B/16 (``--e2e-model``) trained from the JPEG folder through ``engine.train_one_epoch``,
   with the GPU data path on CUDA (``--data-path``, resolved by ``gpu_data.choose_data_path``).
@@ -77,8 +77,8 @@ from ..errors import OneLineParser as _Parser
 from ..errors import UsageError, interruptible
 from ..train.engine import PretrainObjective, make_optimizer, train_one_epoch
 from ..models import build_model
-from . import gpu_data
-from .compile import compile_mode, compile_status, maybe_compile, uses_cuda_graphs
+from .. import gpu_data
+from ..train.compile import compile_mode, compile_status, maybe_compile, uses_cuda_graphs
 from .flops import detect_peak_flops, workload_flops
 from .measure import Timing, peak_rss_gib, sync, time_steps, train_step
 from .profiling import profile_steps

@@ -7,7 +7,7 @@ import torch
 
 from .. import configs
 from .. import data as data_mod
-from ..perf import gpu_data
+from .. import gpu_data
 from . import distributed as dist_utils
 from .engine import extract_features, knn_classify
 
@@ -26,7 +26,7 @@ def train_dataset(cfg, recipe: str, **transform_kw):
 def batched_loader(cfg, train_set, device: torch.device):
     """``make_loader(sampler, batch_size)`` when the augmentation is batched (``configs.augment_backend``: the
     bundled sets of the smoke and cpu scales): the in-memory images augmented a batch at a time
-    (``perf.gpu_data.TensorLoader``: RandomResizedCrop with a bilinear, box-filtered resize instead of PIL's bicubic,
+    (``gpu_data.TensorLoader``: RandomResizedCrop with a bilinear, box-filtered resize instead of PIL's bicubic,
     flip, normalise); None for ``"pil"``, the per-image transform."""
     if configs.augment_backend(cfg) != "batched":
         return None

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from timm.optim import create_optimizer_v2
 from tqdm.auto import tqdm
 
-from ..analysis.monitors import collapse_stats
+from .monitors import collapse_stats
 from . import distributed as dist_utils
 from .schedule import set_lr
 

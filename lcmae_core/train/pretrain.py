@@ -13,8 +13,8 @@ import torch
 
 from .. import data as data_mod
 from ..models import build_model
-from ..analysis.monitors import lcmae_collapse
-from ..perf import gpu_data
+from .monitors import lcmae_collapse
+from .. import gpu_data
 from . import common
 from . import distributed as dist_utils
 from .engine import PretrainObjective, make_optimizer
@@ -67,9 +67,9 @@ def collapse_batch(cfg, ds) -> torch.Tensor:
 
 
 def gpu_train_data(cfg, device: torch.device):
-    """(the JPEG folder of the training split, make_loader(sampler, batch_size) -> a ``perf.gpu_data.GpuLoader``):
-    the GPU data path (``perf.gpu_data``: JPEG decode and crops on the device) that ``build`` takes when
-    ``perf.gpu_data.choose_data_path`` picks it."""
+    """(the JPEG folder of the training split, make_loader(sampler, batch_size) -> a ``gpu_data.GpuLoader``):
+    the GPU data path (``gpu_data``: JPEG decode and crops on the device) that ``build`` takes when
+    ``gpu_data.choose_data_path`` picks it."""
     d = cfg.data
     seed = dist_utils.epoch_seed(cfg.seed, 0, dist_utils.rank(), stream=3) % 2**31  # crops differ per rank
     folder = gpu_data.JpegFolder(data_mod._folder_split(d.root, "train", d.dataset))

@@ -10,7 +10,7 @@ generator, as a record and for callers who resume by hand.
 Speed on CUDA, on by default: TF32 matmuls (``engine.enable_tf32``); ``torch.compile`` of the objective after
 DDP wrapping (``cfg.compile``: None is on for CUDA, off on CPU; ``cfg.cuda_graphs`` adds mode="reduce-overhead"),
 falling back to eager with a warning when compiling fails; and for imagefolder/imagenet pretraining the GPU data
-path (``cfg.data.data_path``, ``perf.gpu_data``), whose loader is built once with persistent byte-reading workers
+path (``cfg.data.data_path``, ``gpu_data``), whose loader is built once with persistent byte-reading workers
 (its crops come from a generator reseeded by ``set_epoch``, so exact resume holds). The PIL DataLoader is rebuilt
 every epoch, without persistent workers: its random transforms run in the workers, seeded when an epoch's
 iterator starts, and persistent workers would carry RNG state from one epoch into the next.
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..perf.compile import compile_objective
+from .compile import compile_objective
 from . import checkpoint as ckpt_io
 from . import distributed as dist_utils
 from .engine import enable_tf32, train_one_epoch

@@ -1,4 +1,4 @@
-"""Entry point of a launched training process: ``python -m lcmae_core.train.launch CONFIG.json --run-root DIR``.
+"""Entry point of a launched training process: ``python -m lcmae_core.launch CONFIG.json --run-root DIR``.
 
 ``runs.run_or_load(..., launcher="torchrun")`` starts it under ``torch.distributed.run``; every rank trains
 the run the config file describes (``runs.train_run``).
@@ -10,12 +10,12 @@ import argparse
 import json
 import sys
 
-from ..runs import train_from_dict
-from .distributed import shutdown
+from .runs import train_from_dict
+from .train.distributed import shutdown
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lcmae_core.train.launch", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m lcmae_core.launch", description=__doc__)
     p.add_argument("config", help="a JSON file holding configs.to_dict(config)")
     p.add_argument("--run-root", default=None, help="the run store's root")
     args = p.parse_args(argv)

@@ -1,30 +1,18 @@
-"""Typed run configs, one place for every recipe, with presets per scale.
+"""The config schema: the typed run configs of every family, their serialisation and hashing, overrides, validation.
 
 A run is one of six families: the pretraining families ``mae``, ``lcmae``, ``ae``, ``simclr`` (``PretrainConfig``;
 ``simclr`` is the global contrastive model of Fig. 5, SimCLR's NT-Xent on the MAE encoder's CLS token) and
 the evaluation families ``finetune`` (``FinetuneConfig``) and ``linprobe`` (``LinprobeConfig``). Each holds a
 ``ModelConfig`` (the constructor arguments), a ``DataConfig`` and an ``OptimConfig``.
 
-``preset(family, scale)`` gives the recipe at a scale:
-
-- ``smoke``: seconds; a 4x4-token ViT of width 32 on a few hundred MNIST digits, one epoch.
-- ``cpu``: the book's default; a 7x7-token ViT (patch 4 on 28 px MNIST-5k), width 64, depth 4, a 2-block
-  decoder of width 32: 2 pretraining epochs (``CPU_PRETRAIN_EPOCHS``, for the build's budget) at batch 64, read by
-  linear probes (finetuning, 3 epochs, only where asked for). The attention pages pretrain the
-  same ViT on 48-px crops of bundled photographs instead (``ATTENTION_RECIPE``: a 12x12 grid, 10 epochs, the
-  calibration's choice), since attention never forms on the digits. The learning rates are higher than the
-  paper's (short schedules on small models need them; LC-MAE runs at twice MAE's rate, not the paper's four
-  times, which measured worse here: see ``CPU_BASE_LR``); finetuning
-  keeps layer decay and label smoothing but drops mixup, cutmix, RandAugment, erasing, flips and drop path,
-  which a few hundred steps cannot absorb. Training runs on one CPU thread (``threads=1``, not part of the
-  hash), which on two cores leaves room for a second job.
-- ``gpu``: CIFAR-10 at 32 px with ViT-T/4 (one GPU, hours).
-- ``paper``: Section 5 of the paper, with facebookresearch/mae's defaults where the paper is silent:
-  ImageNet-1K, ViT-B/16, batch 1024, 100 epochs, 20 warmup epochs, base lr 1.5e-4 (MAE) / 6e-4 (LC-MAE), mask
-  0.75, norm-pix loss, decoder depth 2 for LC-MAE (Table 1) and fb/mae's 8-block decoder for MAE; finetuning
-  100 epochs, batch 1024, base lr 1e-3, 5 warmup epochs, layer decay 0.75, drop path 0.1, mixup 0.8, cutmix 1.0,
-  label smoothing 0.1, RandAugment m9, random erasing 0.25; linear probing with LARS, base lr 0.1, batch 16384,
-  90 epochs, 10 warmup epochs, no weight decay.
+``preset(family, scale)`` gives the recipe at a scale, built from the scale's record (``lcmae_core.scales``: the
+model, data and optimizer of each family at smoke, cpu, gpu and paper, with the reasons for their values). At the
+paper scale it is Section 5 of the paper, with facebookresearch/mae's defaults where the paper is silent: ImageNet-1K,
+ViT-B/16, batch 1024, 100 epochs, 20 warmup epochs, base lr 1.5e-4 (MAE) / 6e-4 (LC-MAE), mask 0.75, norm-pix loss,
+decoder depth 2 for LC-MAE (Table 1) and fb/mae's 8-block decoder for MAE; finetuning 100 epochs, batch 1024, base lr
+1e-3, 5 warmup epochs, layer decay 0.75, drop path 0.1, mixup 0.8, cutmix 1.0, label smoothing 0.1, RandAugment m9,
+random erasing 0.25; linear probing with LARS, base lr 0.1, batch 16384, 90 epochs, 10 warmup epochs, no weight
+decay. Below it the linear probe is solved instead (``train.probe``).
 
 Batch sizes are **global** (the paper's number): each step sees ``batch_size`` images across all processes
 and accumulation steps, so the same config (and the same run hash) serves one GPU or 64. The absolute learning
@@ -50,23 +38,16 @@ from typing import Any, Optional
 
 import torch
 
-from .data import DATASETS, PHOTO_NAMES
-from .models import CLASSIFIER_FAMILIES, FAMILIES, RUN_FAMILIES, SIZES
-from .masking import MASK_RATIO
-from .models.lcmae import IN_VIEW_TARGETS
+from .. import scales
+from ..data import DATASETS, PHOTO_NAMES
+from ..masking import MASK_RATIO
+from ..models import CLASSIFIER_FAMILIES, FAMILIES, RUN_FAMILIES, SIZES, TABLE1_SETTINGS
+from ..models.decoders import DECODERS
+from ..models.lcmae import IN_VIEW_TARGETS
 
 PRETRAIN_FAMILIES = tuple(FAMILIES)  # the model registry's families; a run of each is a PretrainConfig
 EVAL_FAMILIES = CLASSIFIER_FAMILIES
 ALL_FAMILIES = RUN_FAMILIES
-SCALES = ("smoke", "cpu", "gpu", "paper")
-# what training at each scale needs (the pages' banners; the refusal to train by accident at gpu and paper scale)
-HARDWARE_NEEDED = {
-    "smoke": "any CPU; seconds",
-    "cpu": "a laptop CPU (2 cores are enough); minutes",
-    "gpu": "one CUDA GPU (an A100 or H100 class card); hours",
-    "paper": "a multi-GPU cluster (e.g. 8 nodes x 8 GPUs through torchrun or SLURM), ImageNet-1K; days",
-}
-
 # fields that do not change what a run computes: left out of the hash
 NOT_HASHED = ("device", "threads", "log_every", "ckpt_every", "snapshot_every", "progress", "scale", "data.root",
               "data.download", "data.num_workers", "compile", "compile_mode", "cuda_graphs",
@@ -77,7 +58,6 @@ AUGMENT_BACKENDS = ("auto", "pil", "batched")
 PROBES = ("lars", "logreg")  # the linear probe: trained by LARS (fb/mae), or solved as a logistic regression
 BATCHED_DATASETS = ("mnist5k", "photos", "photo_ids", "single_image")  # in memory: data.augment=batched applies
 
-LCMAE_SETTINGS = tuple("abcdefg")  # Table 1's rows
 # Table 1: "we set the depth of the decoder to 2"; the book's MAE baseline shares it (Tables 1-3, A.1)
 TABLE1_DECODER_DEPTH = 2
 
@@ -167,7 +147,7 @@ class DataConfig:
     photo_short_side: Optional[int] = 128  # photo sets: downscale once to this short side
     num_workers: int = 0
     data_path: str = "auto"  # imagefolder/imagenet pretraining: auto | gpu | cpu. gpu: JPEG decode and crops on the
-    # GPU (perf.gpu_data); cpu: PIL in loader workers; auto: gpu on CUDA, cpu on CPU. Not hashed
+    # GPU (gpu_data); cpu: PIL in loader workers; auto: gpu on CUDA, cpu on CPU. Not hashed
     eval_dataset: Optional[str] = None  # pretraining: labelled set for the kNN monitor (None: the dataset
     # itself when labelled, else none)
     augment: str = "auto"  # the training augmentation's backend: "pil" (torchvision/timm transforms, one image at
@@ -258,167 +238,14 @@ CONFIG_CLASSES = {"mae": PretrainConfig, "lcmae": PretrainConfig, "ae": Pretrain
 # presets
 def check_scale(scale: str, custom: bool = False) -> str:
     """The one check of a scale name (``custom``: also the "custom" scale of a config built by hand)."""
-    if scale not in SCALES + (("custom",) if custom else ()):
-        raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    if scale not in scales.NAMES + (("custom",) if custom else ()):
+        raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(scales.NAMES)}")
     return scale
 
 
 def _check_family(family: str) -> None:
     if family not in ALL_FAMILIES:
         raise ConfigError(f"unknown family {family!r}; choose one of {', '.join(ALL_FAMILIES)}")
-
-
-def model_preset(scale: str, family: str = "mae") -> ModelConfig:
-    check_scale(scale)
-    if scale == "smoke":
-        m = ModelConfig(img_size=28, patch_size=7, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32,
-                        decoder_depth=1, decoder_num_heads=2, mlp_ratio=2.0, proj_dim=32)
-    elif scale == "cpu":
-        # the decoder is half the encoder's width (fb/mae: 512 vs 768); it sees all 49 tokens and dominates the cost
-        m = ModelConfig(img_size=28, patch_size=4, embed_dim=64, depth=4, num_heads=4, decoder_embed_dim=32,
-                        decoder_depth=2, decoder_num_heads=2, mlp_ratio=4.0, proj_dim=128)
-    elif scale == "gpu":
-        m = ModelConfig.from_size("tiny_patch4", decoder_depth=4, proj_dim=256)
-    else:
-        m = ModelConfig.from_size("base_patch16")
-    if family == "lcmae":
-        m.decoder_depth = TABLE1_DECODER_DEPTH
-    return m
-
-
-def data_preset(scale: str) -> DataConfig:
-    if scale == "smoke":
-        return DataConfig(dataset="mnist5k", limit=256, val_limit=128, samples_per_epoch=256,
-                          photo_short_side=64)
-    if scale == "cpu":
-        return DataConfig(dataset="mnist5k", samples_per_epoch=4000, photo_short_side=112)
-    if scale == "gpu":
-        return DataConfig(dataset="cifar10", num_workers=8, photo_short_side=128)
-    return DataConfig(dataset="imagenet", num_workers=10, photo_short_side=None)
-
-
-# The seeds of the runs that decide a claim, per scale: the arms of a comparison share each seed (the same
-# initialisation, masks and data order), and every configuration's own spread over them is its noise
-# (lcmae_core.stats). Smoke trains two, so that every interval is computed (and wide); cpu three, which resolve an
-# effect of 3.3 standard deviations of one seed's difference four times in five (two: 11.5); gpu three, at
-# the cost of three trainings each; paper one: ImageNet pretraining is days per seed, so its accuracy verdicts are
-# not testable and its attention verdicts replicate over images of fixed checkpoints.
-SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "gpu": (0, 1, 2), "paper": (0,)}
-
-
-# the cpu scale's pretraining base rates (batch 64: absolute rate = base / 4)
-CPU_BASE_LR = {"mae": 8e-3, "lcmae": 1.6e-2, "ae": 8e-3, "simclr": 8e-3}
-# Epochs of the cpu scale's pretrainings on the digits (Tables 1-3, A.1, Sec. 3.2), with a fifth of them warming up
-# (the paper's 20 of 100). Two, for the build's 25-minute budget on 2 cores: at five, the digits' 51 pretrainings
-# alone took 36 of the 101 core-minutes that the whole build trained (measured, one thread each), and the attention
-# pages' natural-image runs, whose recipe the calibration fixes (``ATTENTION_FAMILY_RECIPE``), could not fit beside
-# them. The book's appendix "Choosing the cpu scale" lists what each cut costs.
-CPU_PRETRAIN_EPOCHS = 2
-
-# The attention pages (Figs. 2-7, B.1, A.1's distances, the explorer) at the small scales: the labelled set is
-# digits, a 7x7 grid that is 62-64% identical flat background, where attention never formed (entropy 0.83-0.96 of its
-# maximum, distances within 7% of uniform attention and equal to the random-init model's), so these pages pretrain on
-# crops of the bundled photographs and textures (``data.PRETRAIN_PHOTOS``) and measure on crops of held-out photos
-# (``data.ANALYSIS_PHOTOS``). The cpu recipe is the calibration's choice (``lcmae_core.calibration``, the appendix
-# "Choosing the cpu scale"): 48 px with patch 4, a 12x12 grid on which the local decoders' 5x5 window covers 17%.
-ATTENTION_RECIPE = {"smoke": {"data.dataset": "photos"},
-                    "cpu": {"data.dataset": "photos", "model.img_size": 48}}
-# per family, on top of the recipe. MAE: the calibration's choice, 10 epochs at twice the cpu rate (48px-10ep-lr2x;
-# no 5-epoch candidate formed both mechanisms; its warmup, 1 epoch, as calibrated). The autoencoders of Figs. 7 and
-# A.1 train as MAE does. The global contrastive model for half the cost of one such MAE run, within the build's
-# budget: 2 epochs (an epoch of two unmasked views costs 2.6 MAE epochs; seed 0's NT-Xent loss fell from ln 127 = 4.84
-# at chance to 2.72 in 2 epochs and 2.46 in 4, measured), at the MAE rate, which trained stably on the digits. The
-# supervised ViT, finetuned from random initialisation on ``photo_ids``, for the epochs it needs to beat the
-# raw-pixel baselines there: 2 (measured, seed 0: 58.4% on the held-out right thirds after 2 epochs, 55.7% after 3,
-# 60.4% after 5, against 38.9% for logistic regression and 29.7% for kNN on the raw pixels). Fig. 5's verdict is
-# testable only where both learned (``verdicts.f5_comparison_models``), which the page checks at every build.
-ATTENTION_FAMILY_RECIPE = {"cpu": {"mae": {"optim.epochs": 10, "optim.warmup_epochs": 1,
-                                           "optim.base_lr": 2 * CPU_BASE_LR["mae"]},
-                                   "ae": {"optim.epochs": 10, "optim.warmup_epochs": 1,
-                                          "optim.base_lr": 2 * CPU_BASE_LR["mae"]},
-                                   "simclr": {"optim.epochs": 2, "optim.warmup_epochs": 0.4},
-                                   "finetune": {"optim.epochs": 2}}}
-# whether the autoencoders of Figs. 7 and A.1 pretrain on the attention pages' data (else the page reads Table 3's
-# runs on the labelled set). Not at the cpu scale: on the 12x12 grid an AE(4) step costs 1.9 MAE steps and an AE(28)
-# step 4.9 (its head predicts 28x28x3 values per token), so four blocks over three seeds would be about 140 MAE-run
-# equivalents, 5.5 core-hours
-ATTENTION_AUTOENCODERS = {"smoke": True, "cpu": False, "gpu": True, "paper": True}
-# an unlabelled pretraining set's labelled twin, for the supervised model of its pages
-LABELLED_TWIN = {"photos": "photo_ids"}
-
-
-
-def preset(family: str, scale: str = "cpu") -> RunConfig:
-    """The recipe of a family at a scale (see the module docstring)."""
-    _check_family(family)
-    check_scale(scale)
-    model = model_preset(scale, family)
-    data = data_preset(scale)
-    if family in PRETRAIN_FAMILIES:
-        base_lr = {"mae": 1.5e-4, "lcmae": 6e-4, "ae": 1.5e-4, "simclr": 1.5e-4}[family]
-        optim = {
-            "smoke": OptimConfig(epochs=1, warmup_epochs=0.5, batch_size=64, base_lr=base_lr * 10),
-            # small batches: more steps per CPU-second; 2e-3 absolute for MAE and AE, 4e-3 for LC-MAE (measured,
-            # one seed each, MAE finetuning after 1e-3 / 2e-3 / 4e-3: 45.8 / 64.5 / 61.0 %; LC-MAE (a) after
-            # 4e-3 / 8e-3: 63.2 / 42.6 %; so twice MAE's rate here, where the paper uses four times)
-            "cpu": OptimConfig(epochs=CPU_PRETRAIN_EPOCHS, warmup_epochs=CPU_PRETRAIN_EPOCHS / 5, batch_size=64,
-                               base_lr=CPU_BASE_LR[family]),
-            "gpu": OptimConfig(epochs=200, warmup_epochs=20, batch_size=512, base_lr=base_lr),
-            "paper": OptimConfig(epochs=100, warmup_epochs=20, batch_size=1024, base_lr=base_lr),
-        }[scale]
-        cfg = PretrainConfig(family=family, model=model, data=data, optim=optim, scale=scale,
-                             mask_ratio=0.0 if family in ("ae", "simclr") else 0.75,
-                             # the small scales' linear-probe runs measure the same kNN on the same features
-                             # (the verdicts read theirs), so the pretraining monitor would be a second copy
-                             knn=scale not in ("smoke", "cpu"))
-        # weight snapshots for analyses over training (Sec. 3.2 page): every epoch at small scales, ~5-10 at large
-        cfg.snapshot_every = {"smoke": 1, "cpu": 1, "gpu": 20, "paper": 20}[scale]
-    elif family == "finetune":
-        data.crop_scale = (0.08, 1.0)  # timm's default RandomResizedCrop scale, as fb/mae finetuning
-        optim = {
-            "smoke": OptimConfig(epochs=1, warmup_epochs=0.5, batch_size=64, base_lr=1e-3, min_lr=1e-6,
-                                 betas=(0.9, 0.999), layer_decay=0.75),
-            "cpu": OptimConfig(epochs=3, warmup_epochs=0.5, batch_size=64, base_lr=1.2e-2, min_lr=1e-6,
-                               betas=(0.9, 0.999), layer_decay=0.75),
-            "gpu": OptimConfig(epochs=100, warmup_epochs=5, batch_size=512, base_lr=1e-3, min_lr=1e-6,
-                               betas=(0.9, 0.999), layer_decay=0.75),
-            "paper": OptimConfig(epochs=100, warmup_epochs=5, batch_size=1024, base_lr=1e-3, min_lr=1e-6,
-                                 betas=(0.9, 0.999), layer_decay=0.75),
-        }[scale]
-        cfg = FinetuneConfig(model=model, data=data, optim=optim, scale=scale)
-        if scale in ("smoke", "cpu"):
-            # minutes of training cannot absorb the full regularisation; the structure stays, the strength drops
-            data.crop_scale = (0.6, 1.0)
-            cfg.mixup, cfg.cutmix, cfg.randaug, cfg.reprob = 0.0, 0.0, None, 0.0
-            cfg.drop_path = 0.0 if scale == "cpu" else cfg.drop_path
-    else:  # linprobe
-        optim = {
-            # small scales keep the paper's absolute rate, 0.1 x 16384 / 256 = 6.4: LARS moves each weight by
-            # about lr x 0.001 of its norm per step, so the rate must not shrink with the batch
-            "smoke": OptimConfig(epochs=2, warmup_epochs=0.5, batch_size=128, optimizer="lars", base_lr=0.1,
-                                 lr=6.4, weight_decay=0.0),
-            "cpu": OptimConfig(epochs=50, warmup_epochs=5, batch_size=256, optimizer="lars", base_lr=0.1,
-                               lr=6.4, weight_decay=0.0),
-            "gpu": OptimConfig(epochs=90, warmup_epochs=10, batch_size=4096, optimizer="lars", base_lr=0.1,
-                               weight_decay=0.0),
-            "paper": OptimConfig(epochs=90, warmup_epochs=10, batch_size=16384, optimizer="lars", base_lr=0.1,
-                                 weight_decay=0.0),
-        }[scale]
-        # below the paper scale the probe is solved to convergence on cached features (``train.probe``): 50 LARS
-        # epochs on a few thousand features did not converge, and the accuracy measured the optimiser
-        small = scale in ("smoke", "cpu", "gpu")
-        cfg = LinprobeConfig(model=model, data=data, optim=optim, scale=scale, cache_features=small,
-                             probe="logreg" if small else "lars")
-        if scale in ("smoke", "cpu"):
-            # a cached-feature epoch takes milliseconds and a checkpoint about 20 ms: one every 10 epochs (not hashed)
-            cfg.ckpt_every = 10
-    if scale in ("smoke", "cpu"):
-        # one intra-op thread: these tiny models gain little from a second one, and on a busy 2-core machine
-        # oversubscribed OpenMP threads made an MAE epoch 16x slower (115 s vs 7 s, measured)
-        cfg.threads = 1
-    if scale == "smoke":
-        cfg.log_every = 2
-    return cfg
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -546,17 +373,6 @@ def valid_keys(cfg) -> list[str]:
     return out
 
 
-def build(family: str, scale: str = "cpu", *changes) -> RunConfig:
-    """The one "preset + overrides" builder (the CLI, the benchmarks and ``Study`` all use it): the recipe of a
-    family at a scale, then each layer of ``changes`` in order (a {key: value} dict or ``key=value`` strings; a
-    later layer wins)."""
-    cfg = preset(family, scale)
-    for layer in changes:
-        if layer:
-            cfg = apply_overrides(cfg, layer)
-    return cfg
-
-
 def apply_overrides(cfg, overrides) -> RunConfig:
     """Apply ``key=value`` strings (or a {key: value} dict) to a copy of cfg, nested keys with dots."""
     cfg = copy.deepcopy(cfg)
@@ -606,12 +422,12 @@ def validate(cfg) -> RunConfig:
             raise ConfigError(f"model.{key} must be a positive integer, got {getattr(m, key)}")
     if m.embed_dim % m.num_heads or m.decoder_embed_dim % m.decoder_num_heads:
         raise ConfigError("embed_dim must be divisible by num_heads (and decoder_embed_dim by decoder_num_heads)")
-    if m.decoder not in ("transformer", "gaussian", "conv"):
+    if m.decoder not in DECODERS:
         raise ConfigError(f"unknown decoder {m.decoder!r}; choose transformer, gaussian or conv")
     if m.in_view_target not in IN_VIEW_TARGETS:
         raise ConfigError(f"unknown model.in_view_target {m.in_view_target!r}; choose {' or '.join(IN_VIEW_TARGETS)}")
-    if m.setting is not None and m.setting.lower() not in LCMAE_SETTINGS:
-        raise ConfigError(f"unknown LC-MAE setting {m.setting!r}; choose one of {', '.join(LCMAE_SETTINGS)}")
+    if m.setting is not None and m.setting.lower() not in TABLE1_SETTINGS:
+        raise ConfigError(f"unknown LC-MAE setting {m.setting!r}; choose one of {', '.join(TABLE1_SETTINGS)}")
     if cfg.family == "ae":
         b = m.block_size or m.patch_size
         if b % m.patch_size or (b // m.patch_size) % 2 == 0:
@@ -720,45 +536,3 @@ def check_device(device: str) -> str:
             raise ConfigError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
         return device
     raise ConfigError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
-
-
-# -------------------------------------------------------------------------------------------------------
-# The calibration's candidate recipes (``lcmae_core.calibration``): name -> (what it changes, overrides on the cpu MAE
-# preset with the attention pages' data and deep decoder); at the smoke scale two tiny ones, for tests
-CALIBRATION_BASE = {"data.dataset": "photos", "model.img_size": 48, "model.decoder_depth": 4,
-                    "optim.warmup_epochs": 1}  # as measured: the cpu preset's warmup then
-CALIBRATION_CANDIDATES = {
-    "48px-5ep": ("12x12 grid, 5 epochs", {"optim.epochs": 5}),
-    "48px-10ep": ("12x12 grid, 10 epochs", {"optim.epochs": 10}),
-    "48px-10ep-lr2x": ("10 epochs, twice the learning rate", {"optim.epochs": 10,
-                                                              "optim.base_lr": 2 * CPU_BASE_LR["mae"]}),
-    "48px-10ep-pixel": ("10 epochs, raw-pixel loss (no norm-pix)", {"optim.epochs": 10,
-                                                                   "model.norm_pix_loss": False}),
-    "48px-10ep-zoom": ("10 epochs, photos at 256 px short side (more detail per crop)",
-                       {"optim.epochs": 10, "data.photo_short_side": 256}),
-    "48px-10ep-wide": ("10 epochs, encoder width 128 with 8 heads", {"optim.epochs": 10, "model.embed_dim": 128,
-                                                                     "model.num_heads": 8}),
-    "64px-10ep": ("16x16 grid (64 px), 10 epochs", {"optim.epochs": 10, "model.img_size": 64}),
-    # added after the first seven were measured (none at 5 epochs passed; twice the rate formed fastest at 10):
-    # the same compute as 48px-5ep, spent on twice the rate or twice the steps
-    "48px-5ep-lr2x": ("5 epochs, twice the learning rate", {"optim.epochs": 5,
-                                                           "optim.base_lr": 2 * CPU_BASE_LR["mae"]}),
-    "48px-5ep-b32": ("5 epochs at batch 32 (twice the steps; the rate scales with the batch)",
-                     {"optim.epochs": 5, "optim.batch_size": 32}),
-    "48px-5ep-b32-lr2x": ("5 epochs at batch 32, twice the base rate (batch 64's absolute rate)",
-                          {"optim.epochs": 5, "optim.batch_size": 32,
-                           "optim.base_lr": 2 * CPU_BASE_LR["mae"]}),
-}
-CALIBRATION_SMOKE = {"smoke-a": ("smoke model on photos", {"data.dataset": "photos"}),
-                     "smoke-b": ("smoke model on photos, 2 epochs", {"data.dataset": "photos", "optim.epochs": 2})}
-
-
-def calibration_candidates(scale: str = "cpu") -> dict[str, tuple[str, RunConfig]]:
-    """{name: (description, config)} of the candidates at a scale (cpu; smoke: two tiny ones, for tests)."""
-    table = CALIBRATION_SMOKE if scale == "smoke" else CALIBRATION_CANDIDATES
-    out = {}
-    for name, (text, changes) in table.items():
-        base = {} if scale == "smoke" else CALIBRATION_BASE
-        cfg = build("mae", scale, {**base, **changes, "progress": False})
-        out[name] = (text, validate(cfg))
-    return out

@@ -44,8 +44,8 @@ from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.ops import roi_align
 
-from ..data import IMAGENET_MEAN, IMAGENET_STD, CheckedImageFolder, DataError, build_transform, dataset_info
-from ..errors import first_line
+from .data import IMAGENET_MEAN, IMAGENET_STD, CheckedImageFolder, DataError, build_transform, dataset_info
+from .errors import first_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DATA_PATHS = ("auto", "gpu", "cpu")
