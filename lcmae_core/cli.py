@@ -24,7 +24,7 @@ from .errors import OneLineParser as _Parser
 from .errors import UsageError, interruptible, quiet_interrupts, summary
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
-COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.perf.bench")
+COMMAND_MODULES = ("lcmae_core.batch", "lcmae_core.plan", "lcmae_core.records", "lcmae_core.perf.bench")
 EXIT_BAD_INPUT = 2
 
 

@@ -102,8 +102,8 @@ class Study:
             base["data.root"] = self.data_root
         if self.dataset:
             base["data.dataset"] = self.dataset
-        return configs.build(family, self.scale, base, self.overrides, self.family_overrides.get(family, {}),
-                             changes)
+        cfg = configs.build(family, self.scale, base, self.overrides, self.family_overrides.get(family, {}), changes)
+        return configs.labelled_for_classifiers(cfg)
 
     def run(self, cfg: configs.RunConfig) -> Run:
         if self.planner is not None:  # planning: record the config, train nothing
@@ -189,7 +189,7 @@ class Study:
 
     def single_image(self, image: str = "astronaut", epochs: int | None = None, seed: int = 0) -> Run:
         """MAE pretrained on one bundled photo with heavy random-resized-crop augmentation (Table A.1)."""
-        changes = {"data.dataset": "single_image", "data.image": image, "data.eval_dataset": self.labelled(),
+        changes = {"data.dataset": "single_image", "data.image": image, "data.eval_dataset": self.classifier_dataset(),
                    "model.decoder_depth": configs.TABLE1_DECODER_DEPTH, "seed": seed}
         if epochs:  # a short schedule keeps its warmup inside it (the paper: 5 epochs on one image)
             warmup = self.config("mae").optim.warmup_epochs
@@ -197,7 +197,13 @@ class Study:
         return self.pretrain("mae", changes)
 
     def labelled(self) -> str:
+        """The study's dataset (its analysis images come from it): the caller's, else the scale's."""
         return self.dataset or configs.data_preset(self.scale).dataset
+
+    def classifier_dataset(self) -> str:
+        """The labelled set the study's classifiers train and are read on: its dataset, or an unlabelled one's
+        labelled twin (``data.LABELLED_TWIN``: the bundled photos -> which photo a crop is from)."""
+        return data.LABELLED_TWIN.get(self.labelled(), self.labelled())
 
     # --------------------------------------------------------------------------------------------------
     # evaluation runs
@@ -214,11 +220,7 @@ class Study:
     def supervised(self, seed: int = 0) -> Run:
         """The supervised ViT: finetuned from random initialisation (Table 3's first row; Fig. 5's stand-in for
         DeiT and Eq. 8's reference below the paper scale)."""
-        changes = {"seed": seed}
-        twin = data.LABELLED_TWIN.get(self.labelled())
-        if twin:  # an unlabelled pretraining set: its labelled twin (photos -> photo_ids)
-            changes["data.dataset"] = twin
-        return self.finetune(None, changes)
+        return self.finetune(None, {"seed": seed})
 
     # --------------------------------------------------------------------------------------------------
     # seeds

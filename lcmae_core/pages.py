@@ -337,7 +337,7 @@ def accuracy_table(evals: dict[str, dict], names: dict[str, str], paper_ft: dict
 def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     """kNN and logistic regression on the raw pixels of the study's labelled split (or ``dataset``'s)
     (``analysis.controls``), cached in the run store (they depend only on the data)."""
-    cfg = study.config("linprobe", {"data.dataset": dataset} if dataset else None)
+    cfg = study.config("linprobe", {"data.dataset": dataset or study.classifier_dataset()})
     key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
            "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t, "probe": "logreg-heldout-C"}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]

@@ -174,9 +174,11 @@ def require_results(loaded: dict, scale: str, run_root: str | os.PathLike | None
     return loaded
 
 
-def load_all(scale: str, run_root: str | os.PathLike | None = None) -> dict[str, dict]:
-    """{notebook: {"metrics": ..., "claims": ...}} for every notebook that recorded results at this scale."""
-    base = results_root(run_root) / scale
+def load_all(scale: str, run_root: str | os.PathLike | None = None,
+             results_path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """{notebook: {"metrics": ..., "claims": ...}} for every notebook that recorded results at this scale, in the
+    results store of ``run_root`` (``results_root``) or in the folder ``results_path`` (a record's)."""
+    base = (Path(results_path) if results_path else results_root(run_root)) / scale
     out: dict[str, dict] = {}
     if not base.is_dir():
         return out

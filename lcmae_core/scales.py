@@ -17,7 +17,9 @@ helpers and the notebooks all read the record of their scale (``get(name)``), so
   probes (``lars_comparison``) and whether the cpu scale's committed tables describe this scale
   (``committed_tables``);
 - the candidate recipes the attention pages' recipe was chosen from (``calibration_base``,
-  ``calibration_candidates``: name -> (what it changes, overrides on the MAE preset); ``lcmae_core.calibration``).
+  ``calibration_candidates``: name -> (what it changes, overrides on the MAE preset); ``lcmae_core.calibration``),
+  and those of a reference scale, judged by the verdicts' own preconditions over seeds (``reference_candidates``:
+  name -> (what it changes, overrides, the families they apply to, () for all); ``lcmae_core.testability``).
 
 The values are plain numbers and dicts (the config classes' keyword arguments), so this module sits below
 ``configs``, which builds the typed configs from it.
@@ -88,6 +90,7 @@ class Scale:
     cluster: bool = False  # the page's rerun command uses SLURM (the paper scale's many nodes)
     calibration_base: dict = field(default_factory=dict)
     calibration_candidates: dict = field(default_factory=dict)
+    reference_candidates: dict = field(default_factory=dict)
 
     def cap(self, page: str, parameter: str, value):
         """A page parameter's value at this scale: ``value``, or the scale's cap for it where that is smaller."""
@@ -128,6 +131,9 @@ SMOKE = Scale(
     # oversubscribed OpenMP threads made an MAE epoch 16x slower (115 s vs 7 s, measured)
     threads=1, log_every=2, snapshot_every=1, knn_monitor=False, linprobe_ckpt_every=10,
     attention={"data.dataset": "photos"}, finetune_seeds=1, lars_comparison=True,
+    # two tiny reference candidates, for the tests of ``lcmae_core.testability``
+    reference_candidates={"base": ("the smoke recipe", {}, ()),
+                          "2ep": ("2 pretraining epochs", {"optim.epochs": 2}, ("mae", "simclr"))},
     # two tiny calibration candidates, for the tests and the appendix at this scale
     calibration_candidates={"smoke-a": ("smoke model on photos", {"data.dataset": "photos"}),
                             "smoke-b": ("smoke model on photos, 2 epochs",
@@ -208,8 +214,41 @@ CPU = Scale(
     },
 )
 
+# The gpu scale: the book's reference record (``lcmae_core.records``), on the bundled data with no download: every
+# page pretrains on crops of the bundled photographs and textures (``data.photos``), the classifiers read which photo
+# a crop is from (``photo_ids``: 12 classes, natural images, where encoders beat the raw pixels, unlike the digits),
+# the analyses read crops of three held-out photographs. A ViT of width 96 and depth 6 on 48-px crops (a 12x12 grid),
+# 5 seeds, every run on one thread so that many train side by side (on one GPU: several worker processes). Sized for
+# one H200; the levers the calibration searches (``reference_candidates``, ``lcmae_core.testability``) are its epochs,
+# image size, depth and rate. Its first recipe below is a starting point, not yet calibrated on a GPU.
+GPU_BASE_LR = {"mae": 4e-3, "lcmae": 8e-3, "ae": 4e-3, "simclr": 4e-3}  # at batch 256: the absolute rates
 GPU = Scale(
-    name="gpu", hardware="one CUDA GPU (an A100 or H100 class card); hours", seeds=(0, 1, 2),
+    name="gpu", hardware="one GPU (an H200 runs the whole book in minutes); bundled images, no download",
+    seeds=(0, 1, 2, 3, 4),
+    model={"img_size": 48, "patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 6, "decoder_embed_dim": 64,
+           "decoder_depth": 2, "decoder_num_heads": 4, "mlp_ratio": 4.0, "proj_dim": 128},
+    data={"dataset": "photos", "eval_dataset": "photo_ids", "samples_per_epoch": 8000, "photo_short_side": 112},
+    pretrain_optim={**_pretrain(40, 4, 256, GPU_BASE_LR),
+                    "simclr": {"epochs": 20, "warmup_epochs": 2, "batch_size": 256, "base_lr": GPU_BASE_LR["simclr"]}},
+    finetune_optim={"epochs": 20, "warmup_epochs": 2, "batch_size": 256, "base_lr": 4e-3, **_FT},
+    finetune_changes=_LIGHT_FINETUNE,
+    linprobe_optim={"epochs": 50, "warmup_epochs": 5, "batch_size": 256, "lr": 6.4, **_LARS},
+    threads=1, snapshot_every=10, linprobe_ckpt_every=10, ask_before_training=True,
+    reference_candidates={
+        "e20": ("20 pretraining epochs", {"optim.epochs": 20, "optim.warmup_epochs": 2}, ("mae", "ae", "lcmae")),
+        "e40": ("40 pretraining epochs (the scale's recipe)", {}, ()),
+        "e80": ("80 pretraining epochs", {"optim.epochs": 80, "optim.warmup_epochs": 8}, ("mae", "ae", "lcmae")),
+        "e40-64px": ("64-px crops, a 16x16 grid", {"model.img_size": 64}, ()),
+        "e40-depth8": ("an encoder of depth 8", {"model.depth": 8}, ()),
+        "e40-lr2x": ("twice the pretraining rate", {"optim.base_lr": 2 * GPU_BASE_LR["mae"]}, ("mae", "ae", "simclr")),
+    },
+)
+
+# CIFAR-10 through --data-root (torchvision's files), the scale the gpu one had before it moved to the bundled
+# data: ViT-T/4 at 32 px, hours on one GPU
+CIFAR = Scale(
+    name="cifar", hardware="one CUDA GPU (an A100 or H100 class card) and CIFAR-10 under --data-root; hours",
+    seeds=(0, 1, 2),
     model={"size": "tiny_patch4", "decoder_depth": 4, "proj_dim": 256},
     data={"dataset": "cifar10", "num_workers": 8, "photo_short_side": 128},
     pretrain_optim=_pretrain(200, 20, 512, PAPER_BASE_LR),
@@ -236,7 +275,7 @@ PAPER = Scale(
 # configuration's own spread over them is its noise (lcmae_core.stats). Smoke trains two, so that every interval is
 # computed (and wide); cpu three, which resolve an effect of 3.3 standard deviations of one seed's difference four
 # times in five (two: 11.5); gpu three, at the cost of three trainings each; paper one.
-SCALES = {s.name: s for s in (SMOKE, CPU, GPU, PAPER)}
+SCALES = {s.name: s for s in (SMOKE, CPU, GPU, CIFAR, PAPER)}
 NAMES = tuple(SCALES)
 
 

@@ -71,8 +71,8 @@ LAYERS = (
     ("train", ("train", "pretrained")),
     ("runs", ("runs", "launch", "reference_models")),
     ("analysis", ("analysis", "verdicts", "claims")),
-    ("book", ("experiments", "pages", "plan", "parameters", "batch", "build", "book", "results", "calibration",
-              "budget", "perf", "cli", "__main__")),
+    ("book", ("experiments", "pages", "plan", "parameters", "batch", "build", "book", "results", "records",
+              "calibration", "testability", "budget", "perf", "cli", "__main__")),
 )
 
 

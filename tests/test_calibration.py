@@ -107,7 +107,8 @@ def test_the_attention_study_trains_on_photos_and_measures_held_out_crops():
     # a dataset chosen by the caller is kept
     assert Study(scale="cpu", dataset="mnist5k", verbose=False).for_attention().config("mae").data.dataset == "mnist5k"
     # the gpu and paper scales are their own attention studies
-    assert Study(scale="gpu", verbose=False).for_attention().config("mae").data.dataset == "cifar10"
+    assert Study(scale="cifar", verbose=False).for_attention().config("mae").data.dataset == "cifar10"
+    assert Study(scale="gpu", verbose=False).for_attention().config("mae").data.dataset == "photos"  # all pages
 
 
 def test_the_glued_sentences_come_from_the_numbers():

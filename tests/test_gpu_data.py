@@ -243,7 +243,7 @@ def test_tensor_loader_batches_are_deterministic_per_epoch_and_labelled():
 def test_batched_loader_for_the_presets_and_its_validation():
     cfg = configs.preset("mae", "smoke")
     assert cfg.data.augment == "auto" and configs.augment_backend(cfg) == "batched"
-    assert configs.augment_backend(configs.preset("mae", "gpu")) == "pil"  # CIFAR-10: torchvision's transforms
+    assert configs.augment_backend(configs.preset("mae", "cifar")) == "pil"  # CIFAR-10: torchvision's transforms
     assert configs.augment_backend(configs.apply_overrides(configs.preset("finetune", "cpu"),
                                                            ["randaug=rand-m9-mstd0.5"])) == "pil"
     ds = common.train_dataset(cfg, "pretrain")
@@ -259,7 +259,7 @@ def test_batched_loader_for_the_presets_and_its_validation():
     with pytest.raises(configs.ConfigError, match="data.augment"):
         configs.validate(configs.apply_overrides(cfg, ["data.augment=fast"]))
     with pytest.raises(configs.ConfigError, match="bundled sets"):
-        configs.validate(configs.apply_overrides(configs.preset("mae", "gpu"), ["data.augment=batched"]))
+        configs.validate(configs.apply_overrides(configs.preset("mae", "cifar"), ["data.augment=batched"]))
     with pytest.raises(configs.ConfigError, match="RandAugment"):
         configs.validate(configs.apply_overrides(configs.preset("finetune", "smoke"),
                                                  ["randaug=rand-m9-mstd0.5", "data.augment=batched"]))

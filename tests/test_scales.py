@@ -54,7 +54,7 @@ def test_adding_a_scale_is_adding_one_record(monkeypatch, tmp_path):
 
 
 def test_an_unknown_scale_is_one_line():
-    with pytest.raises(ConfigError, match="unknown scale 'laptop'; choose one of smoke, cpu, gpu, paper"):
+    with pytest.raises(ConfigError, match="unknown scale 'laptop'; choose one of smoke, cpu, gpu, cifar, paper"):
         configs.preset("mae", "laptop")
     with pytest.raises(ValueError, match="unknown scale 'laptop'"):
         scales.get("laptop")

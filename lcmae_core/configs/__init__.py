@@ -10,14 +10,15 @@
 The package is their public interface: ``from lcmae_core import configs; configs.build("mae", "cpu")``.
 """
 
-from .presets import build, calibration_candidates, data_preset, model_preset, preset, scale_record
+from .presets import (build, calibration_candidates, data_preset, labelled_for_classifiers, model_preset, preset,
+                      scale_record)
 from .schema import (ALL_FAMILIES, AUGMENT_BACKENDS, BATCHED_DATASETS, COMPILE_MODES, CONFIG_CLASSES, EVAL_FAMILIES,
                      NOT_HASHED, PRETRAIN_FAMILIES, PROBES, TABLE1_DECODER_DEPTH, ConfigError, DataConfig,
                      FinetuneConfig, LinprobeConfig, ModelConfig, OptimConfig, PretrainConfig, RunConfig,
                      apply_overrides, augment_backend, check_device, check_scale, config_hash, encoder_overrides,
                      from_dict, run_name, to_dict, valid_keys, validate)
 
-__all__ = ["build", "calibration_candidates", "data_preset", "model_preset", "preset", "scale_record",
+__all__ = ["build", "calibration_candidates", "data_preset", "labelled_for_classifiers", "model_preset", "preset", "scale_record",
            "ALL_FAMILIES", "AUGMENT_BACKENDS", "BATCHED_DATASETS", "COMPILE_MODES", "CONFIG_CLASSES", "EVAL_FAMILIES",
            "NOT_HASHED", "PRETRAIN_FAMILIES", "PROBES", "TABLE1_DECODER_DEPTH", "ConfigError", "DataConfig",
            "FinetuneConfig", "LinprobeConfig", "ModelConfig", "OptimConfig", "PretrainConfig", "RunConfig",

@@ -5,8 +5,9 @@ candidates."""
 from __future__ import annotations
 
 from .. import scales
+from ..data import LABELLED_TWIN
 from ..masking import MASK_RATIO
-from .schema import (PRETRAIN_FAMILIES, TABLE1_DECODER_DEPTH, DataConfig, FinetuneConfig, LinprobeConfig, ModelConfig,
+from .schema import (EVAL_FAMILIES, PRETRAIN_FAMILIES, TABLE1_DECODER_DEPTH, DataConfig, FinetuneConfig, LinprobeConfig, ModelConfig,
                      OptimConfig, PretrainConfig, RunConfig, _check_family, apply_overrides, check_scale, validate)
 
 
@@ -60,6 +61,7 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
                              cache_features=rec.probe == "logreg", probe=rec.probe)
         if rec.linprobe_ckpt_every:  # a cached-feature epoch takes milliseconds, a checkpoint 20 ms (not hashed)
             cfg.ckpt_every = rec.linprobe_ckpt_every
+    cfg = labelled_for_classifiers(cfg)
     if rec.threads:
         cfg.threads = rec.threads
     if rec.log_every:
@@ -67,6 +69,15 @@ def preset(family: str, scale: str = "cpu") -> RunConfig:
     return cfg
 
 
+
+
+def labelled_for_classifiers(cfg: RunConfig) -> RunConfig:
+    """A classifier (finetune, linprobe) on an unlabelled set trains on its labelled twin (``data.LABELLED_TWIN``: the
+    bundled photos -> which photo a crop is from); any other config is returned as it is."""
+    twin = LABELLED_TWIN.get(cfg.data.dataset)
+    if cfg.family in EVAL_FAMILIES and twin:
+        cfg.data.dataset = twin
+    return cfg
 
 
 def build(family: str, scale: str = "cpu", *changes) -> RunConfig:

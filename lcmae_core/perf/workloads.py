@@ -35,7 +35,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "LC-MAE ViT-B/16, decoder depth 2, all three losses, two views per image"),
     Workload("ae48_b16", "model", "ae", "paper", 256, ("model.block_size=48",),
              "AE(48) ViT-B/16, no masking, 48x48 block targets"),
-    Workload("mae_t4", "model", "mae", "gpu", 1024, (),
+    Workload("mae_t4", "model", "mae", "cifar", 1024, (),
              "MAE ViT-T/4 at 32 px, decoder 128-d/4"),
     Workload("tiny", "model", "mae", "smoke", 64, (), "smoke-preset MAE (28 px, width 32): CPU and CI"),
     Workload("lcmae_tiny", "model", "lcmae", "smoke", 64, (), "smoke-preset LC-MAE: CPU and CI"),

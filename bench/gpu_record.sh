@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The reference record on one GPU, as one command: calibrate the gpu scale's recipe (every candidate of its record,
+# 3 seeds each, judged by the verdicts' preconditions), then execute the whole book at the gpu scale and pack it.
+#
+#   OUT=/path/to/out bash bench/gpu_record.sh                 # both steps
+#   OUT=/path/to/out bash bench/gpu_record.sh calibrate       # only the calibration
+#   OUT=/path/to/out bash bench/gpu_record.sh record          # only the record
+#
+# Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json) and
+# $OUT/gpu.tar.gz (unpack it under records/ and commit the folder). Many small runs train side by side on the one GPU
+# ($JOBS worker processes, one thread each). The record needs papermill and the Jupyter packages: on a machine
+# without internet they travel as wheels (the device README). After a calibration that chose another candidate than
+# the scale's recipe, set the gpu record in lcmae_core/scales.py to it before making the record.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python}
+OUT=${OUT:?set OUT to the folder the results go to}
+JOBS=${JOBS:-12}
+RUNS=${RUNS:-/tmp/lcmae_gpu_runs}
+STEPS=("$@")
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(calibrate record)
+export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+for s in "${STEPS[@]}"; do
+  echo "== $s ($(date +%T))"
+  case $s in
+    calibrate) $PY -m lcmae_core.testability --scale gpu --seeds 3 --jobs "$JOBS" --device cuda \
+                 --run-root "$RUNS" --out "$OUT/gpu_scale_calibration.json" ;;
+    record) $PY -m lcmae_core record --scale gpu --out "$RUNS/records" --jobs "$JOBS" --device cuda \
+              --run-root "$RUNS" --no-progress
+            cp "$RUNS/records/gpu.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree
+    *) echo "unknown step $s (calibrate, record)" >&2; exit 2 ;;
+  esac
+done
+echo "== done ($(date +%T))"

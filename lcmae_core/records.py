@@ -1,0 +1,365 @@
+"""Records: one execution of the whole book at a scale, packed with its provenance, committed under ``records/`` and
+shown beside every build.
+
+``python -m lcmae_core record --scale gpu --out records`` (``make_record``):
+
+1. plans every run of every page and trains the missing ones in parallel worker processes, then executes every
+   notebook (``batch.run_batch``), the pages' records (metrics, claims) going into the record itself;
+2. packs ``<out>/<name>/``: ``results/<scale>/<page>/{metrics,claims}.json`` (the layout of a build's results store,
+   so the same code reads both), ``executed/<page>.ipynb`` (the notebooks with their outputs), ``figures/<page>-<k>.png``
+   (every figure of every page), and ``provenance.json``: the commit, every run's name (its config hash), the
+   hardware, torch, the command, the wall time per page and in all;
+3. writes ``<out>/<name>.tar.gz``, the same folder as one archive (to carry it back from a GPU machine), and refuses
+   one over ``MAX_ARCHIVE_MIB``.
+
+A record is *stale* when the code now plans other runs for its scale and parameters than the ones it ran
+(``Record.stale``): the pages then mark it as such, and a test fails, instead of hiding it. ``page_view`` shows a
+record's table, figures and verdicts beside this build's (the paper's words | the record | this build);
+``summary_rows`` gives the results summary a column per record, and ``reproducibility_summary`` its opening.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import scales
+from .atomic import atomic_write_json
+from .configs import run_name
+from .batch import REPO, BatchError, failures, run_batch
+from .errors import OneLineParser, UsageError, interruptible
+from .parameters import ParameterError, page_parameters, parse_value
+from .plan import PAGE_RUNS, plan_runs
+from .results import hardware_info, load_all, table_frame
+from .runs import ROOT_HELP, resolve_root
+
+RECORDS_DIR = REPO / "records"
+FORMAT = 1
+MAX_ARCHIVE_MIB = 16
+PROVENANCE = "provenance.json"
+
+
+class RecordError(RuntimeError):
+    """A record that cannot be made or read. One line."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# making a record
+def git_commit(repo: Path = REPO) -> dict:
+    """{"commit": the checkout's HEAD, "dirty": uncommitted changes to tracked files} ("unknown" outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True)
+        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def planned_names(scale: str, parameters: dict | None = None, data_root: str | None = None) -> list[str]:
+    """The run names (config hashes) the book plans at a scale with the given ``-p`` values, sorted."""
+    params = page_parameters(list(PAGE_RUNS), parameters) if parameters else None
+    return sorted({run_name(c) for c in plan_runs(scale, data_root=data_root, params=params)})
+
+
+def extract_figures(notebook: Path, folder: Path, page: str) -> list[str]:
+    """Every PNG output of an executed notebook written as ``<folder>/<page>-<k>.png``; their file names."""
+    out = []
+    for cell in json.loads(notebook.read_text()).get("cells", []):
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                name = f"{page}-{len(out) + 1}.png"
+                (folder / name).write_bytes(base64.b64decode("".join(png) if isinstance(png, list) else png))
+                out.append(name)
+    return out
+
+
+def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | None = None,
+                run_root: str | None = None, data_root: str | None = None, device: str = "auto",
+                jobs: int | None = None, parameters: dict | None = None, progress: bool = True,
+                train: bool = True, timeout: int | None = None) -> Path:
+    """Execute the whole book at ``scale`` and pack it as a record in ``<out>/<name>`` (default name: the scale);
+    returns the folder. Raises ``RecordError`` (one line) for a failed page or an archive over the limit."""
+    scales.get(scale)
+    name = name or scale
+    out = Path(out)
+    final = out / name
+    work = out / f".{name}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "figures").mkdir(parents=True)
+    t0 = time.time()
+    previous = os.environ.get("LCMAE_RESULTS_ROOT")
+    os.environ["LCMAE_RESULTS_ROOT"] = str(work / "results")  # the kernels inherit it: the pages record here
+    try:
+        records = run_batch(scale, work / "executed", data_root=data_root, run_root=run_root, device=device,
+                            progress=progress, jobs=jobs, parameters=parameters, train=train, timeout=timeout)
+    except BatchError as e:
+        raise RecordError(str(e)) from None
+    finally:
+        if previous is None:
+            os.environ.pop("LCMAE_RESULTS_ROOT", None)
+        else:
+            os.environ["LCMAE_RESULTS_ROOT"] = previous
+    failed = [r for r in records if not r["ok"]]
+    if failed:
+        raise RecordError(f"{len(failed)} page(s) failed, so no record was made: {failures(records)}; the executed "
+                          f"copies are in {work / 'executed'}")
+    figures = {}
+    for r in records:
+        nb = work / "executed" / f"{r['notebook']}.ipynb"
+        figures[r["notebook"]] = extract_figures(nb, work / "figures", r["notebook"]) if nb.exists() else []
+    root = resolve_root(run_root)
+    names = planned_names(scale, parameters, data_root)
+    runs = {}
+    for n in names:
+        f = Path(root) / n / "metrics.json"
+        if f.exists():
+            m = json.loads(f.read_text())
+            runs[n] = {k: m.get(k) for k in ("family", "device_name", "train_time_s", "train_cpu_time_s")}
+    provenance = {
+        "format": FORMAT, "name": name, "scale": scale, "seeds": list(scales.get(scale).seeds),
+        "parameters": parameters or {}, **git_commit(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "hardware": hardware_info(), "command": " ".join(["python -m lcmae_core record", *sys.argv[2:]]),
+        "run_names": names, "runs": runs,
+        "pages": {r["notebook"]: {"wall_s": r.get("wall_s"), "reused": bool(r.get("reused"))} for r in records},
+        "figures": figures, "wall_s": round(time.time() - t0, 1),
+    }
+    atomic_write_json(work / PROVENANCE, provenance)
+    archive = out / f"{name}.tar.gz"
+    tmp_archive = out / f".{name}.tar.gz.tmp"
+    with tarfile.open(tmp_archive, "w:gz") as tar:
+        tar.add(work, arcname=name)
+    size = tmp_archive.stat().st_size / 2**20
+    if size > MAX_ARCHIVE_MIB:
+        tmp_archive.unlink()
+        raise RecordError(f"the record's archive is {size:.1f} MiB, over the {MAX_ARCHIVE_MIB} MiB limit; lower the "
+                          f"figures' resolution or the pages' n_images (kept unpacked in {work})")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(work, final)
+    os.replace(tmp_archive, archive)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading records
+@dataclass
+class Record:
+    """A record folder: its provenance and its pages' results (``load_all`` on its ``results`` folder)."""
+
+    path: Path
+    provenance: dict
+
+    @property
+    def name(self) -> str:
+        return self.provenance["name"]
+
+    @property
+    def scale(self) -> str:
+        return self.provenance["scale"]
+
+    def pages(self) -> dict[str, dict]:
+        return load_all(self.scale, results_path=self.path / "results")
+
+    def page(self, page: str) -> dict | None:
+        return self.pages().get(page)
+
+    def figures(self, page: str) -> list[Path]:
+        return [self.path / "figures" / f for f in self.provenance.get("figures", {}).get(page, [])]
+
+    def stale(self) -> tuple[bool, str]:
+        """Does the code now plan other runs at the record's scale and parameters than the record ran? (stale, why)"""
+        try:
+            now = planned_names(self.scale, self.provenance.get("parameters") or None)
+        except (ParameterError, ValueError, UsageError) as e:
+            return True, f"its parameters no longer apply: {e}"
+        then = self.provenance.get("run_names", [])
+        if now == then:
+            return False, f"current: the code plans the {len(now)} runs it ran"
+        new, gone = sorted(set(now) - set(then)), sorted(set(then) - set(now))
+        return True, (f"stale: the code now plans other runs at the {self.scale} scale ({len(new)} new, {len(gone)} "
+                      f"no longer planned, e.g. {(new or gone)[0]}); remake it with {self.provenance.get('command')}")
+
+    def provenance_text(self) -> str:
+        p, hw = self.provenance, self.provenance.get("hardware", {})
+        where = hw.get("gpu") or f"{hw.get('cores')} CPU cores"
+        minutes = (p.get("wall_s") or 0) / 60
+        return (f"{p['name']}: the {p['scale']} scale, {len(p.get('seeds', []))} seeds, on {where} (torch "
+                f"{hw.get('torch')}), {minutes:.0f} min in all, commit {str(p.get('commit'))[:10]}"
+                f"{' (uncommitted changes)' if p.get('dirty') else ''}, made {p.get('made_at')}")
+
+
+def read_record(folder: str | os.PathLike) -> Record:
+    """A record folder; a folder without a readable provenance is one line naming it."""
+    folder = Path(folder)
+    f = folder / PROVENANCE
+    try:
+        prov = json.loads(f.read_text())
+    except FileNotFoundError:
+        raise RecordError(f"{folder} is not a record: it has no {PROVENANCE} (make one with python -m lcmae_core "
+                          "record)") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{f} is not valid JSON ({e.msg}, line {e.lineno}); remake the record") from None
+    if prov.get("format") != FORMAT or not {"name", "scale", "run_names"} <= set(prov):
+        raise RecordError(f"{f} is not a record's provenance of format {FORMAT}; remake the record")
+    return Record(folder, prov)
+
+
+def list_records(root: str | os.PathLike = RECORDS_DIR) -> list[Record]:
+    """Every record under ``root`` (folders with a provenance), by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [read_record(p) for p in sorted(root.iterdir()) if (p / PROVENANCE).exists()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# showing records
+def page_rows(page: str, claims_now: list, records: list[Record]) -> list[dict]:
+    """One row per claim of a page: the paper's words, each record's verdict, this build's."""
+    rows = []
+    for c in claims_now:
+        row = {"claim": c.id, "the paper": c.text}
+        for r in records:
+            got = r.page(page)
+            match = [x for x in (got or {}).get("claims", {}).get("claims", []) if x["id"] == c.id]
+            row[f"record {r.name}"] = match[0]["verdict"] if match else "not in the record"
+        row["this build"] = c.verdict
+        rows.append(row)
+    return rows
+
+
+class PageView:
+    """A page's records as the reader sees them (HTML: the book and JupyterLab render it): for each record its
+    provenance and whether it is current, its table, its figures, and each claim's verdict beside this build's
+    (the paper's words | the record | this build)."""
+
+    def __init__(self, page: str, claims_now: list, records: list[Record]):
+        self.page, self.claims_now, self.records = page, list(claims_now), list(records)
+
+    def _repr_html_(self) -> str:
+        import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
+
+        if not self.records:
+            return ("<p>No record is committed yet: <code>python -m lcmae_core record --scale gpu --out records</code> "
+                    "executes the whole book at the gpu scale and packs it under <code>records/</code>, and every "
+                    "page then shows it here beside this build.</p>")
+        parts = []
+        for rec in self.records:
+            stale, why = rec.stale()
+            got = rec.page(self.page)
+            parts.append(f"<h4>Record {html.escape(rec.name)}{' (stale)' if stale else ''}</h4>"
+                         f"<p>{html.escape(rec.provenance_text())}; {html.escape(why)}.</p>")
+            if got is None:
+                parts.append("<p>This page is not in the record.</p>")
+                continue
+            table = got["metrics"].get("table")
+            if table:
+                parts.append(table_frame(table).to_html(border=0))
+            for f in rec.figures(self.page):
+                data = base64.b64encode(f.read_bytes()).decode()
+                parts.append(f'<img alt="{html.escape(f.name)}" style="max-width:100%" '
+                             f'src="data:image/png;base64,{data}"/>')
+        rows = pd.DataFrame(page_rows(self.page, self.claims_now, self.records)).set_index("claim")
+        parts.append("<h4>Verdicts: the paper's words, the records, this build</h4>" + rows.to_html(border=0))
+        return "\n".join(parts)
+
+
+def page_view(page: str, claims_now: list, root: str | os.PathLike = RECORDS_DIR) -> PageView:
+    """The records of ``root`` beside this build's verdicts for one page (``PageView``)."""
+    return PageView(page, claims_now, list_records(root))
+
+
+def summary_rows(loaded: dict, records: list[Record]) -> list[dict]:
+    """The results summary's claims: one row per claim of this build, a verdict column per record."""
+    rows = []
+    for nb, r in loaded.items():
+        for c in r["claims"]["claims"]:
+            row = {"page": nb, "claim": c["id"], "this build": c["verdict"]}
+            for rec in records:
+                got = rec.page(nb) or {}
+                match = [x for x in got.get("claims", {}).get("claims", []) if x["id"] == c["id"]]
+                row[f"record {rec.name}"] = match[0]["verdict"] if match else "not in the record"
+            rows.append(row)
+    return rows
+
+
+def reproducibility_summary(records: list[Record], scale_now: str, loaded_now: dict) -> str:
+    """The results page's opening, in the manner of ReScience and the ML Reproducibility Challenge: per record and
+    for this build, how many of the paper's claims were tested, at which scale, and their verdicts."""
+    def counts(loaded):
+        verdicts = [c["verdict"] for r in loaded.values() for c in r["claims"]["claims"]]
+        out = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+        return len(verdicts), out
+
+    lines = []
+    for rec in records:
+        n, by = counts(rec.pages())
+        stale, why = rec.stale()
+        lines.append(f"- **{rec.provenance_text()}**: {n} claims, "
+                     + ", ".join(f"{k} {v}" for k, v in by.items()) + f" ({why}).")
+    n, by = counts(loaded_now)
+    lines.append(f"- **this build** (the {scale_now} scale): {n} claims, " + ", ".join(f"{k} {v}" for k, v in by.items())
+                 + ".")
+    if not records:
+        lines.insert(0, "- no record is committed yet: `python -m lcmae_core record --scale gpu --out records` makes one.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    p.add_argument("--scale", default="gpu", choices=scales.NAMES, help="the scale to record (default gpu)")
+    p.add_argument("--out", default=str(RECORDS_DIR), help="where the record's folder and archive go "
+                   "(default: records/ of the checkout)")
+    p.add_argument("--name", default=None, help="the record's name (default: the scale)")
+    p.add_argument("--run-root", default=None, help=ROOT_HELP)
+    p.add_argument("--data-root", default=None, help="dataset root, where the scale reads one")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--jobs", type=int, default=None, help="training worker processes (default: the scale's)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter for every page that declares it, as batch takes it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        folder = make_record(args.scale, args.out, args.name, args.run_root, args.data_root, args.device, args.jobs,
+                             {k: parse_value(v) for k, v in args.parameter} or None, not args.no_progress)
+    except (RecordError, ParameterError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ParameterError) else 1
+    rec = read_record(folder)
+    print(f"record written to {folder} (and {folder}.tar.gz): {rec.provenance_text()}")
+    return 0
+
+
+def add_cli_commands(register) -> None:
+    register("record", "execute the whole book at a scale and pack it, with its provenance, as a record",
+             add_arguments, run)
+
+
+@interruptible
+def main(argv=None) -> int:
+    p = OneLineParser(prog="python -m lcmae_core.records", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["RECORDS_DIR", "FORMAT", "MAX_ARCHIVE_MIB", "RecordError", "Record", "make_record", "read_record",
+           "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows", "reproducibility_summary", "git_commit",
+           "extract_figures"]

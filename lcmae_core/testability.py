@@ -1,0 +1,212 @@
+"""Choosing the recipe of a reference scale: candidates trained at several seeds, judged by the verdicts' own
+preconditions, so that the record made at the chosen recipe can test the paper's claims.
+
+A candidate (the scale record's ``reference_candidates``) is the scale's recipe with some levers moved: epochs, image
+size, depth, rate. For each candidate and each of ``seeds`` this trains what the preconditions read (``runs_of``):
+the attention pages' MAE with its deep decoder, Fig. 5's contrastive and supervised models, and the MAE baseline and
+random initialisation under the linear probe; and measures them as the pages do (``measure``).
+
+**The rule, declared before any candidate was measured** (``choose``): the cheapest candidate (the sum of its runs'
+training seconds) in which, in every seed,
+
+1. the deep decoder's attention formed in every layer (``verdicts.attention_formed``, mask-token queries): Figs. 2-4;
+2. the MAE encoder's attention is local (``verdicts.attention_local``): Figs. 5, 6 and A.1;
+3. Fig. 5's comparison models moved from initialisation and the supervised one beat the raw pixels of its task
+   (``verdicts.f5_comparison_models``);
+4. pretraining helps under the converged probe (``verdicts.pretraining_helps``: the MAE baseline above random
+   initialisation, paired over the seeds): Tables 1, 2, 3 and A.1.
+
+Where no candidate meets all four, the one meeting the most is chosen (the cheapest among them), the record is made at
+it, and the table shows how close each came: the preconditions it missed are the record's "precondition unmet".
+
+``python -m lcmae_core.testability --scale gpu --out bench/results/gpu_scale_calibration.json`` trains what is missing
+(in parallel worker processes, ``--jobs``) and writes the table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import numpy as np
+
+from . import pages, scales, verdicts
+from .analysis import shared_mask
+from .atomic import atomic_write_text
+from .calibration import committed_path
+from .errors import OneLineParser, interruptible
+from .experiments import Study
+from .masking import MASK_RATIO
+from .plan import default_jobs, train_runs
+from .runs import ROOT_HELP
+
+N_IMAGES = 128
+PRECONDITIONS = ("decoder_formed", "encoder_local", "comparisons_learned", "pretraining_helps")
+
+
+def candidate_study(scale: str, name: str, seeds=None, run_root: str | None = None, planner: list | None = None,
+                    device: str = "auto") -> Study:
+    """The study of one candidate: the scale's recipe with the candidate's overrides, on its families."""
+    rec = scales.get(scale)
+    if name not in rec.reference_candidates:
+        raise ValueError(f"unknown candidate {name!r} of the {scale} scale; choose from "
+                         f"{', '.join(rec.reference_candidates)}")
+    _, changes, families = rec.reference_candidates[name]
+    family_overrides = {f: dict(changes) for f in families} if families else {}
+    return Study(scale=scale, run_root=run_root, seeds=seeds, device=device, verbose=False, planner=planner,
+                 overrides={} if families else dict(changes), family_overrides=family_overrides)
+
+
+def runs_of(study: Study) -> dict:
+    """What the four preconditions read, per seed: Fig. 5's models (the attention pages' MAE, the contrastive and the
+    supervised ones) and the linear probes of the MAE baseline and of random initialisation."""
+    fig5 = pages.runs_fig5(study)
+    probes = {s: {"mae": study.linprobe(study.mae(seed=s), {"seed": s}), "random": study.linprobe(None, {"seed": s})}
+              for s in study.seeds}
+    return {**fig5, "probes": probes}
+
+
+def measure(study: Study, runs: dict, n_images: int = N_IMAGES) -> dict:
+    """The four preconditions of one candidate, each with its text, and its cost."""
+    images = study.for_attention().images(n_images)
+    f5 = pages.fig5_models(study)
+    em = {k: pages.encoder_models_measures(f5["models"][k], f5["inits"][k], images, study.torch_device)
+          for k in f5["models"]}
+    maes = f5["models"]["mae"]
+    mask = shared_mask(next(iter(maes.values())).num_patches, MASK_RATIO, 0)
+    dm = pages.decoder_measures(maes, f5["inits"]["mae"], images, mask, study.torch_device)
+    arms = {k: verdicts.Arm(k, {"lp": [float(runs["probes"][s][k].metrics["top1"]) for s in study.seeds]})
+            for k in ("mae", "random")}
+    pre = {
+        "decoder_formed": verdicts.attention_formed("decoder (mask-token queries)", dm["entropy"],
+                                                    dm["entropy_init"], dm["n_keys"]),
+        "encoder_local": verdicts.attention_local("MAE encoder", em["mae"]["distance"], em["mae"]["distance_init"],
+                                                 em["mae"]["uniform"]),
+        "comparisons_learned": verdicts.f5_comparison_models(
+            {f5["names"][k]: (em[k]["entropy"], em[k]["entropy_init"]) for k in ("contrastive", "supervised")},
+            f5["supervised"]),
+        "pretraining_helps": verdicts.pretraining_helps(arms["mae"], arms["random"]),
+    }
+    seconds = [r.metrics.get("train_time_s") or 0.0 for k in ("mae", "contrastive", "supervised")
+               for r in runs[k].values()]
+    seconds += [r.metrics.get("train_time_s") or 0.0 for p in runs["probes"].values() for r in p.values()]
+    return {"met": {k: bool(p.met) for k, p in pre.items()}, "text": {k: p.text for k, p in pre.items()},
+            "encoder_distance": np.round(em["mae"]["distance"].mean(1), 2).tolist(),
+            "uniform_distance": round(em["mae"]["uniform"], 2),
+            "decoder_entropy": np.round(dm["entropy"], 3).tolist(), "formed_entropy":
+                round(verdicts.formed_entropy(dm["n_keys"]), 3),
+            "probe": {k: a.of("lp") for k, a in arms.items()}, "train_s": round(sum(seconds), 1)}
+
+
+def choose(rows: dict[str, dict]) -> tuple[str | None, str]:
+    """The rule of the module docstring: (chosen candidate, why)."""
+    if not rows:
+        return None, "no candidate was measured"
+    met = {n: sum(r["met"].values()) for n, r in rows.items()}
+    best = max(met.values())
+    pick = min((n for n in rows if met[n] == best), key=lambda n: rows[n]["train_s"])
+    if best == len(PRECONDITIONS):
+        return pick, "the cheapest candidate meeting every precondition in every seed"
+    missed = [k for k, v in rows[pick]["met"].items() if not v]
+    return pick, (f"no candidate met every precondition; the cheapest of those meeting the most ({best} of "
+                  f"{len(PRECONDITIONS)}), which misses {', '.join(missed)}")
+
+
+def calibrate(scale: str, run_root: str | None = None, seeds=(0, 1, 2), names=None, jobs: int | None = None,
+              n_images: int = N_IMAGES, device: str = "auto", progress: bool = True) -> dict:
+    """Train every candidate's runs in parallel (``plan.train_runs``), measure each, choose: {"candidates": {name:
+    row}, "chosen", "why", "seeds", "n_images"}."""
+    rec = scales.get(scale)
+    names = list(names or rec.reference_candidates)
+    planner: list = []
+    for n in names:
+        runs_of(candidate_study(scale, n, seeds, run_root, planner, device))
+    train_runs(planner, run_root, jobs or default_jobs(scale), progress=progress)
+    rows = {}
+    for n in names:
+        study = candidate_study(scale, n, seeds, run_root, device=device)
+        rows[n] = {"what": rec.reference_candidates[n][0], **measure(study, runs_of(study), n_images)}
+    chosen, why = choose(rows)
+    return {"scale": scale, "seeds": list(seeds), "n_images": n_images, "candidates": rows, "chosen": chosen,
+            "why": why, "preconditions": list(PRECONDITIONS)}
+
+
+def summary(table: dict):
+    """One row per candidate, cheapest first: what it changes, its cost, and each precondition met or not, with
+    the numbers behind the nearest misses (pandas DataFrame)."""
+    import pandas as pd  # lazy: the book's tables only (requirements.txt), not the library core (pyproject)
+
+    rows = []
+    for name, r in sorted(table["candidates"].items(), key=lambda kv: kv[1].get("train_s", math.inf)):
+        rows.append({"candidate": name, "what": r["what"], "training s": r["train_s"],
+                     **{k.replace("_", " "): "yes" if r["met"][k] else "no" for k in PRECONDITIONS},
+                     "encoder distance px (uniform)": f"{', '.join(f'{d:.1f}' for d in r['encoder_distance'])} "
+                                                      f"({r['uniform_distance']:.1f})",
+                     "probe: MAE / random init": f"{np.mean(r['probe']['mae']):.1f} / "
+                                                 f"{np.mean(r['probe']['random']):.1f}",
+                     "chosen": name == table["chosen"]})
+    return pd.DataFrame(rows).set_index("candidate")
+
+
+def table_path(scale: str = "gpu") -> str:
+    """``bench/results/<scale>_scale_calibration.json`` of this repository: the committed table of a scale."""
+    return committed_path(f"{scale}_scale_calibration.json")
+
+
+def read_table(path: str) -> dict | None:
+    """A committed testability table, or None where none was made yet (the appendix then says how to make it)."""
+    try:
+        with open(path) as f:
+            table = json.load(f)
+    except FileNotFoundError:
+        return None
+    if not {"candidates", "chosen", "why", "seeds"} <= set(table):
+        raise ValueError(f"{path} is not a testability table; rewrite it with python -m lcmae_core.testability")
+    return table
+
+
+def page_text(table: dict | None, scale: str = "gpu") -> str:
+    """The appendix's sentence on a reference scale's calibration: what it chose and why, or how to make it."""
+    if table is None:
+        return (f"The {scale} scale's calibration has not been run yet: it needs a GPU (its candidates at 3 seeds each "
+                f"take minutes on one, hours on 2 CPU cores). bench/gpu_record.sh runs it, then makes the record; "
+                f"until then the scale's recipe is its first one, not a calibrated choice.")
+    n = len(table["candidates"])
+    full = sum(all(r["met"].values()) for r in table["candidates"].values())
+    return (f"Of {n} candidates trained at {len(table['seeds'])} seeds each, {full} met every precondition in every "
+            f"seed. The rule chose {table['chosen']}: {table['why']}.")
+
+
+@interruptible
+def main(argv=None) -> int:
+    candidates = [n for n, r in scales.SCALES.items() if r.reference_candidates]
+    p = OneLineParser(prog="python -m lcmae_core.testability", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", default="gpu", choices=candidates)
+    p.add_argument("--out", required=True, help="the JSON table to write")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (0 .. N-1; default 3)")
+    p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
+    p.add_argument("--run-root", default=None, help=ROOT_HELP)
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the scale's)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--n-images", type=int, default=N_IMAGES)
+    a = p.parse_args(argv)
+    if a.seeds < 2:
+        p.error(f"--seeds must be at least 2 (a paired interval needs two), got {a.seeds}")
+    if a.jobs is not None and a.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {a.jobs}")
+    try:
+        table = calibrate(a.scale, a.run_root, tuple(range(a.seeds)), a.only, a.jobs, a.n_images, a.device)
+    except ValueError as e:
+        p.error(str(e))
+    atomic_write_text(a.out, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    print(json.dumps({"event": "calibrated", "out": a.out, "chosen": table["chosen"], "why": table["why"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["PRECONDITIONS", "candidate_study", "runs_of", "measure", "choose", "calibrate", "summary", "table_path",
+           "read_table", "page_text"]

@@ -1,0 +1,95 @@
+"""Records (``lcmae_core.records``): one command executes the whole book at a scale and packs it with its provenance;
+the same code reads it back; a record the code no longer reproduces is stale, and the committed ones must not be."""
+
+import json
+import tarfile
+
+import pytest
+
+from lcmae_core import records
+from lcmae_core.records import RecordError
+from lcmae_core.verdicts import Claim
+
+
+def _fake(folder, **over):
+    prov = {"format": records.FORMAT, "name": "x", "scale": "smoke", "seeds": [0, 1], "parameters": {},
+            "commit": "abc", "dirty": False, "made_at": "now", "hardware": {"cores": 2, "torch": "2"},
+            "command": "python -m lcmae_core record --scale smoke", "run_names": records.planned_names("smoke"),
+            "runs": {}, "pages": {}, "figures": {}, "wall_s": 60.0, **over}
+    folder.mkdir(parents=True)
+    (folder / records.PROVENANCE).write_text(json.dumps(prov))
+    return folder
+
+
+def test_reading_a_record_and_its_staleness(tmp_path):
+    rec = records.read_record(_fake(tmp_path / "x"))
+    assert rec.name == "x" and rec.scale == "smoke" and rec.pages() == {}
+    assert rec.stale() == (False, f"current: the code plans the {len(rec.provenance['run_names'])} runs it ran")
+    assert "2 CPU cores" in rec.provenance_text() and "commit abc" in rec.provenance_text()
+    # the code now plans other runs than the record ran: stale, with the command that remakes it
+    old = records.read_record(_fake(tmp_path / "y", run_names=["mae-000000000000"]))
+    stale, why = old.stale()
+    assert stale and "stale" in why and "python -m lcmae_core record --scale smoke" in why
+    assert [r.name for r in records.list_records(tmp_path)] == ["x", "x"]
+
+
+def test_bad_record_folders_are_one_line(tmp_path):
+    with pytest.raises(RecordError, match="is not a record: it has no provenance.json"):
+        records.read_record(tmp_path)
+    (tmp_path / records.PROVENANCE).write_text('{"format": 1,')
+    with pytest.raises(RecordError, match="is not valid JSON"):
+        records.read_record(tmp_path)
+    (tmp_path / records.PROVENANCE).write_text('{"format": 99}')
+    with pytest.raises(RecordError, match="format 1"):
+        records.read_record(tmp_path)
+    assert records.list_records(tmp_path / "none") == []
+
+
+def test_the_views_without_records_say_how_to_make_one(tmp_path):
+    view = records.page_view("table2_decoders", [], tmp_path)
+    assert "No record is committed yet" in view._repr_html_() and "python -m lcmae_core record" in view._repr_html_()
+    assert "no record is committed yet" in records.reproducibility_summary([], "cpu", {})
+
+
+@pytest.mark.parametrize("rec", records.list_records(), ids=lambda r: r.name)
+def test_every_committed_record_is_current(rec):
+    """The committed records ran the runs the code plans now for their scale: a recipe change makes them stale,
+    which the pages show, and which fails here until the record is made again."""
+    stale, why = rec.stale()
+    assert not stale, why
+
+
+@pytest.mark.slow
+def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
+    from lcmae_core.cli import main
+
+    out, runs = tmp_path / "records", tmp_path / "runs"
+    assert main(["record", "--scale", "smoke", "--name", "smoke-ci", "--out", str(out), "--run-root", str(runs),
+                 "--no-progress"]) == 0
+    folder = out / "smoke-ci"
+    rec = records.read_record(folder)
+    prov = rec.provenance
+    assert prov["scale"] == "smoke" and prov["seeds"] == [0, 1] and len(prov["commit"]) in (40, 7)
+    assert prov["run_names"] == records.planned_names("smoke") and set(prov["runs"]) == set(prov["run_names"])
+    assert set(prov["pages"]) >= {"table1_lcmae_ablation", "results_summary"} and prov["wall_s"] > 0
+    assert rec.stale()[0] is False
+    # the pages' records, read by the same code as a build's
+    pages = rec.pages()
+    assert "table2_decoders" in pages and pages["table2_decoders"]["claims"]["claims"]
+    assert (folder / "executed" / "table1_lcmae_ablation.ipynb").exists()
+    assert rec.figures("fig2_fig3_decoder_position_semantics") and all(f.exists() for f in rec.figures(
+        "fig2_fig3_decoder_position_semantics"))
+    # one archive, within the limit, holding the same folder
+    archive = out / "smoke-ci.tar.gz"
+    assert archive.stat().st_size < records.MAX_ARCHIVE_MIB * 2**20
+    with tarfile.open(archive) as tar:
+        assert "smoke-ci/provenance.json" in tar.getnames()
+    # the page view: provenance, table, figures, and each claim beside this build's
+    now = [Claim(c["id"], c["text"], c["verdict"], "") for c in pages["table2_decoders"]["claims"]["claims"]]
+    html = records.PageView("table2_decoders", now, [rec])._repr_html_()
+    assert "Record smoke-ci" in html and "current" in html and "T2-akin" in html and "<table" in html
+    rows = records.summary_rows(pages, [rec])
+    assert rows and all(r["record smoke-ci"] == r["this build"] for r in rows)
+    assert "smoke-ci" in records.reproducibility_summary([rec], "smoke", pages)
+    # nothing half-made is left beside it
+    assert sorted(p.name for p in out.iterdir()) == ["smoke-ci", "smoke-ci.tar.gz"]
