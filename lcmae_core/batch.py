@@ -18,10 +18,12 @@ if __name__ == "__main__":  # python -m lcmae_core.batch: a Ctrl-C during the im
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,14 +33,14 @@ from .atomic import atomic_write_json, atomic_write_text
 from .configs import ConfigError, check_device, check_scale, scale_record
 from .errors import OneLineParser, UsageError, interruptible
 from .experiments import BATCH_ENV, PLANNED_ENV
-from .parameters import (NOTEBOOK_DIR, UNEVALUATED, ParameterError, declared_parameters, page_parameters,
-                         parse_value)
-from .plan import PlanError, default_jobs, keep_freed_memory, plan_runs, train_runs
+from .parameters import (NOTEBOOK_DIR, UNEVALUATED, ParameterError, check_page, declared_parameters,
+                         page_parameters, parse_value)
+from .plan import PlanError, check_jobs, default_jobs, keep_freed_memory, plan_runs, train_runs
 from .pretrained import CheckpointError, check_file
 from .reference_models import DEIT_FILES, DINO_FILES, MAE_DECODER_FILES, MAE_ENCODER_FILES
 from .runs import LAUNCHERS, ROOT_HELP, RunError, check_root_writable
 
-from .results import hardware_info
+from .results import hardware_info, results_root
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "book" / "executed"
@@ -93,15 +95,28 @@ def input_key(name: str, scale: str, parameters: dict, notebook_dir: Path, libra
     return h.hexdigest()[:16]
 
 
+def read_status(out_dir: Path) -> dict[str, dict]:
+    """{notebook: its status record} of an executed folder's run_status.json; {} where there is none, or where it was
+    cut off or edited (one line on stderr says so: the next batch rewrites it)."""
+    f = Path(out_dir) / "run_status.json"
+    if not f.exists():
+        return {}
+    try:
+        return {r["notebook"]: r for r in json.loads(f.read_text())}
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"note: {f} is not a run-status record ({type(e).__name__}: cut off or edited); it is rewritten when "
+              "this batch ends", file=sys.stderr)
+        return {}
+
+
 def reusable(name: str, key: str, out_dir: Path) -> dict | None:
     """The status record of an earlier successful execution with the same inputs, if its output is still there.
 
     The results summary is never reused: it reads what the other pages recorded.
     """
-    f = out_dir / "run_status.json"
-    if name in LAST or not f.exists() or not (out_dir / f"{name}.ipynb").exists():
+    if name in LAST or not (out_dir / f"{name}.ipynb").exists():
         return None
-    old = {r["notebook"]: r for r in json.loads(f.read_text())}.get(name)
+    old = read_status(out_dir).get(name)
     if old and old.get("ok") and old.get("key") == key:
         return {**old, "reused": True}
     return None
@@ -119,31 +134,85 @@ def non_default_parameters(notebook: str | Path, parameters: dict) -> dict:
 
 
 def execute_one(name: str, scale: str, out_dir: str, parameters: dict, notebook_dir: str = str(NOTEBOOK_DIR),
-                progress: bool = True, timeout: int | None = None) -> dict:
-    """Execute one notebook with papermill; returns its status record. Never raises for a notebook error."""
+                progress: bool = True, timeout: int | None = None, variant: dict | None = None) -> dict:
+    """Execute one notebook with papermill; returns its status record. Never raises for a notebook error.
+
+    A failed execution leaves the last good page in place (the failed copy, with its error cell, goes to
+    ``failed/<name>.ipynb``; it takes the page's place only where no good one was there). variant: the ``-p`` values
+    the user gave this page: its results record is then kept apart (``variant_record``) and the page's default
+    record stays."""
     import papermill as pm  # lazy: optional, and slow to import (python -m lcmae_core loads this module)
 
     src = Path(notebook_dir) / f"{name}.ipynb"
     dst = Path(out_dir) / f"{name}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp.ipynb")
+    before = read_status(Path(out_dir)).get(name, {})  # a good page, or a failure that kept the good page before it
+    good_before = dst.exists() and bool(before.get("ok") or before.get("kept_good"))
+    results_dir = results_root(parameters.get("run_root") or None) / scale / name
     t0 = time.time()
     status = {"notebook": name, "scale": scale, "hardware": hardware_info(), "ok": True, "error": None}
-    try:
-        # only the values that differ from the notebook's own defaults are injected: a page built at its default
-        # scale shows its one, commented parameters cell instead of a second, injected copy
-        given = non_default_parameters(src, {"scale": scale, **parameters})
-        pm.execute_notebook(str(src), str(tmp), parameters=given,
-                            cwd=str(REPO), progress_bar=progress, kernel_name="python3",
-                            execution_timeout=timeout, log_output=False)
-    except Exception as e:  # papermill.PapermillExecutionError and friends
-        lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
-        status.update(ok=False, error=f"{type(e).__name__}: {lines[-1] if lines else ''}")
-    finally:
-        if tmp.exists():
-            os.replace(tmp, dst)  # the executed notebook, with the error cell when it failed
+    if variant:
+        status["parameters"] = dict(variant)
+    with variant_record(results_dir, variant) as kept:
+        try:
+            # only the values that differ from the notebook's own defaults are injected: a page built at its default
+            # scale shows its one, commented parameters cell instead of a second, injected copy
+            given = non_default_parameters(src, {"scale": scale, **parameters})
+            pm.execute_notebook(str(src), str(tmp), parameters=given,
+                                cwd=str(REPO), progress_bar=progress, kernel_name="python3",
+                                execution_timeout=timeout, log_output=False)
+        except Exception as e:  # papermill.PapermillExecutionError and friends
+            lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
+            status.update(ok=False, error=f"{type(e).__name__}: {lines[-1] if lines else ''}")
+        finally:
+            if tmp.exists():
+                if status["ok"] or not good_before:
+                    os.replace(tmp, dst)  # the executed notebook (with the error cell where no good page was)
+                else:
+                    status["kept_good"] = True  # the last good page stays; the failed copy goes beside it
+                if not status["ok"]:
+                    failed = dst.parent / "failed" / dst.name
+                    failed.parent.mkdir(exist_ok=True)
+                    if tmp.exists():
+                        os.replace(tmp, failed)
+                    else:
+                        shutil.copyfile(dst, failed)
+                    status["failed_copy"] = str(failed)
+    if kept:
+        status["record"] = str(kept[0])
+        print(f"{name} ran with -p {json.dumps(variant)}: its record is kept in {kept[0]}; the page's default record "
+              f"stays in {results_dir}", flush=True)
     status["wall_s"] = round(time.time() - t0, 2)
     return status
+
+
+@contextlib.contextmanager
+def variant_record(results_dir: Path, variant: dict | None):
+    """Around a page run with ``-p`` values (``variant``): the page's default record (``results_dir``) is set
+    aside, and afterwards the page's new record moves to ``<results_dir>@p-<digest>`` with the values in
+    ``parameters.json``, and the default comes back. Yields a list holding that folder once made (empty else)."""
+    kept: list = []
+    if not variant:
+        yield kept
+        return
+    digest = hashlib.sha256(json.dumps(variant, sort_keys=True).encode()).hexdigest()[:8]
+    aside = results_dir.with_name(f".{results_dir.name}.default")
+    target = results_dir.with_name(f"{results_dir.name}@p-{digest}")
+    had_default = results_dir.is_dir()
+    if had_default:
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(results_dir, aside)
+    try:
+        yield kept
+    finally:
+        if results_dir.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(results_dir, target)
+            atomic_write_json(target / "parameters.json", variant)
+            kept.append(target)
+        if had_default:
+            os.replace(aside, results_dir)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -158,10 +227,8 @@ def failures(records: list[dict]) -> str:
 
 def write_status(out_dir: Path, records: list[dict]) -> None:
     """run_status.json (machine-readable) and run_status.md (the book's run-status page)."""
-    old = {}
     f = out_dir / "run_status.json"
-    if f.exists():
-        old = {r["notebook"]: r for r in json.loads(f.read_text())}
+    old = read_status(out_dir)
     old.update({r["notebook"]: r for r in records})
     rows = [old[k] for k in sorted(old)]
     atomic_write_json(f, rows)
@@ -174,6 +241,10 @@ def write_status(out_dir: Path, records: list[dict]) -> None:
         hw = r["hardware"]
         where = hw.get("gpu") or f"{hw.get('cores')} CPU cores ({hw.get('cpu')})"
         outcome = ("ok (reused)" if r.get("reused") else "ok") if r["ok"] else f"failed: {r['error']}"
+        if r.get("parameters"):
+            outcome += f"; with -p {json.dumps(r['parameters'])}"
+        if r.get("failed_copy") and not r["ok"]:
+            outcome += "; the last good page was kept" if r.get("kept_good") else ""
         lines.append(f"| {r['notebook']} | {r['scale']} | {r['wall_s']:.1f} | {where}, torch {hw.get('torch')} "
                      f"| {outcome} |")
     atomic_write_text(out_dir / "run_status.md", "\n".join(lines) + "\n")
@@ -217,6 +288,15 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     common = {"data_root": data_root or "", "run_root": run_root, "device": device, "launcher": launcher}
     extra = notebook_extras(names, notebook_dir, parameters or {}, checkpoints, train)
     params = {n: {**common, **extra[n]} for n in names}
+    # the -p values each page declares: its run then records apart from its default record (``variant_record``)
+    variants = {n: v for n, v in page_parameters(names, parameters or {}, notebook_dir).items() if v}
+    for n in names:  # every value against its rule and the others, before anything trains (the notebooks check too)
+        defaults = {k: v for k, v in declared_parameters(notebook_dir / f"{n}.ipynb").items() if v is not UNEVALUATED}
+        try:
+            check_page(n, {**defaults, "scale": scale, **params[n]}, notebook_dir)
+        except ParameterError as e:
+            raise BatchError(str(e)) from None
+    check_checkpoint_files(extra)
     library = library_digest()
     keys = {n: input_key(n, scale, params[n], notebook_dir, library) for n in names}
     reused = {n: r for n in names if reuse and (r := reusable(n, keys[n], out_dir))}
@@ -226,17 +306,17 @@ def run_batch(scale: str, out_dir: str | os.PathLike = DEFAULT_OUT, only: list[s
     planned = launcher == "local" and todo and (train or not scale_record(scale).ask_before_training)
     if planned:
         train_planned(scale, [n for n in todo if not _uses_checkpoints(extra[n])], run_root or None, data_root,
-                      device, jobs, extra)
+                      device, jobs, extra, progress)
     os.environ[BATCH_ENV] = "1"  # the kernels inherit it: no per-run progress bars in executed notebooks
     if planned:  # the kernels inherit it: a run the plan missed fails its page, named, instead of training alone
         os.environ[PLANNED_ENV] = "1"
     try:
         if launcher == "slurm":
-            records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout)
+            records = _run_slurm(todo, scale, out_dir, params, str(notebook_dir), slurm or {}, timeout, variants)
         else:
             keep_freed_memory()  # the kernels inherit it: the analysis pages allocate and free large maps per batch
             records = _run_local(names, reused, scale, out_dir, params, str(notebook_dir), progress, timeout,
-                                 jobs or default_jobs(scale))
+                                 jobs or default_jobs(scale), variants)
     finally:
         os.environ.pop(PLANNED_ENV, None)
     for rec in records:
@@ -263,7 +343,7 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
     """Each notebook's parameters beyond the common ones: the ``-p`` values it declares (each checked against the
     type of its default), the checkpoint files of ``checkpoints`` for the pages that take them, ``train``.
     Raises ``BatchError`` (one line) for a parameter no selected notebook takes, a badly typed value, a missing
-    checkpoint folder or file."""
+    checkpoint folder or a file missing from it (``check_checkpoint_files`` reads the files themselves)."""
     try:
         given = page_parameters(names, parameters, notebook_dir)
     except ParameterError as e:
@@ -285,21 +365,28 @@ def notebook_extras(names: list[str], notebook_dir: Path, parameters: dict, chec
                     raise BatchError(f"{n} needs one of {', '.join(files)} in {checkpoints} (or pass -p {param} "
                                      "FILE)")
                 extra[param] = os.path.abspath(found[0])
+        out[n] = extra
+    return out
+
+
+def check_checkpoint_files(extras: dict[str, dict]) -> None:
+    """Each checkpoint file a page is given exists and is not empty (read after the values are checked: a wrong
+    value is named before a file is opened). Raises ``BatchError`` (one line, naming the page and the -p to pass)."""
+    for n, extra in extras.items():
         for param in CHECKPOINT_PARAMS.get(n, {}):
             if extra.get(param):
                 try:
                     check_file(extra[param], f"replace it, or pass -p {param} FILE")
                 except CheckpointError as e:
                     raise BatchError(f"{n}: {e}") from None
-        out[n] = extra
-    return out
 
 
 def _uses_checkpoints(extra: dict) -> bool:
     return bool(extra.get("mae_checkpoint"))
 
 
-def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, timeout, jobs) -> list[dict]:
+def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, timeout, jobs,
+               variants) -> list[dict]:
     """Execute the notebooks here, ``jobs`` at a time (each kernel then gets cores / jobs torch threads); the
     results summary last, on its own."""
     for i, name in enumerate(names):
@@ -313,7 +400,8 @@ def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, ti
 
     def one(name):
         print(f"[{names.index(name) + 1}/{len(names)}] {name} at scale {scale}", flush=True)
-        rec = execute_one(name, scale, str(out_dir), params[name], notebook_dir, progress and jobs == 1, timeout)
+        rec = execute_one(name, scale, str(out_dir), params[name], notebook_dir, progress and jobs == 1, timeout,
+                          variants.get(name))
         print(f"    {name}: {'ok' if rec['ok'] else 'FAILED'} in {rec['wall_s']:.1f} s"
               + ("" if rec["ok"] else f": {rec['error']}"), flush=True)
         return rec
@@ -330,7 +418,7 @@ def _run_local(names, reused, scale, out_dir, params, notebook_dir, progress, ti
 
 
 def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_root: str | None, device: str,
-                  jobs: int | None = None, params: dict | None = None) -> None:
+                  jobs: int | None = None, params: dict | None = None, progress: bool = True) -> None:
     """Before the notebooks run: plan every run they need with the parameters they receive (``params``: {notebook:
     its -p values}; ``lcmae_core.plan``) and train the missing ones in ``jobs`` worker processes, so that the
     notebooks only load. Raises ``BatchError`` naming failed runs."""
@@ -339,12 +427,12 @@ def train_planned(scale: str, notebooks: list[str], run_root: str | None, data_r
     print(f"planned {len(cfgs)} runs for {len(notebooks)} notebook(s); training the missing ones, {jobs} at a time",
           flush=True)
     try:
-        train_runs(cfgs, run_root, jobs)
+        train_runs(cfgs, run_root, jobs, progress=progress)
     except PlanError as e:
         raise BatchError(f"runs failed before the notebooks could run: {e}") from None
 
 
-def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
+def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout, variants):
     """One SLURM job per notebook through submitit; the results summary waits for the others."""
     import submitit  # lazy: optional (pip install submitit), the slurm launcher only
 
@@ -356,14 +444,14 @@ def _run_slurm(names, scale, out_dir, params, notebook_dir, slurm, timeout):
         **({"slurm_partition": slurm["partition"]} if slurm.get("partition") else {}),
     )
     first = [n for n in names if n not in LAST]
-    jobs = [executor.submit(execute_one, n, scale, str(out_dir), params[n], notebook_dir, False, timeout)
-            for n in first]
+    jobs = [executor.submit(execute_one, n, scale, str(out_dir), params[n], notebook_dir, False, timeout,
+                            variants.get(n)) for n in first]
     for n, j in zip(first, jobs):
         print(f"submitted {n} as job {j.job_id}", flush=True)
     records = [j.result() for j in jobs]
     for n in [n for n in names if n in LAST]:
         records.append(executor.submit(execute_one, n, scale, str(out_dir), params[n], notebook_dir, False,
-                                       timeout).result())
+                                       timeout, variants.get(n)).result())
     return records
 
 
@@ -404,9 +492,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute the batch described by parsed arguments; 0 when every notebook ran, 1 otherwise, 2 on bad input."""
-    if args.jobs is not None and args.jobs < 1:
-        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
-        return 2
+    args.jobs = check_jobs(args.jobs)
     try:
         records = run_batch(args.scale, args.out, args.only, args.data_root, args.run_root, args.device,
                             args.launcher, slurm=dict(partition=args.partition, nodes=args.nodes,

@@ -18,7 +18,6 @@ the runs before a cut when they are the same runs (their config hashes) and no s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ import sys
 import torch
 
 from . import configs, scales
+from .errors import OneLineParser, interruptible
 from .atomic import atomic_write_json
 from .calibration import committed_path, read_committed
 from .experiments import Study
@@ -189,8 +189,9 @@ def budget_text(table: dict) -> str:
     return text
 
 
+@interruptible
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lcmae_core.budget", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m lcmae_core.budget", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", nargs="+", required=True, help="run stores holding the measured runs (a cpu build's, "
                    "and one with the runs of the recipes before the cuts)")
     p.add_argument("--out", required=True, help="the JSON table to write")

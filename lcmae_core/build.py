@@ -28,6 +28,7 @@ from pathlib import Path
 from .batch import DEFAULT_OUT, REPO, BatchError, failures, list_notebooks, run_batch
 from .scales import NAMES as SCALES
 from .errors import OneLineParser, UsageError, interruptible
+from .plan import check_jobs
 from .runs import ROOT_HELP
 
 NPM_PACKAGES = ("mathjax@3.2.2", "@jupyter-widgets/html-manager@1.0.15", "requirejs@2.3.8")
@@ -64,11 +65,30 @@ def vendor_assets(vendor: Path = VENDOR, cache: Path = NPM_CACHE) -> Path:
 
 
 def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
-    """jupyter-book build, failing on any warning or notebook error."""
+    """jupyter-book build, failing on any warning or notebook error. It builds beside the book's ``_build`` (a copy,
+    so that unchanged pages are not rebuilt) and replaces ``_build`` only when the build succeeds: a failed build
+    leaves the last good HTML in place."""
+    root = Path(root)
     jb = Path(sys.executable).with_name("jupyter-book")
+    final, work = root / "_build", root / ".build.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    if final.is_dir():
+        shutil.copytree(final, work / "_build", symlinks=True)
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "-W", "-n", "--keep-going",
-           *builder_args]
-    return subprocess.run(cmd).returncode
+           "--path-output", str(work), *builder_args]
+    code = subprocess.run(cmd).returncode
+    if code == 0:
+        old = root / ".build.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(work / "_build", final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        print(f"note: the build failed, so {final} keeps the last good HTML", file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    return code
 
 
 def failed_notebooks(out_dir: Path) -> list[str]:
@@ -102,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.jobs is not None and args.jobs < 1:
-        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
-        return 2
+    args.jobs = check_jobs(args.jobs)
     if args.no_execute and not args.publish_failures:
         try:
             failed = failed_notebooks(DEFAULT_OUT)

@@ -41,7 +41,7 @@ from .atomic import atomic_write_text
 from .errors import OneLineParser, interruptible
 from .experiments import Study
 from .masking import MASK_RATIO
-from .plan import train_runs
+from .plan import check_jobs, train_runs
 from .reference_models import load_run, load_run_init
 from .runs import ROOT_HELP, run_or_load
 
@@ -257,6 +257,7 @@ def recipe_agrees(table: dict, scale: str = "cpu") -> tuple[bool, str]:
     return True, f"the book's attention recipe is the chosen candidate {chosen!r}"
 
 
+@interruptible
 def main(argv=None) -> int:
     p = OneLineParser(prog="python -m lcmae_core.calibration", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="the JSON table to write")
@@ -266,13 +267,11 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
     p.add_argument("--n-images", type=int, default=N_IMAGES)
     a = p.parse_args(argv)
-
-    def go():
-        table = calibrate(a.scale, a.run_root, a.jobs, a.only, a.n_images)
-        atomic_write_text(a.out, json.dumps(table, indent=1, sort_keys=True) + "\n")
-        print(json.dumps({"event": "calibrated", "out": a.out, "chosen": table["chosen"], "why": table["why"]}))
-        return 0
-    return interruptible(go)()
+    a.jobs = check_jobs(a.jobs)
+    table = calibrate(a.scale, a.run_root, a.jobs, a.only, a.n_images)
+    atomic_write_text(a.out, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    print(json.dumps({"event": "calibrated", "out": a.out, "chosen": table["chosen"], "why": table["why"]}))
+    return 0
 
 
 if __name__ == "__main__":

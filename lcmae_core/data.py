@@ -38,6 +38,7 @@ A sample is ``(image (3, H, W) float, label int)``; unlabelled sets give label -
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -120,6 +121,8 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+# the datasets read from a folder of image files (any folder, flat or of class folders; ImageNet's layout)
+FOLDER_DATASETS = ("imagefolder", "imagenet")
 # an unlabelled pretraining set's labelled twin: the supervised model of the pages that pretrain on it trains there
 LABELLED_TWIN = {"photos": "photo_ids"}
 
@@ -368,8 +371,8 @@ def list_image_files(folder: str) -> tuple[list[str], list[int], list[str]]:
     With subfolders, each immediate subfolder is a class (its images found recursively), as ``ImageFolder``; a flat
     folder is one class, "". Sorted, so the same folder always lists the same way."""
     if not os.path.isdir(folder):
-        raise DataError(f"image folder {folder} does not exist; {SET_ROOT} (a folder of images, or of "
-                        "class folders)")
+        what = "is a file, not a folder" if os.path.isfile(folder) else "does not exist"
+        raise DataError(f"image folder {folder} {what}; {SET_ROOT} (a folder of images, or of class folders)")
     subdirs = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
     paths, labels = [], []
     groups = [(c, os.path.join(folder, c)) for c in subdirs] or [("", folder)]
@@ -424,7 +427,8 @@ def _folder_split(root: str | None, split: str, name: str) -> str:
     if not root:
         raise DataError(f"dataset {name!r} needs a data root: {SET_ROOT} (holding train/ and val/)")
     if not os.path.isdir(root):
-        raise DataError(f"data root {root} does not exist; {SET_ROOT} (holding train/ and val/)")
+        what = "is a file, not a folder" if os.path.isfile(root) else "does not exist"
+        raise DataError(f"data root {root} {what}; {SET_ROOT} (holding train/ and val/)")
     path = os.path.join(root, split)
     if not os.path.isdir(path):
         raise DataError(f"data root {root} has no {split}/ folder; dataset {name!r} needs {root}/train and "
@@ -512,17 +516,46 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
 def check_data_root(d) -> None:
     """The data a config names is where it says, checked by name only (nothing is read): a one-line
     ``DataError`` before any run folder or lock is made."""
-    if d.dataset in ("imagefolder", "imagenet"):
+    if d.dataset in FOLDER_DATASETS:
         if not d.root:
             raise DataError(f"dataset {d.dataset!r} needs a data root: {SET_ROOT} (holding train/ and val/)")
         if not os.path.isdir(os.path.join(d.root, "train")):
-            what = "does not exist" if not os.path.isdir(d.root) else "has no train/ folder"
+            what = ("is a file, not a folder" if os.path.isfile(d.root) else "does not exist"
+                    if not os.path.isdir(d.root) else "has no train/ folder")
             raise DataError(f"data root {d.root} {what}; dataset {d.dataset!r} needs DIR/train and DIR/val with one "
                             f"folder per class (check {CHECK_ROOT})")
     elif d.dataset in ("cifar10", "cifar100") and not d.download:
         if not d.root or not os.path.isdir(d.root):
             raise DataError(f"dataset {d.dataset!r} needs an existing data root: {SET_ROOT} (and "
                             "data.download=true to fetch it there)")
+
+
+def check_classes(d, family: str) -> None:
+    """A classifier needs two classes at least: an image folder with one (or none) would train and report 100%."""
+    if d.dataset in FOLDER_DATASETS and family in ("finetune", "linprobe"):
+        k = num_classes(d.dataset, d.root)
+        if k < 2:
+            raise DataError(f"{family} needs at least 2 classes; {os.path.join(d.root, 'train')} has {k} class "
+                            "folder(s); give it one folder of images per class")
+
+
+@functools.lru_cache(maxsize=16)
+def folder_identity(root: str) -> dict:
+    """What an image folder's runs depend on, independent of where it lives: its class names and a fingerprint of
+    its train/ and val/ file lists (relative paths and sizes), and their counts. Part of a run's name
+    (``configs.config_hash``): a run on another folder is another run, a run on the same folder moved elsewhere the
+    same. Found by listing the folder once per process (nothing is opened)."""
+    out = {}
+    for split in ("train", "val"):
+        folder = os.path.join(root, split)
+        if not os.path.isdir(folder):
+            continue
+        paths, _, classes = list_image_files(folder)
+        h = hashlib.sha256()
+        for p in paths:
+            h.update(f"{os.path.relpath(p, folder)}\0{os.path.getsize(p)}\n".encode())
+        out[split] = {"classes": classes, "files": len(paths), "sha256": h.hexdigest()[:16]}
+    return out
 
 
 KNOWN_TRAIN_SIZES = {"mnist5k": 4000, "cifar10": 50_000, "cifar100": 50_000}

@@ -12,6 +12,7 @@ import threading
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
 EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2  # a command line that cannot be parsed, or a bad value in it
 
 
 class UsageError(ValueError):
@@ -78,7 +79,8 @@ def quiet_interrupts():
 
 
 def interruptible(main):
-    """An entry point's ``main``: Ctrl-C at any moment ends it with one line on stderr and exit status 130."""
+    """An entry point's ``main``: Ctrl-C at any moment ends it with one line on stderr and exit status 130, and a
+    command line that cannot be parsed or holds a bad value (``UsageError``) with one line and status 2."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
@@ -90,5 +92,8 @@ def interruptible(main):
         except KeyboardInterrupt:
             print(INTERRUPTED, file=sys.stderr)
             return EXIT_INTERRUPTED
+        except UsageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
 
     return wrapper

@@ -40,7 +40,6 @@ from .train.common import eval_dataset
 # On the cpu scale's 7x7 digits a 7-patch block is the whole image, so Table 3 stops at 5 there (71% of the width);
 # the attention pages' 12x12 grid keeps all four (8, 25, 42, 58%)
 AE_BLOCK_MULTIPLES = (1, 3, 5, 7)
-FOLDER_SETS = ("imagefolder", "imagenet")  # analysis images come from files, sampled without opening the rest
 # set for the notebooks a batch executes (``lcmae_core.batch``): Study then trains without progress bars
 BATCH_ENV = "LCMAE_BATCH"
 # set when the batch has planned and trained every run of its notebooks first: a notebook that still finds a run
@@ -270,7 +269,7 @@ class Study:
         ``<data_root>/<split>`` when it exists, else ``data_root`` itself; only the sampled files are opened."""
         name = dataset or self.labelled()
         seed = self.image_seed if seed is None else seed
-        if name in FOLDER_SETS:
+        if name in data.FOLDER_DATASETS:
             paths, labels, _ = data.list_image_files(data.analysis_folder(self.data_root, split))
             idx = data.stratified_sample(labels, n, seed)
             tf = data.build_transform("eval", data.dataset_info(name), self.config("finetune").model.img_size)
@@ -288,7 +287,7 @@ class Study:
         """Where a page's images came from, for its metrics: dataset, folder (folder sets), n_images, seed."""
         name = dataset or self.labelled()
         out = {"dataset": name, "n_images": n, "sampling_seed": self.image_seed}
-        if name in FOLDER_SETS:
+        if name in data.FOLDER_DATASETS:
             out["folder"] = data.analysis_folder(self.data_root, split)
         return out
 

@@ -31,6 +31,7 @@ from . import configs, scales
 from .experiments import Study
 from .pages import PAGE_RUNS, page_runs
 from .parameters import ParameterError, page_parameters, parse_value
+from .errors import UsageError
 from .runs import ROOT_HELP, RunError, check_root_writable, is_finished, resolve_root, train_from_dict
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
@@ -44,12 +45,29 @@ class PlanError(RuntimeError):
     """Runs of the plan that failed (one line per run)."""
 
 
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_jobs(jobs: int | None, flag: str = "--jobs") -> int | None:
+    """A worker count from a command line, checked once for every tool: at least 1 (``UsageError``), and no more than
+    the usable cores, to which a larger one is capped with one line on stderr (each worker trains on a core of its
+    own: more only make them wait on each other). None stays None (the scale's default)."""
+    if jobs is None:
+        return None
+    if jobs < 1:
+        raise UsageError(f"{flag} must be at least 1, got {jobs}")
+    cores = usable_cores()
+    if jobs > cores:
+        print(f"note: {flag} {jobs} is more than the {cores} usable cores; training {cores} at a time", file=sys.stderr)
+        return cores
+    return jobs
+
+
 def default_jobs(scale: str) -> int:
     """Worker processes by default: the usable cores where each run trains on one thread (the smoke and cpu scales),
     else one (a GPU)."""
-    if configs.scale_record(scale).parallel_runs:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1
+    return usable_cores() if configs.scale_record(scale).parallel_runs else 1
 
 
 def plan_by_page(scale: str, notebooks=None, run_root: str | None = None, data_root: str | None = None,
@@ -163,40 +181,42 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
 
     running: dict = {}
     keep_freed_memory()
-    if jobs <= 1:
-        for name in ready_order(todo, deps):
-            if deps[name] in failed:
-                failed[name] = f"its pretraining {deps[name]} failed"
-                note(name, error=failed[name])
-                continue
-            t0 = time.time()
-            try:
-                _train_one(configs.to_dict(todo[name]), root)
-                done[name] = time.time() - t0
-                note(name, done[name])
-            except Exception as e:  # noqa: BLE001 - collected and reported together
-                failed[name] = _one_line(e)
-                note(name, error=failed[name])
-    else:
-        with worker_pool(jobs) as pool:
-            while True:
-                for name in ready()[: max(0, jobs - len(running))]:
-                    running[name] = pool.submit(_train_one, configs.to_dict(todo[name]), root)
-                for name in blocked():
+    try:  # the bar is closed however the plan ends: a Ctrl-C's line then starts a line of its own
+        if jobs <= 1:
+            for name in ready_order(todo, deps):
+                if deps[name] in failed:
                     failed[name] = f"its pretraining {deps[name]} failed"
                     note(name, error=failed[name])
-                if not running:
-                    break
-                finished, _ = cf.wait(list(running.values()), return_when=cf.FIRST_COMPLETED)
-                for name in [n for n, f in running.items() if f in finished]:
-                    fut = running.pop(name)
-                    try:
-                        done[name] = fut.result()[1]
-                        note(name, done[name])
-                    except Exception as e:  # noqa: BLE001
-                        failed[name] = _one_line(e)
+                    continue
+                t0 = time.time()
+                try:
+                    _train_one(configs.to_dict(todo[name]), root)
+                    done[name] = time.time() - t0
+                    note(name, done[name])
+                except Exception as e:  # noqa: BLE001 - collected and reported together
+                    failed[name] = _one_line(e)
+                    note(name, error=failed[name])
+        else:
+            with worker_pool(jobs) as pool:
+                while True:
+                    for name in ready()[: max(0, jobs - len(running))]:
+                        running[name] = pool.submit(_train_one, configs.to_dict(todo[name]), root)
+                    for name in blocked():
+                        failed[name] = f"its pretraining {deps[name]} failed"
                         note(name, error=failed[name])
-    bar.close()
+                    if not running:
+                        break
+                    finished, _ = cf.wait(list(running.values()), return_when=cf.FIRST_COMPLETED)
+                    for name in [n for n, f in running.items() if f in finished]:
+                        fut = running.pop(name)
+                        try:
+                            done[name] = fut.result()[1]
+                            note(name, done[name])
+                        except Exception as e:  # noqa: BLE001
+                            failed[name] = _one_line(e)
+                            note(name, error=failed[name])
+    finally:
+        bar.close()
     if failed:
         raise PlanError("; ".join(f"{n}: {e}" for n, e in failed.items()))
     return done
@@ -249,9 +269,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs is not None and args.jobs < 1:
-        print(f"error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
-        return 2
+    args.jobs = check_jobs(args.jobs)
     unknown = [n for n in (args.only or []) if n not in PAGE_RUNS]
     if unknown:
         print(f"error: no runs are planned for {', '.join(unknown)}; choose from {', '.join(PAGE_RUNS)}",

@@ -204,6 +204,12 @@ def load_mae_state_dict(model: MaskedAutoencoderViT, sd: dict[str, torch.Tensor]
     if decoder_missing and any(k.startswith(DECODER_PREFIXES) for k in sd):
         raise CheckpointError(f"missing decoder keys: {_brief(decoder_missing)}; a checkpoint must hold the "
                               "whole decoder (full) or none of it (encoder-only)")
+    pos = sd.get("pos_embed")
+    if pos is not None and pos.shape == own["pos_embed"].shape:
+        fixed = own["pos_embed"]  # MAE's fixed 2-D sin-cos embedding, set at initialisation and never trained
+        if not torch.allclose(pos.float().cpu(), fixed.float().cpu(), atol=1e-3):
+            raise CheckpointError("its position embeddings are learned, not MAE's fixed 2-D sin-cos ones, so it is not "
+                                  "an MAE checkpoint (a DINO or DeiT file? pass those as the dino or deit parameter)")
     decoder_only_missing = bool(missing)
     model.load_state_dict(sd, strict=not decoder_only_missing)
     return LoadReport(loaded=sorted(sd), decoder_initialised=decoder_only_missing, skipped=skipped)
@@ -220,7 +226,10 @@ def load_official_mae(path: str | os.PathLike, model: MaskedAutoencoderViT | Non
     args = _args_dict(ckpt)
     if model is None:
         model = MaskedAutoencoderViT(**{**infer_mae_config(sd, args), **overrides})
-    report = load_mae_state_dict(model, sd)
+    try:
+        report = load_mae_state_dict(model, sd)
+    except CheckpointError as e:
+        raise CheckpointError(f"{os.fspath(path)}: {e}") from None
     report.args = args
     return model, report
 

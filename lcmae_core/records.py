@@ -38,7 +38,7 @@ from .configs import run_name
 from .batch import REPO, BatchError, failures, run_batch
 from .errors import OneLineParser, UsageError, interruptible
 from .parameters import ParameterError, page_parameters, parse_value
-from .plan import PAGE_RUNS, plan_runs
+from .plan import PAGE_RUNS, check_jobs, plan_runs
 from .results import hardware_info, load_all, table_frame
 from .runs import ROOT_HELP, resolve_root
 
@@ -331,8 +331,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    args.jobs = check_jobs(args.jobs)
     try:
         folder = make_record(args.scale, args.out, args.name, args.run_root, args.data_root, args.device, args.jobs,
                              {k: parse_value(v) for k, v in args.parameter} or None, not args.no_progress)

@@ -314,9 +314,13 @@ RUN_FORMAT = ckpt_io.RECORD_FORMAT
 def _read_run_checkpoint(path: str) -> dict:
     """A run checkpoint's dict, read with ``weights_only``, or a one-line error naming the file and the fix."""
     try:
-        ckpt = ckpt_io.load(path)  # an unreadable file: one line naming it and the fix (train the run again)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no run checkpoint at {path}; pass the checkpoint.pt of a finished run") from None
+        ckpt = ckpt_io.load(path)  # missing or unreadable: one line naming the file it wanted and the fix
+    except CheckpointError as e:
+        if "argparse.Namespace" in str(e):  # what facebookresearch/mae's released files hold beside the weights
+            raise CheckpointError(f"{e}; it is not a run checkpoint of this project: a facebookresearch/mae release "
+                                  "(which holds an argparse.Namespace) loads with reference_models.load_mae, or on a "
+                                  "page as mae_checkpoint") from None
+        raise
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or not isinstance(ckpt.get("config"),
                                                                                                  dict):
         got = _brief(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__

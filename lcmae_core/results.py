@@ -182,7 +182,9 @@ def load_all(scale: str, run_root: str | os.PathLike | None = None,
     out: dict[str, dict] = {}
     if not base.is_dir():
         return out
-    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+    # a page's default record only: not one set aside for a run with -p values (``<page>@p-<digest>``, see
+    # ``batch.variant_record``), nor a hidden one
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and "@" not in p.name and not p.name.startswith(".")):
         m, c = folder / "metrics.json", folder / "claims.json"
         if m.is_file() and c.is_file():
             out[folder.name] = {"metrics": json.loads(m.read_text()), "claims": json.loads(c.read_text())}

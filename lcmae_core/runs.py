@@ -35,7 +35,7 @@ import torch
 from . import configs
 from .atomic import atomic_write_json
 from .configs import run_name
-from .data import check_data_root, known_train_size
+from .data import check_classes, check_data_root, known_train_size
 from .train import checkpoint as ckpt_io
 from .train import distributed as dist_utils
 from .train import finetune, linprobe, pretrain
@@ -115,7 +115,7 @@ def _read_json(path: str):
             return json.load(f)
     except json.JSONDecodeError as e:
         raise RunError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): it was cut off or edited; remove "
-                       f"the run folder {os.path.dirname(os.path.abspath(path))} to train the run again") from None
+                       f"that run's folder {os.path.dirname(os.path.abspath(path))} to train it again") from None
 
 
 def read_run(path: str) -> Run:
@@ -174,6 +174,7 @@ def prepare(cfg, root: str | None = None):
     """Validate a config and the root; returns (cfg, root). Raises ConfigError / RunError."""
     cfg = configs.validate(cfg)
     check_data_root(cfg.data)
+    check_classes(cfg.data, cfg.family)
     n = known_train_size(cfg.data)
     if n is not None and n < cfg.optim.batch_size:  # drop_last: not one step would fit in an epoch
         raise configs.ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than the training set ({n} "
@@ -230,6 +231,7 @@ def _train_run_locked(cfg, root: str, device) -> Run:
         if main:
             created = not os.path.isdir(path)
             os.makedirs(path, exist_ok=True)
+            remove_stale_temporaries(path)
             atomic_write_json(os.path.join(path, "config.json"), configs.to_dict(cfg))
         dist_utils.barrier()
         t0, c0 = time.time(), time.process_time()
@@ -252,6 +254,17 @@ def _train_run_locked(cfg, root: str, device) -> Run:
             atomic_write_json(os.path.join(path, "metrics.json"), record)
         dist_utils.barrier()
     return read_run(path)
+
+
+def remove_stale_temporaries(path: str) -> list[str]:
+    """Remove the half-written files an earlier process left in a run folder when it was killed mid-write (the
+    ``.<name>.<random>.tmp`` files of ``atomic``): called under the run's lock, so no writer of them is alive.
+    Returns their names."""
+    gone = [f for f in os.listdir(path) if f.startswith(".") and f.endswith(".tmp")]
+    for f in gone:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, f))
+    return gone
 
 
 def train_from_dict(cfg_dict: dict, root: str | None = None) -> Run:

@@ -38,7 +38,7 @@ from .calibration import committed_path
 from .errors import OneLineParser, interruptible
 from .experiments import Study
 from .masking import MASK_RATIO
-from .plan import default_jobs, train_runs
+from .plan import check_jobs, default_jobs, train_runs
 from .runs import ROOT_HELP
 
 N_IMAGES = 128
@@ -193,8 +193,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.seeds < 2:
         p.error(f"--seeds must be at least 2 (a paired interval needs two), got {a.seeds}")
-    if a.jobs is not None and a.jobs < 1:
-        p.error(f"--jobs must be at least 1, got {a.jobs}")
+    a.jobs = check_jobs(a.jobs)
     try:
         table = calibrate(a.scale, a.run_root, tuple(range(a.seeds)), a.only, a.jobs, a.n_images, a.device)
     except ValueError as e:

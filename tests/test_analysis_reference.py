@@ -183,7 +183,7 @@ def test_bad_run_checkpoints_fail_clearly(tmp_path):
         torch.save(obj, tmp_path / name)
         with pytest.raises(CheckpointError, match=msg):
             load_run(tmp_path / name)
-    with pytest.raises(FileNotFoundError, match="no run checkpoint at .*nope.pt; pass the checkpoint.pt"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*nope.pt; pass the checkpoint of a run"):
         load_run(tmp_path / "nope.pt")
     # anything beyond tensors and containers is refused (weights_only=True), even an argparse.Namespace
     import argparse

@@ -92,18 +92,21 @@ def test_one_command_makes_the_four_pages_from_checkpoints_without_training(rout
 @pytest.mark.slow
 def test_random_weight_checkpoints_never_hold_and_the_records_name_the_files(route):
     base = route["base"] / "results" / "paper"
-    pages_done = {p.name for p in base.iterdir()}
-    assert set(ROUTE_PAGES) - {"explorer"} <= pages_done
-    for name in pages_done:
-        rec = json.loads((base / name / "claims.json").read_text())
+    # run with -p values, each page's record is kept apart from its default one, with the values beside it
+    kept = {p.name.split("@")[0]: p for p in base.iterdir() if "@p-" in p.name}
+    assert set(ROUTE_PAGES) - {"explorer"} <= set(kept)
+    assert not [p for p in base.iterdir() if "@" not in p.name and not p.name.startswith(".")]  # no default record
+    for name, folder in kept.items():
+        assert json.loads((folder / "parameters.json").read_text()) == {"n_images": 8, "n_groups": 4}
+        rec = json.loads((folder / "claims.json").read_text())
         assert rec["claims"] and all(c["verdict"] != verdicts.HOLDS for c in rec["claims"]), name
-        metrics = json.loads((base / name / "metrics.json").read_text())["metrics"]
+        metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
         assert metrics["images"]["n_images"] == 8 and metrics["images"]["sampling_seed"] == 0
         assert metrics["images"]["folder"] == str(route["base"] / "images")
         assert metrics["replicates"] == "4 image groups"
         files = metrics["checkpoints"]
         assert files and all(len(f["sha256"]) == 64 for f in files.values())
-    fig5 = json.loads((base / "fig5_attention_distance_pretraining" / "claims.json").read_text())["claims"][0]
+    fig5 = json.loads((kept["fig5_attention_distance_pretraining"] / "claims.json").read_text())["claims"][0]
     assert fig5["verdict"] == verdicts.UNFORMED and "MAE encoder attention formed" in fig5["precondition"]
 
 
@@ -163,7 +166,8 @@ def test_no_page_trains_at_gpu_or_paper_scale_unless_asked(tmp_path):
 def test_a_paper_page_without_checkpoints_refuses_in_seconds(tmp_path):
     out, runs = tmp_path / "executed", tmp_path / "runs"
     recs = batch.run_batch("paper", out, only=["fig4_figB1_decoder_attention_maps"], run_root=str(runs),
-                           data_root=str(write_images(tmp_path / "images")), device="cpu", progress=False)
+                           data_root=str(write_images(tmp_path / "images")), device="cpu", progress=False,
+                           parameters={"n_images": 8, "n_groups": 4})  # the 12-image folder holds fewer than 512
     assert not recs[0]["ok"] and "TrainingRefused" in recs[0]["error"] and "mae_checkpoint" in recs[0]["error"]
     assert recs[0]["wall_s"] < 120 and not [p for p in runs.glob("*") if not p.name.startswith(".")]
 

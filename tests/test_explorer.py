@@ -1,5 +1,6 @@
 """The interactive explorer: state, masks, the figure, and the widget panel."""
 
+import pytest
 import torch
 
 from lcmae_core.analysis.explorer import Explorer
@@ -26,9 +27,29 @@ def test_mask_follows_the_ratio_and_is_fixed_per_image():
 
 def test_query_is_always_a_masked_patch():
     ex = _explorer()
-    for q in range(ex.model.num_patches):
+    n = len(ex.masked_positions())
+    for q in range(n):
         ex.update(query=q)
         assert ex.mask()[ex.query_position()] == 1
+    with pytest.raises(ValueError, match=f"query must be an integer from 0 to {n - 1}"):
+        ex.update(query=n)  # no silent wrap-around
+    ex.update(mask_ratio=0.25)  # fewer masked patches: the unchanged query moves to the last one
+    assert ex.state["query"] == len(ex.masked_positions()) - 1 and ex.mask()[ex.query_position()] == 1
+
+
+@pytest.mark.parametrize("bad", [{"mask_ratio": 0}, {"mask_ratio": 1.0}, {"mask_ratio": 0.99}, {"mask_ratio": "x"},
+                                 {"image": 99}, {"image": -1}, {"head": 99}, {"head": -1}, {"head": "max"},
+                                 {"layer": 0}, {"layer": 99}, {"query": 2.5}])
+def test_every_setting_is_checked_where_it_enters(bad):
+    """Each bad value is one line naming it and its range, and leaves the explorer as it was (no division by zero,
+    no IndexError deep in the figure, no negative head taken from the end)."""
+    ex = _explorer()
+    before = dict(ex.state)
+    with pytest.raises(ValueError) as e:
+        ex.update(**bad)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and next(iter(bad)) in msg and repr(next(iter(bad.values()))) in msg
+    assert ex.state == before
 
 
 def test_compute_shapes_and_attention_is_a_distribution():

@@ -89,7 +89,7 @@ def test_a_corrupt_checkpoint_on_resume_names_the_file_and_the_fix(tmp_path, cap
     with open(ckpt, "wb") as f:
         f.write(content)
     code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path))
-    assert code == 1 and one_line(err) and words in err and ckpt in err and "remove the run folder" in err, err
+    assert code == 1 and one_line(err) and words in err and ckpt in err and "remove that run's folder" in err, err
 
 
 def test_a_cut_off_metrics_file_names_the_file(tmp_path, capsys):
@@ -97,7 +97,7 @@ def test_a_cut_off_metrics_file_names_the_file(tmp_path, capsys):
     with open(os.path.join(path, "metrics.json"), "w") as f:
         f.write('{"top1": 12.')
     code, err = run_cli(capsys, "pretrain", *SMOKE, "--run-root", str(tmp_path))
-    assert code == 2 and one_line(err) and "metrics.json is not valid JSON" in err and "remove the run folder" in err
+    assert code == 2 and one_line(err) and "metrics.json is not valid JSON" in err and "remove that run's folder" in err
 
 
 def test_an_interrupt_during_start_up_is_one_line(tmp_path, capsys, monkeypatch):
@@ -240,12 +240,10 @@ def test_the_results_page_on_an_empty_store_says_so(tmp_path):
 
 
 def test_the_explorer_checks_its_parameters_first():
-    from lcmae_core.analysis.explorer import check_parameters
-
-    check_parameters(8, 0.75)
-    for n, r in ((0, 0.75), ("8", 0.75), (8, "abc"), (8, 1.0), (8, True)):
-        with pytest.raises(ValueError, match="n_images|mask_ratio"):
-            check_parameters(n, r)
+    parameters.check_page("explorer", {"n_images": 8, "mask_ratio": 0.75})
+    for n, r in ((0, 0.75), ("8", 0.75), (8, "abc"), (8, 1.0), (8, True), (2.5, 0.75)):
+        with pytest.raises(parameters.ParameterError, match="n_images|mask_ratio"):
+            parameters.check_page("explorer", {"n_images": n, "mask_ratio": r})
     assert parameters.parse_value("abc") == "abc"
 
 

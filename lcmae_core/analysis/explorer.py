@@ -34,12 +34,10 @@ from ..masking import masking_from_noise, num_visible
 RATIO_STEP = 0.05
 
 
-def check_parameters(n_images, mask_ratio) -> None:
-    """The explorer notebook's own parameters, checked before anything is loaded or trained (one-line errors)."""
-    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
-        raise ValueError(f"n_images must be a positive integer, got {n_images!r}")
-    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 < mask_ratio < 1:
-        raise ValueError(f"mask_ratio must be a number in (0, 1), got {mask_ratio!r}")
+def _index(name: str, value, n: int, low: int = 0, extra: str = "") -> None:
+    """``value`` must be an integer in [low, n); a one-line ``ValueError`` naming the range otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value < n:
+        raise ValueError(f"{name} must be an integer from {low} to {n - 1}{extra}, got {value!r}")
 
 
 class Explorer:
@@ -81,15 +79,33 @@ class Explorer:
         return self.mask().nonzero().flatten().tolist()
 
     def query_position(self) -> int:
-        """The grid position of the followed masked patch (the query index wraps around)."""
-        pos = self.masked_positions()
-        return pos[self.state["query"] % len(pos)]
+        """The grid position of the followed masked patch (``update`` keeps the query index among them)."""
+        return self.masked_positions()[self.state["query"]]
 
     def update(self, **changes) -> None:
+        """Change settings, each checked here, where it enters (one-line ``ValueError`` naming the value and its
+        range; nothing changes then): the mask ratio must leave a patch visible and one masked, the image, layer,
+        head and query must exist. A new mask with fewer masked patches moves an unchanged query to the last one."""
         unknown = set(changes) - set(self.state)
         if unknown:
             raise ValueError(f"unknown explorer settings {sorted(unknown)}; use {sorted(self.state)}")
-        self.state.update(changes)
+        new = {**self.state, **changes}
+        r, L = new["mask_ratio"], self.model.num_patches
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < 1 or \
+                not 1 <= num_visible(L, r) <= L - 1:
+            ok = self.ratios()
+            raise ValueError(f"mask_ratio {r!r} must leave at least one of the {L} patches visible and one masked; "
+                             f"choose from {ok[0]} to {ok[-1]}")
+        _index("image", new["image"], self.images.shape[0])
+        _index("layer", new["layer"], self.num_layers + 1, low=1)
+        if new["head"] != "mean":
+            _index("head", new["head"], self.num_heads, extra=' or "mean"')
+        n_masked = int(masking_from_noise(self.noise[new["image"]:new["image"] + 1], r).mask.sum())
+        if "query" in changes:
+            _index("query", new["query"], n_masked, extra=" (a masked patch of this mask)")
+        else:
+            new["query"] = min(new["query"], n_masked - 1)
+        self.state = new
 
     @torch.no_grad()
     def compute(self) -> dict:

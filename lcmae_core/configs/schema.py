@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import hashlib
 import json
 import types
@@ -39,8 +40,8 @@ from typing import Any, Optional
 import torch
 
 from .. import scales
-from ..data import DATASETS, PHOTO_NAMES
-from ..masking import MASK_RATIO
+from ..data import DATASETS, FOLDER_DATASETS, PHOTO_NAMES, folder_identity
+from ..masking import MASK_RATIO, num_visible
 from ..models import CLASSIFIER_FAMILIES, FAMILIES, RUN_FAMILIES, SIZES, TABLE1_SETTINGS
 from ..models.decoders import DECODERS
 from ..models.lcmae import IN_VIEW_TARGETS
@@ -291,6 +292,9 @@ def config_hash(cfg) -> str:
     d["data"]["hflip"] = _hflip(cfg.data)  # None hashes as the dataset's probability
     if cfg.family == "ae" and (cfg.model.block_size or cfg.model.patch_size) > cfg.model.patch_size:
         d["ae_targets"] = "in-image"  # the block targets stopped at the border (they were zero padded): a new run
+    if cfg.data.dataset in FOLDER_DATASETS and cfg.data.root and os.path.isdir(cfg.data.root):
+        # an image folder's identity, not its path: another folder is another run, the same one moved the same run
+        d["data_identity"] = folder_identity(os.path.abspath(cfg.data.root))
     if d.get("probe") == "lars":  # the probe every run had before the field existed: their names stay
         d.pop("probe")
     elif d.get("probe") == "logreg":  # solved, not trained: the optimizer settings do not enter the result
@@ -435,6 +439,11 @@ def validate(cfg) -> RunConfig:
     if isinstance(cfg, PretrainConfig):
         if not 0.0 <= cfg.mask_ratio < 1.0:
             raise ConfigError(f"mask ratio must be in [0, 1), got {cfg.mask_ratio}")
+        L = (m.img_size // m.patch_size) ** 2
+        if cfg.mask_ratio > 0 and num_visible(L, cfg.mask_ratio) < 1:
+            top = 1 - 1 / L
+            raise ConfigError(f"mask_ratio {cfg.mask_ratio} leaves no visible patch of the {L} (fb/mae keeps int(L x "
+                              f"(1 - ratio))); set a mask ratio of at most {top:.4f}")
         if cfg.family in ("mae", "lcmae") and cfg.mask_ratio == 0:
             raise ConfigError(f"{cfg.family} with mask_ratio=0 has nothing to reconstruct (its loss is 0); set a mask "
                               "ratio in (0, 1), or pretrain the autoencoder (--family ae)")
@@ -451,6 +460,8 @@ def validate(cfg) -> RunConfig:
         raise ConfigError(f"unknown bundled photo {d.image!r}; choose one of {', '.join(PHOTO_NAMES)}")
     if cfg.family in EVAL_FAMILIES and DATASETS[d.dataset].num_classes == 0:
         raise ConfigError(f"{cfg.family} needs a labelled dataset; {d.dataset!r} is unlabelled")
+    if d.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be 0 (load in the training process) or more, got {d.num_workers}")
     if d.augment not in AUGMENT_BACKENDS:
         raise ConfigError(f"unknown data.augment {d.augment!r}; choose {' or '.join(AUGMENT_BACKENDS)}")
     if d.augment == "batched":
@@ -499,7 +510,7 @@ def validate(cfg) -> RunConfig:
         if not dev.startswith("cuda"):
             raise ConfigError("data.data_path=gpu decodes and crops on the GPU and needs a CUDA device; "
                               "use data.data_path=auto or cpu on the CPU")
-        if d.dataset not in ("imagefolder", "imagenet") or not isinstance(cfg, PretrainConfig):
+        if d.dataset not in FOLDER_DATASETS or not isinstance(cfg, PretrainConfig):
             raise ConfigError(f"data.data_path=gpu is for imagefolder/imagenet pretraining (got {cfg.family} on "
                               f"{d.dataset!r}); use data.data_path=auto")
         if d.limit is not None:

@@ -106,16 +106,42 @@ def snapshots(run_dir: str) -> dict[int, str]:
     return dict(sorted(found.items()))
 
 
+CHECKPOINT = "checkpoint.pt"  # a run folder's checkpoint: the latest weights, optimizer and RNG states
+
+
+class MissingCheckpoint(CheckpointError, FileNotFoundError):
+    """No checkpoint where one was asked for; the message names the file and what to do."""
+
+
+def _run_folder(path: str) -> str | None:
+    """The run folder a file sits in (its folder holds a run's config.json), else None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return folder if os.path.isfile(os.path.join(folder, "config.json")) else None
+
+
 def load(path: str, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; an unreadable one raises ``CheckpointError`` naming the file
-    and the fix (remove the run folder to train it again)."""
+    """Read a checkpoint with ``weights_only=True``. A run folder stands for its ``checkpoint.pt``. A missing or
+    unreadable file raises ``CheckpointError`` naming the file it wanted and the fix, which never advises deleting
+    more than the one run the file belongs to (nor anything, for a file outside a run folder)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        inner = os.path.join(path, CHECKPOINT)
+        if not os.path.isfile(inner):
+            raise MissingCheckpoint(f"{path} is a folder with no {CHECKPOINT}; pass a checkpoint file (a run "
+                                    f"folder's {CHECKPOINT})")
+        path = inner
+    run = _run_folder(path)
+    if not os.path.exists(path):
+        done = run is not None and os.path.isfile(os.path.join(run, "metrics.json"))
+        raise MissingCheckpoint(f"no checkpoint at {path}" + (
+            f"; that run finished but its checkpoint is gone: remove that run's folder {run} to train it again"
+            if done else "; pass the checkpoint of a run (its folder's checkpoint.pt) or a weights file"))
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
     except Exception as e:  # truncated, empty, garbage, or untrusted objects
-        raise unreadable(path, e, f"remove the run folder {os.path.dirname(os.path.abspath(path))} to train the "
-                                  "run again") from None
+        fix = (f"remove that run's folder {run} to train it again" if run is not None
+               else "replace it with a file you trust that holds tensors only")
+        raise unreadable(path, e, fix) from None
 
 
 def rng_state() -> dict:

@@ -196,56 +196,58 @@ def train_one_epoch(objective: nn.Module, loader, optimizer: torch.optim.Optimiz
     batch_transform = _batch_transform_of(objective)  # mixup/cutmix, outside the compiled forward
     bar = tqdm(loader, total=n, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
-    for i, (imgs, labels) in enumerate(bar):
-        if i % accum_iter == 0:
-            lr = lr_fn(epoch + i / n)
-            set_lr(optimizer, lr)
-        imgs = imgs.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        if batch_transform is not None:
-            imgs, labels = batch_transform(imgs, labels)
-        last_micro = (i + 1) % accum_iter == 0 or i + 1 == n
-        read_now = (i + 1) % log_every == 0 or i + 1 == n
-        this_step = step  # 0-based index of the optimizer step this micro-batch belongs to
-        sync = contextlib.nullcontext() if (last_micro or not is_ddp) else objective.no_sync()
-        with sync:
-            losses, out = train_step(objective, optimizer, imgs, labels, device=device, amp=amp, scaler=scaler,
-                                     accum_iter=accum_iter, clip_grad=clip_grad, last_micro=last_micro,
-                                     params=params, cuda_graphs=cuda_graphs,
-                                     keep_outputs=read_now and monitor is not None)
-        del imgs, labels
-        if last_micro:
-            step += 1
-        # running sums stay on the device: no host sync here
-        for k, v in losses.items():
-            sums[k] = sums[k] + v if k in sums else v
-        bad = ~torch.isfinite(losses["loss"])
-        first_bad = torch.where(bad & (first_bad < 0), torch.full_like(first_bad, this_step), first_bad)
-        del losses
-        if read_now:
-            if is_ddp:  # every rank stops together, or the others would wait in the next gradient sync
-                flag = dist_utils.all_reduce_sum((first_bad >= 0).float())
-                if float(flag) > 0 and first_bad < 0:
-                    first_bad = torch.full_like(first_bad, this_step)
-            bad_step = int(first_bad)  # the one host sync of this window
-            if bad_step >= 0:
-                raise NonFiniteLoss(
-                    f"loss is not finite at optimizer step {bad_step} (epoch {epoch}); stopping. "
-                    + (f"The last good checkpoint is {last_checkpoint}." if last_checkpoint
-                       else "No checkpoint was written yet.")
-                    + " Lower the learning rate or check the data.")
-            now = {k: float(v) for k, v in sums.items()}
-            record = {k: (now[k] - last_read.get(k, 0.0)) / (i + 1 - last_i) for k in now}
-            record.update(event="train", epoch=epoch, step=step, lr=lr, epoch_frac=round(epoch + (i + 1) / n, 4))
-            if monitor is not None:
-                record.update(monitor(out))
-            last_read, last_i = now, i + 1
-            if progress:
-                bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
-            if on_log is not None:
-                on_log(record)
-        out = None  # the step's outputs (LC-MAE: pred, v, hidden) go before the next forward
-    bar.close()
+    try:  # the bar is closed however the epoch ends: a Ctrl-C's line then starts a line of its own
+        for i, (imgs, labels) in enumerate(bar):
+            if i % accum_iter == 0:
+                lr = lr_fn(epoch + i / n)
+                set_lr(optimizer, lr)
+            imgs = imgs.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            if batch_transform is not None:
+                imgs, labels = batch_transform(imgs, labels)
+            last_micro = (i + 1) % accum_iter == 0 or i + 1 == n
+            read_now = (i + 1) % log_every == 0 or i + 1 == n
+            this_step = step  # 0-based index of the optimizer step this micro-batch belongs to
+            sync = contextlib.nullcontext() if (last_micro or not is_ddp) else objective.no_sync()
+            with sync:
+                losses, out = train_step(objective, optimizer, imgs, labels, device=device, amp=amp, scaler=scaler,
+                                         accum_iter=accum_iter, clip_grad=clip_grad, last_micro=last_micro,
+                                         params=params, cuda_graphs=cuda_graphs,
+                                         keep_outputs=read_now and monitor is not None)
+            del imgs, labels
+            if last_micro:
+                step += 1
+            # running sums stay on the device: no host sync here
+            for k, v in losses.items():
+                sums[k] = sums[k] + v if k in sums else v
+            bad = ~torch.isfinite(losses["loss"])
+            first_bad = torch.where(bad & (first_bad < 0), torch.full_like(first_bad, this_step), first_bad)
+            del losses
+            if read_now:
+                if is_ddp:  # every rank stops together, or the others would wait in the next gradient sync
+                    flag = dist_utils.all_reduce_sum((first_bad >= 0).float())
+                    if float(flag) > 0 and first_bad < 0:
+                        first_bad = torch.full_like(first_bad, this_step)
+                bad_step = int(first_bad)  # the one host sync of this window
+                if bad_step >= 0:
+                    raise NonFiniteLoss(
+                        f"loss is not finite at optimizer step {bad_step} (epoch {epoch}); stopping. "
+                        + (f"The last good checkpoint is {last_checkpoint}." if last_checkpoint
+                           else "No checkpoint was written yet.")
+                        + " Lower the learning rate or check the data.")
+                now = {k: float(v) for k, v in sums.items()}
+                record = {k: (now[k] - last_read.get(k, 0.0)) / (i + 1 - last_i) for k in now}
+                record.update(event="train", epoch=epoch, step=step, lr=lr, epoch_frac=round(epoch + (i + 1) / n, 4))
+                if monitor is not None:
+                    record.update(monitor(out))
+                last_read, last_i = now, i + 1
+                if progress:
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+                if on_log is not None:
+                    on_log(record)
+            out = None  # the step's outputs (LC-MAE: pred, v, hidden) go before the next forward
+    finally:
+        bar.close()
     names = sorted(sums)
     totals = torch.stack([sums[k] for k in names]) / n
     totals = dist_utils.all_reduce_mean(totals)

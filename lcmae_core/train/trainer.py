@@ -31,11 +31,11 @@ import torch.nn as nn
 
 from .compile import compile_objective
 from . import checkpoint as ckpt_io
+from .checkpoint import CHECKPOINT
 from . import distributed as dist_utils
 from .engine import enable_tf32, train_one_epoch
 from .schedule import lr_at
 
-CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
 
 
