@@ -19,6 +19,10 @@ class UsageError(ValueError):
     """A command line that cannot be parsed (exit status 2)."""
 
 
+class DataError(ValueError):
+    """A dataset that cannot be built: a missing root, a corrupt image, an unknown name. One-line message."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one line on stderr, with no usage block: it raises ``UsageError``, which every
     entry point prints as ``error: ...`` and exits 2 on."""

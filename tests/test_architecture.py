@@ -66,7 +66,7 @@ def test_the_package_has_no_import_cycle():
 # without a cycle. The root package (``lcmae_core/__init__.py``) holds no code and imports nothing.
 LAYERS = (
     ("foundations", ("errors", "atomic", "stats", "masking", "pos_embed", "losses", "models", "paper")),
-    ("data", ("data", "gpu_data")),
+    ("data", ("photos", "data", "gpu_data")),
     ("configs", ("scales", "configs")),
     ("train", ("train", "pretrained")),
     ("runs", ("runs", "launch", "reference_models")),
@@ -108,6 +108,15 @@ def test_the_packages_form_layers():
     # every module has a layer, and the root package imports nothing of its own
     assert all(layer_of(m) >= 0 for m in graph if top_package(m))
     assert graph["lcmae_core"] == set()
+
+
+MAX_MODULE_LINES = 600  # a module past this holds two concerns: split it by concern, as claims/verdicts and configs
+
+
+def test_no_module_is_over_600_lines():
+    long = {str(f.relative_to(PACKAGE)): n for f in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(f.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split by concern: {long}"
 
 
 def test_the_layer_check_finds_an_upward_import():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lcmae_core import data
+from lcmae_core import data, photos
 
 
 def test_mnist5k_split_is_fixed_stratified_and_disjoint():
@@ -41,7 +41,7 @@ def test_photos_and_single_image_are_unlabelled_crops():
     tf = data.build_transform("pretrain", info, 32)
     ds = data.build_dataset("photos", "train", tf, samples_per_epoch=10, photo_short_side=64)
     assert len(ds) == 10 and ds[0][0].shape == (3, 32, 32) and ds[0][1] == -1
-    assert len(ds.photos) == len(data.PRETRAIN_PHOTOS)
+    assert len(ds.photos) == len(photos.PRETRAIN_PHOTOS)
     one = data.build_dataset("single_image", "train", tf, image="coffee", samples_per_epoch=5, photo_short_side=64)
     assert len(one.photos) == 1
     with pytest.raises(data.DataError, match="no val split"):
@@ -49,34 +49,34 @@ def test_photos_and_single_image_are_unlabelled_crops():
 
 
 def test_the_analysis_photos_are_held_out_from_pretraining():
-    assert not set(data.ANALYSIS_PHOTOS) & set(data.PRETRAIN_PHOTOS)
-    pretrain = {data.load_photo(n, 64).tobytes() for n in data.PRETRAIN_PHOTOS}
+    assert not set(photos.ANALYSIS_PHOTOS) & set(photos.PRETRAIN_PHOTOS)
+    pretrain = {photos.load_photo(n, 64).tobytes() for n in photos.PRETRAIN_PHOTOS}
     val = data.build_dataset("photos", "val", photo_short_side=64)
-    assert len(val) == data.ANALYSIS_CROPS and {p.tobytes() for p in val.photos}.isdisjoint(pretrain)
+    assert len(val) == photos.ANALYSIS_CROPS and {p.tobytes() for p in val.photos}.isdisjoint(pretrain)
     # the val split is fixed: the same index is the same crop, whoever builds it; its labels name the photo
     again = data.build_dataset("photos", "val", photo_short_side=64)
     assert [val.box(i) for i in range(20)] == [again.box(i) for i in range(20)]
     assert np.asarray(val[5][0]).tobytes() == np.asarray(again[5][0]).tobytes()
-    assert set(data.labels_of(val)) == set(range(len(data.ANALYSIS_PHOTOS)))
+    assert set(data.labels_of(val)) == set(range(len(photos.ANALYSIS_PHOTOS)))
     # square crops inside the photo, of an area within the declared range (capped by the short side)
     for i in range(50):
         x0, y0, x1, y1 = val.box(i)
         img = val.photos[i % len(val.photos)]
         assert x1 - x0 == y1 - y0 and 0 <= x0 < x1 <= img.width and 0 <= y0 < y1 <= img.height
         frac = (x1 - x0) ** 2 / (img.width * img.height)
-        assert frac <= data.FIXED_CROP_SCALE[1] + 1e-9
-        assert frac >= data.FIXED_CROP_SCALE[0] - 0.01 or x1 - x0 == min(img.width, img.height)
+        assert frac <= photos.FIXED_CROP_SCALE[1] + 1e-9
+        assert frac >= photos.FIXED_CROP_SCALE[0] - 0.01 or x1 - x0 == min(img.width, img.height)
 
 
 def test_photo_ids_trains_and_validates_on_disjoint_parts_of_each_photo():
     info = data.dataset_info("photo_ids")
-    assert info.num_classes == len(data.PRETRAIN_PHOTOS)
+    assert info.num_classes == len(photos.PRETRAIN_PHOTOS)
     tf = data.build_transform("eval", info, 32)
     train = data.build_dataset("photo_ids", "train", tf, photo_short_side=64, fixed=True)
     val = data.build_dataset("photo_ids", "val", tf, photo_short_side=64)
-    for k, name in enumerate(data.PRETRAIN_PHOTOS):
-        whole = data.load_photo(name, 64)
-        cut = round(whole.width * data.PHOTO_IDS_TRAIN_FRACTION)
+    for k, name in enumerate(photos.PRETRAIN_PHOTOS):
+        whole = photos.load_photo(name, 64)
+        cut = round(whole.width * photos.PHOTO_IDS_TRAIN_FRACTION)
         assert train.photos[k].size == (cut, whole.height) and val.photos[k].size == (whole.width - cut, whole.height)
         assert np.array_equal(np.asarray(whole)[:, cut:], np.asarray(val.photos[k]))
     assert set(data.labels_of(val)) == set(range(info.num_classes))
@@ -84,7 +84,7 @@ def test_photo_ids_trains_and_validates_on_disjoint_parts_of_each_photo():
     assert x.shape == (3, 32, 32) and y == 13 % info.num_classes
     rand = data.build_dataset("photo_ids", "train", data.build_transform("pretrain", info, 32), photo_short_side=64,
                               samples_per_epoch=24)
-    assert isinstance(rand, data.PhotoCrops) and [rand[i][1] for i in range(24)] == [i % 12 for i in range(24)]
+    assert isinstance(rand, photos.PhotoCrops) and [rand[i][1] for i in range(24)] == [i % 12 for i in range(24)]
 
 
 def test_digits_are_not_flipped_photos_are():
@@ -92,8 +92,8 @@ def test_digits_are_not_flipped_photos_are():
 
     assert data.hflip_of(configs.preset("mae", "cpu").data) == 0.0  # MNIST-5k
     assert data.hflip_of(configs.preset("finetune", "cpu").data) == 0.0
-    photos = configs.apply_overrides(configs.preset("mae", "cpu"), ["data.dataset=photos"])
-    assert data.hflip_of(photos.data) == 0.5
+    on_photos = configs.apply_overrides(configs.preset("mae", "cpu"), ["data.dataset=photos"])
+    assert data.hflip_of(on_photos.data) == 0.5
     forced = configs.apply_overrides(configs.preset("mae", "cpu"), ["data.hflip=0.5"])
     assert data.hflip_of(forced.data) == 0.5
     # None hashes as what it resolves to: an explicit 0 on digits is the same run
@@ -103,8 +103,8 @@ def test_digits_are_not_flipped_photos_are():
 
 
 def test_every_listed_photo_loads_offline():
-    for name in data.BUNDLED_PHOTOS:
-        assert data.load_photo(name, 48).mode == "RGB"
+    for name in photos.BUNDLED_PHOTOS:
+        assert photos.load_photo(name, 48).mode == "RGB"
 
 
 def test_limit_keeps_a_seeded_subset():
