@@ -28,7 +28,7 @@ import time
 from tqdm.auto import tqdm
 
 from . import configs, scales
-from .experiments import Study
+from .experiments import Study, describe
 from .pages import PAGE_RUNS, page_runs
 from .parameters import ParameterError, page_parameters, parse_value
 from .errors import UsageError
@@ -285,7 +285,9 @@ def run(args: argparse.Namespace) -> int:
     root = resolve_root(args.run_root)
     if args.dry_run:
         for c in cfgs:
-            print(f"{configs.run_name(c)}\t{'finished' if is_finished(c, root) else 'to train'}")
+            # name, state, and what the run is (which mask ratio, setting, seed): the names are hashes
+            print(f"{configs.run_name(c)}\t{'finished' if is_finished(c, root) else 'to train'}\t{describe(c)}, "
+                  f"seed {c.seed}")
         return 0
     try:
         check_root_writable(root)

@@ -102,7 +102,7 @@ def test_plan_cli_dry_run_and_bad_input(tmp_path, capsys):
     assert main(["plan", "--scale", "smoke", "--only", "fig6_attention_distance_mask_ratio", "--dry-run",
                  "--run-root", str(tmp_path)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 10 and all(line.endswith("to train") for line in out)
+    assert len(out) == 10 and all(line.split("\t")[1] == "to train" for line in out)
     assert main(["plan", "--scale", "smoke", "--jobs", "0", "--run-root", str(tmp_path)]) == 2
     assert main(["plan", "--scale", "smoke", "--only", "nope", "--run-root", str(tmp_path)]) == 2
     assert "no runs are planned for nope" in capsys.readouterr().err
@@ -119,6 +119,7 @@ def test_the_plan_takes_the_notebooks_parameters(tmp_path, capsys):
     assert main(base + ["-p", "mask_ratios", "[0.9, 0.75]"]) == 0
     more = capsys.readouterr().out.strip().splitlines()
     assert len(default) == 3 and len(more) == 6 and set(default) <= set(more)  # the 0.9 runs, one per seed
+    assert sorted(line.rsplit(", ", 1)[1] for line in more if "mask 0.9," in line) == ["seed 0", "seed 1", "seed 2"]
     cfgs = plan.plan_runs("cpu", [fig6], str(tmp_path), params={fig6: {"mask_ratios": [0.9, 0.75]}})
     assert sorted({c.mask_ratio for c in cfgs}) == [0.75, 0.9]
     seeds = plan.plan_runs("cpu", [fig6], str(tmp_path), params={fig6: {"seeds": [7]}})
