@@ -85,6 +85,8 @@ def build_html(root: Path = REPO, builder_args: tuple[str, ...] = ()) -> int:
             os.replace(final, old)
         os.replace(work / "_build", final)
         shutil.rmtree(old, ignore_errors=True)
+        # jupyter-book named the folder it built in; the book now stands where the reader looks for it
+        print(f"The book is in {final / 'html'} (open {final / 'html' / 'index.html'}).", flush=True)
     else:
         print(f"note: the build failed, so {final} keeps the last good HTML", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
