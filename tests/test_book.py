@@ -59,6 +59,10 @@ def test_notebook_runs_at_smoke_scale_and_records_results(smoke, name):
     rec = smoke["records"][name]
     assert rec["ok"], rec["error"]
     assert (smoke["out"] / f"{name}.ipynb").is_file()
+    # a reader sees no warning (a library's deprecation, a dtype cast) printed into a page
+    nb = nbformat.read(smoke["out"] / f"{name}.ipynb", as_version=4)
+    warned = [o.text for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not warned, f"{name} prints to stderr: {warned[0][:300]}"
     if name in RECORD_NOTHING:
         return
     folder = results.results_root(smoke["run_root"]) / "smoke" / name
