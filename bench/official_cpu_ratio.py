@@ -2,12 +2,8 @@
 
     python bench/official_cpu_ratio.py --official-dir /tmp/fbmae          # a checkout of facebookresearch/mae
 
-The official code is imported from ``--official-dir`` (never copied into this repository). It was written for
-timm 0.3.2; two things are patched **at run time, in the imported module's namespace only**:
-
-- ``models_mae.Block`` is wrapped so that the ``qk_scale=None`` the official code passes is dropped (timm 1.x's
-  ``Block`` rejects it; ``None`` was its default, so nothing changes);
-- ``numpy.float`` (removed in numpy 1.24, used by ``util/pos_embed.py``) is aliased to ``float`` if missing.
+The official code is imported from ``--official-dir`` by ``bench/official.py`` (never copied into this
+repository; see there for the two run-time patches for timm 1.x and numpy 2).
 
 Both models are built at the same tiny size (default: 32 px, patch 4, width 192, depth 4, decoder 128-d/2, LayerNorm
 eps 1e-6, norm-pix loss), ours loads the official state dict with ``strict=True``, and each step is forward +
@@ -24,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import os
 import statistics
 import sys
@@ -40,34 +35,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # the repository root, for lcmae_core
 from lcmae_core.perf.records import results_path, write_jsonl  # noqa: E402
 from lcmae_core.perf.workloads import device_name  # noqa: E402
 from lcmae_core.models import MaskedAutoencoderViT  # noqa: E402
-
-
-def import_official(official_dir: str):
-    """Import ``models_mae`` from a facebookresearch/mae checkout and patch, in its namespace, what timm 1.x
-    and numpy 2 need."""
-    import numpy as np
-
-    if not os.path.isfile(os.path.join(official_dir, "models_mae.py")):
-        raise SystemExit(f"error: {official_dir} has no models_mae.py; pass a checkout of facebookresearch/mae")
-    if not hasattr(np, "float"):
-        np.float = float  # util/pos_embed.py uses np.float (removed in numpy 1.24)
-    sys.path.insert(0, os.path.abspath(official_dir))
-    try:
-        mod = importlib.import_module("models_mae")
-    finally:
-        sys.path.pop(0)
-    timm_block = mod.Block
-
-    class Block(timm_block):
-        """timm 1.x Block that accepts (and drops) the official ``qk_scale=None``."""
-
-        def __init__(self, *args, qk_scale=None, **kwargs):
-            if qk_scale is not None:
-                raise ValueError("qk_scale other than None is not supported by timm 1.x")
-            super().__init__(*args, **kwargs)
-
-    mod.Block = Block
-    return mod
+from official import import_official  # noqa: E402
 
 
 def step_fn(model: nn.Module, opt: torch.optim.Optimizer, imgs: torch.Tensor, mask_ratio: float, seed: int):

@@ -289,24 +289,3 @@ def test_autotune_mode_compiles_with_max_autotune(tmp_path, monkeypatch):
     auto, default = read_jsonl(out)
     assert auto["compile_mode"] == "max-autotune-no-cudagraphs" and default["compile_mode"] is None
     assert B.NUMERICS_TOL["bf16_autotune"] == B.NUMERICS_TOL["bf16_compile"]
-
-
-def test_gpu_suite_names_only_known_workloads_modes_and_options():
-    """bench/gpu_suite.sh runs on a lent GPU with minutes to spare: a typo there would waste them."""
-    import os
-    import re
-
-    text = open(os.path.join(os.path.dirname(__file__), "..", "bench", "gpu_suite.sh")).read()
-    workloads = re.findall(r"--workloads (\S+)", text)
-    modes = re.findall(r"--modes (\S+)", text)
-    assert workloads and modes
-    for group in workloads:
-        assert set(group.split(",")) <= set(WORKLOADS), group
-    for group in modes:
-        assert set(group.split(",")) <= set(MODES), group
-    import argparse
-    p = argparse.ArgumentParser()
-    B.add_arguments(p)
-    known = {o for a in p._actions for o in a.option_strings}
-    used = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text))
-    assert used <= known | {"--num", "--jobs"}, used - known  # --num/--jobs: bench/make_jpegs.py

@@ -66,6 +66,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -133,12 +134,29 @@ def _add_flops(rec: dict, name: str, opts: Options) -> None:
     rec["mfu"] = round(f * rec["img_per_s"] / opts.peak_flops, 4) if opts.peak_flops else None
 
 
-def run_model(w: Workload, mode: str, opts: Options) -> dict:
+@dataclass
+class ModelStep:
+    """A model workload ready to time: ``step()`` is one training step of the engine on a fixed batch."""
+    step: Callable[[], torch.Tensor]
+    model: nn.Module
+    objective: nn.Module
+    optimizer: torch.optim.Optimizer
+    cfg: object
+    batch: int
+    img_size: int
+    compile_mode: str | None
+    cuda_graphs: bool
+    notes: list
+
+
+def prepare_model(w: Workload, mode: str, opts: Options, seed: int = 0) -> ModelStep:
+    """Build a model workload as the engine trains it in ``mode``: its model, objective (compiled in the
+    compile modes), optimizer, a fixed random batch and the step."""
     amp, use_compile = MODES[mode]
     device = opts.device
     cfg = build_config(w, opts.batch)
     batch = cfg.optim.batch_size
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(cfg).to(device)
     objective = PretrainObjective(model, cfg.mask_ratio).to(device).train()
     optimizer = make_optimizer(cfg, model, device)
@@ -150,7 +168,7 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
     if opts.cuda_graphs and not use_compile and device.type == "cuda":
         notes.append("cuda graphs need a compile mode; ignored in eager modes")
     objective = maybe_compile(objective, use_compile, mode=cmode)
-    g = torch.Generator(device="cpu").manual_seed(0)
+    g = torch.Generator(device="cpu").manual_seed(seed)
     S = cfg.model.img_size
     imgs = torch.randn(batch, 3, S, S, generator=g).to(device)
     labels = torch.zeros(batch, dtype=torch.long, device=device)
@@ -159,17 +177,24 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
     def step():
         return train_step(objective, optimizer, imgs, labels, device, amp, lr, cuda_graphs=graphs)
 
+    return ModelStep(step, model, objective, optimizer, cfg, batch, S, cmode if use_compile else None, graphs,
+                     notes)
+
+
+def run_model(w: Workload, mode: str, opts: Options) -> dict:
+    amp, use_compile = MODES[mode]
+    m = prepare_model(w, mode, opts)
     with _bar(opts.warmup + opts.steps, f"{w.name} {mode}", opts.progress) as bar:
-        t = time_steps(step, opts.warmup, opts.steps, device, bar)
-    rec = {"workload": w.name, "mode": mode, "batch": batch, "img_size": S, "family": cfg.family,
-           "amp": amp, "compile": compile_status(objective) if use_compile else "eager",
-           "compile_mode": cmode if use_compile else None, "cuda_graphs": graphs, **_summary(t, batch)}
+        t = time_steps(m.step, opts.warmup, opts.steps, opts.device, bar)
+    rec = {"workload": w.name, "mode": mode, "batch": m.batch, "img_size": m.img_size, "family": m.cfg.family,
+           "amp": amp, "compile": compile_status(m.objective) if use_compile else "eager",
+           "compile_mode": m.compile_mode, "cuda_graphs": m.cuda_graphs, **_summary(t, m.batch)}
     _add_flops(rec, w.name, opts)
     if opts.profile:
-        rec.update(profile_steps(step, opts.profile, device,
-                                 profile_path(device, w.name, mode, opts.profile_dir, opts.date)))
-    if notes:
-        rec["notes"] = "; ".join(notes)
+        rec.update(profile_steps(m.step, opts.profile, opts.device,
+                                 profile_path(opts.device, w.name, mode, opts.profile_dir, opts.date)))
+    if m.notes:
+        rec["notes"] = "; ".join(m.notes)
     return rec
 
 
