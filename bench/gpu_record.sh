@@ -9,26 +9,37 @@
 # Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json) and
 # $OUT/gpu.tar.gz (unpack it under records/ and commit the folder). Many small runs train side by side on the one GPU
 # ($JOBS worker processes, one thread each). The record needs papermill and the Jupyter packages: on a machine
-# without internet they travel as wheels (the device README). After a calibration that chose another candidate than
+# without internet they travel as wheels, made here by bench/device_wheels.sh into .whl/ (carry it); where papermill
+# is missing, this script installs them into $SITE and puts that on PYTHONPATH. After a calibration that chose another candidate than
 # the scale's recipe, set the gpu record in lcmae_core/scales.py to it before making the record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
 OUT=${OUT:?set OUT to the folder the results go to}
 JOBS=${JOBS:-12}
+SCALE=${SCALE:-gpu}      # SCALE=smoke DEVICE=cpu JOBS=2: the same command rehearsed on a CPU in minutes
+DEVICE=${DEVICE:-cuda}
 RUNS=${RUNS:-/tmp/lcmae_gpu_runs}
 STEPS=("$@")
 [ ${#STEPS[@]} -gt 0 ] || STEPS=(calibrate record)
+WHEELS=${WHEELS:-.whl}
+SITE=${SITE:-/tmp/lcmae_site}
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
+if ! $PY -c "import papermill, ipykernel, myst_nb" 2>/dev/null; then
+  ls "$WHEELS"/*.whl >/dev/null 2>&1 || { echo "error: papermill, ipykernel or myst-nb is missing and $WHEELS holds no wheels; make them where pip reaches the registry with bash bench/device_wheels.sh, and carry .whl" >&2; exit 2; }
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+  echo "== installed $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS into $SITE"
+fi
 mkdir -p "$OUT"
 for s in "${STEPS[@]}"; do
   echo "== $s ($(date +%T))"
   case $s in
-    calibrate) $PY -m lcmae_core.testability --scale gpu --seeds 3 --jobs "$JOBS" --device cuda \
-                 --run-root "$RUNS" --out "$OUT/gpu_scale_calibration.json" ;;
-    record) $PY -m lcmae_core record --scale gpu --out "$RUNS/records" --jobs "$JOBS" --device cuda \
+    calibrate) $PY -m lcmae_core.testability --scale "$SCALE" --seeds 3 --jobs "$JOBS" --device "$DEVICE" \
+                 --run-root "$RUNS" --out "$OUT/${SCALE}_scale_calibration.json" ;;
+    record) $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
               --run-root "$RUNS" --no-progress
-            cp "$RUNS/records/gpu.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree
+            cp "$RUNS/records/$SCALE.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree
     *) echo "unknown step $s (calibrate, record)" >&2; exit 2 ;;
   esac
 done
