@@ -10,8 +10,9 @@
 # $OUT/gpu.tar.gz (unpack it under records/ and commit the folder). Many small runs train side by side on the one GPU
 # ($JOBS worker processes, one thread each). The record needs papermill and the Jupyter packages: on a machine
 # without internet they travel as wheels, made here by bench/device_wheels.sh into .whl/ (carry it); where papermill
-# is missing, this script installs them into $SITE and puts that on PYTHONPATH. After a calibration that chose another candidate than
-# the scale's recipe, set the gpu record in lcmae_core/scales.py to it before making the record.
+# is missing, this script installs them into $SITE and puts that on PYTHONPATH. After a calibration that chose another
+# candidate than the scale's recipe, the script stops: set the gpu record in lcmae_core/scales.py to the choice, commit
+# the calibration, then run the record step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
@@ -36,7 +37,14 @@ for s in "${STEPS[@]}"; do
   echo "== $s ($(date +%T))"
   case $s in
     calibrate) $PY -m lcmae_core.testability --scale "$SCALE" --seeds 3 --jobs "$JOBS" --device "$DEVICE" \
-                 --run-root "$RUNS" --out "$OUT/${SCALE}_scale_calibration.json" ;;
+                 --run-root "$RUNS" --out "$OUT/${SCALE}_scale_calibration.json"
+      # a record at a recipe the calibration did not choose would be spent device time: stop here instead
+      $PY -c "import json, sys; from lcmae_core import scales
+chosen = json.load(open(sys.argv[1]))['chosen']
+recipe = scales.get(sys.argv[2]).reference_candidates.get(chosen, ('', None))[1]
+sys.exit(0 if recipe == {} else f'stopped: the calibration chose {chosen}, not the scale recipe: set it in '
+         'lcmae_core/scales.py, commit the calibration, then run this script with the step record')" \
+        "$OUT/${SCALE}_scale_calibration.json" "$SCALE" ;;
     record) $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
               --run-root "$RUNS" --no-progress
             cp "$RUNS/records/$SCALE.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree
