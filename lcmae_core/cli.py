@@ -41,6 +41,7 @@ def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
     # lazy: torch/timm; importing cli (--help, argument parsing) must stay instant
     from .configs import PRETRAIN_FAMILIES
     from .scales import NAMES as SCALES
+    from .scales import SCALES as RECORDS
     from .runs import LAUNCHERS
     from .data import DATASETS
 
@@ -58,8 +59,8 @@ def _add_training_options(p: argparse.ArgumentParser, kind: str) -> None:
         p.add_argument("--pretrain-set", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
                        help="overrides for the pretraining run made from --family (same syntax as --set)")
     p.add_argument("--scale", default="cpu", choices=SCALES,
-                   help="preset size: smoke (seconds), cpu (the book's default, minutes on 2 cores), "
-                        "gpu (CIFAR-10, ViT-T, one GPU), paper (ImageNet-1K, ViT-B/16, Sec. 5). Default: cpu")
+                   help="preset size, with what it needs: "
+                        + " | ".join(f"{n}: {RECORDS[n].hardware}" for n in SCALES) + ". Default: cpu")
     p.add_argument("--run-root", metavar="DIR", default=None,
                    help="where runs live (<root>/<family>-<hash>/); default: $LCMAE_RUN_ROOT, else runs/ of the source "
                         "checkout, else ./runs")
