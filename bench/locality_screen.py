@@ -1,0 +1,112 @@
+"""Which lever makes the MAE encoder's attention local? A screen of the attention pages' MAE at a reference scale.
+
+The verdicts' locality precondition (``verdicts.attention_local``: the encoder's mean attention distance below
+``LOCAL_FRACTION`` of uniform attention and below its random-init twin) decides whether Figs. 5, 6 and A.1 can be
+tested. At the cpu scale no candidate came near it (``bench/results/cpu_scale_calibration.json``: the middle layers
+attend *further* than uniform attention). This screen trains the attention pages' MAE of a scale (one seed, cheap)
+with one lever moved at a time, and measures every weight snapshot the run keeps, so that one long run also gives
+the trend over epochs. It informs which candidates the scale's calibration (``lcmae_core.testability``, 3 seeds and
+every precondition) should try; it chooses nothing.
+
+    python bench/locality_screen.py --scale gpu --out bench/results/gpu_locality_screen.json --jobs 2
+
+Per candidate and snapshot: the encoder's distance per layer (pixels, whole images, mask ratio 0) trained and at
+initialisation, uniform attention's distance, the encoder's entropy per layer (fraction of its maximum), and the
+deep decoder's mask-token entropy per layer; a JSON table, written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+from lcmae_core import analysis, verdicts
+from lcmae_core.atomic import atomic_write_text
+from lcmae_core.experiments import Study
+from lcmae_core.masking import MASK_RATIO
+from lcmae_core.plan import train_runs
+from lcmae_core.reference_models import load_run
+from lcmae_core.train.checkpoint import snapshots
+
+# name -> (what it changes, overrides on the attention pages' MAE of the scale). The first is the scale's recipe;
+# the others move one lever each, at a quarter of its epochs (its snapshot at that epoch is the comparison).
+LEVERS = {
+    "recipe": ("the scale's recipe", {}),
+    "b64": ("batch 64: four times the steps per epoch (the rate scales with the batch)",
+            {"optim.epochs": 10, "optim.warmup_epochs": 1, "optim.batch_size": 64}),
+    "lr2x": ("twice the rate", {"optim.epochs": 10, "optim.warmup_epochs": 1, "optim.base_lr": "2x"}),
+    "mask0.3": ("mask ratio 0.3 (Fig. 6: a smaller ratio, a smaller field)",
+                {"optim.epochs": 10, "optim.warmup_epochs": 1, "mask_ratio": 0.3}),
+    "pixel": ("raw-pixel loss (no norm-pix)", {"optim.epochs": 10, "optim.warmup_epochs": 1,
+                                               "model.norm_pix_loss": False}),
+}
+N_IMAGES = 128
+
+
+def study_of(scale: str, name: str, seed: int, run_root, planner=None) -> Study:
+    """The attention pages' study of a scale with one lever moved, and the mask ratio to pretrain at."""
+    changes = dict(LEVERS[name][1])
+    if changes.get("optim.base_lr") == "2x":  # twice the attention pages' MAE rate at this scale
+        changes["optim.base_lr"] = 2 * Study(scale=scale, verbose=False).for_attention().config("mae").optim.base_lr
+    ratio = changes.pop("mask_ratio", MASK_RATIO)
+    study = Study(scale=scale, run_root=run_root, seeds=(seed,), verbose=False, planner=planner).for_attention()
+    family = dict(study.family_overrides)
+    family["mae"] = {**family.get("mae", {}), **changes}  # after the scale's own MAE overrides, which it moves
+    return dataclasses.replace(study, family_overrides=family), ratio
+
+
+def measure_model(model, images) -> dict:
+    enc = analysis.attention_stats_curves(model, images, "encoder")
+    mask = analysis.shared_mask(model.num_patches, MASK_RATIO, 0)
+    dec = analysis.decoder_attention_measures(model, images, mask)
+    return {"encoder_distance": np.round(enc["distance"].mean(-1).numpy(), 2).tolist(),
+            "encoder_entropy": np.round(enc["entropy"].mean(-1).numpy(), 3).tolist(),
+            "decoder_entropy": np.round(dec["entropy"].mean(-1).numpy(), 3).tolist()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", default="gpu")
+    p.add_argument("--out", required=True)
+    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--run-root", default=None)
+    a = p.parse_args(argv)
+    names = a.only or list(LEVERS)
+    planner: list = []
+    for n in names:
+        s, ratio = study_of(a.scale, n, a.seed, a.run_root, planner)
+        s.attention_mae(mask_ratio=ratio, seed=a.seed)
+    train_runs(planner, a.run_root, a.jobs, progress=True)
+    rows = {}
+    for n in names:
+        s, ratio = study_of(a.scale, n, a.seed, a.run_root)
+        run = s.attention_mae(mask_ratio=ratio, seed=a.seed)
+        model, _ = load_run(run.checkpoint)
+        images = s.images(N_IMAGES)
+        grid = model.patch_embed.grid_size[0]
+        patch = model.patch_embed.patch_size[0]
+        snaps = {}
+        for epoch, path in sorted(snapshots(run.dir).items()):
+            m, _ = load_run(path)
+            snaps[epoch] = measure_model(m.eval(), images)
+        rows[n] = {"what": LEVERS[n][0], "run": run.name, "train_time_s": run.metrics.get("train_time_s"),
+                   "uniform_distance": round(float(analysis.uniform_attention_distance(grid, patch)), 2),
+                   "formed_entropy": round(verdicts.formed_entropy(grid * grid), 3),
+                   "local_fraction": verdicts.LOCAL_FRACTION, "snapshots": snaps}
+        print(json.dumps({"event": "measured", "candidate": n,
+                          "last": snaps[max(snaps)]["encoder_distance"], "init": snaps[0]["encoder_distance"],
+                          "uniform": rows[n]["uniform_distance"]}), flush=True)
+    atomic_write_text(a.out, json.dumps({"scale": a.scale, "seed": a.seed, "n_images": N_IMAGES,
+                                         "candidates": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
