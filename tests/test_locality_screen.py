@@ -35,3 +35,17 @@ def test_the_screen_trains_each_lever_and_measures_every_snapshot(tmp_path):
     assert table["recipe"]["uniform_distance"] == round(
         float(analysis.uniform_attention_distance(grid, cfg["recipe"].model.patch_size)), 2)
     assert len(inits["recipe"]) == cfg["recipe"].model.depth
+    assert all(r["finished"] for r in table.values())
+    snap = table["recipe"]["snapshots"]["0"]
+    mean = sum(snap["encoder_distance"]) / len(snap["encoder_distance"])
+    assert abs(snap["distance_fraction"] - mean / table["recipe"]["uniform_distance"]) < 2e-3
+
+
+def test_without_training_the_screen_measures_what_the_runs_have_and_skips_the_rest(tmp_path):
+    out = tmp_path / "screen.json"
+    root = str(tmp_path / "runs")
+    locality_screen.main(["--scale", "smoke", "--only", "recipe", "--jobs", "1", "--run-root", root, "--out", str(out)])
+    assert locality_screen.main(["--scale", "smoke", "--only", "recipe", "mask0.3", "--no-train", "--run-root", root,
+                                 "--out", str(out)]) == 0
+    table = json.loads(out.read_text())["candidates"]
+    assert list(table) == ["recipe"] and table["recipe"]["finished"]
