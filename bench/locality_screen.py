@@ -34,10 +34,13 @@ from lcmae_core.runs import run_path
 from lcmae_core.reference_models import load_run
 from lcmae_core.train.checkpoint import snapshots
 
-# name -> (what it changes, overrides on the attention pages' MAE of the scale). The first is the scale's recipe;
-# the others move one lever each, at a quarter of its epochs (its snapshot at that epoch is the comparison).
+# The recipe each scale's screen started from, pinned: a later change of the scale's recipe (which the screen
+# informs) leaves the screen's runs, and so its committed table, as they were. The gpu scale's first recipe.
+PINNED = {"gpu": {"optim.epochs": 40, "optim.warmup_epochs": 4, "optim.base_lr": 4e-3}}
+# name -> (what it changes, overrides on the attention pages' MAE of the scale with PINNED). The first is the pinned
+# recipe; the next move one lever each at a quarter of its epochs (its snapshot at that epoch is the comparison).
 LEVERS = {
-    "recipe": ("the scale's recipe", {}),
+    "recipe": ("the scale's first recipe (40 epochs)", {}),
     "b64": ("batch 64: four times the steps per epoch (the rate scales with the batch)",
             {"optim.epochs": 10, "optim.warmup_epochs": 1, "optim.batch_size": 64}),
     "lr2x": ("twice the rate", {"optim.epochs": 10, "optim.warmup_epochs": 1, "optim.base_lr": "2x"}),
@@ -55,9 +58,12 @@ N_IMAGES = 128
 
 def study_of(scale: str, name: str, seed: int, run_root, planner=None) -> Study:
     """The attention pages' study of a scale with one lever moved, and the mask ratio to pretrain at."""
-    changes = dict(LEVERS[name][1])
-    if changes.get("optim.base_lr") == "2x":  # twice the attention pages' MAE rate at this scale
-        changes["optim.base_lr"] = 2 * Study(scale=scale, verbose=False).for_attention().config("mae").optim.base_lr
+    changes = {**PINNED.get(scale, {}), **LEVERS[name][1]}
+    if changes.get("optim.base_lr") == "2x":  # twice the pinned rate, or the attention pages' MAE rate at this scale
+        base = PINNED.get(scale, {}).get("optim.base_lr")
+        if base is None:
+            base = Study(scale=scale, verbose=False).for_attention().config("mae").optim.base_lr
+        changes["optim.base_lr"] = 2 * base
     ratio = changes.pop("mask_ratio", MASK_RATIO)
     study = Study(scale=scale, run_root=run_root, seeds=(seed,), verbose=False, planner=planner).for_attention()
     family = dict(study.family_overrides)

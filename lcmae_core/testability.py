@@ -178,6 +178,59 @@ def page_text(table: dict | None, scale: str = "gpu") -> str:
             f"seed. The rule chose {table['chosen']}: {table['why']}.")
 
 
+def screen_path(scale: str = "gpu") -> str:
+    """``bench/results/<scale>_locality_screen.json``: the committed screen of a scale's levers
+    (``bench/locality_screen.py``, one seed), which informed its candidates."""
+    return committed_path(f"{scale}_locality_screen.json")
+
+
+def read_screen(path: str) -> dict | None:
+    """A committed locality screen, or None where none was made."""
+    try:
+        with open(path) as f:
+            screen = json.load(f)
+    except FileNotFoundError:
+        return None
+    if "candidates" not in screen or not all("snapshots" in r for r in screen["candidates"].values()):
+        raise ValueError(f"{path} is not a locality screen; rewrite it with bench/locality_screen.py")
+    return screen
+
+
+def screen_summary(screen: dict):
+    """One row per lever of a locality screen: what it changes, the encoder's mean attention distance as a fraction of
+    uniform attention at every measured epoch, and at its last epoch whether the encoder reads as local (at most
+    ``verdicts.LOCAL_FRACTION`` of uniform and below its own initialisation) and in how many decoder layers the
+    mask-token attention formed (``verdicts.formed_entropy``), for this one seed (pandas DataFrame)."""
+    import pandas as pd  # lazy: the book's tables only
+
+    rows = []
+    for name, r in screen["candidates"].items():
+        snaps = {int(e): v for e, v in r["snapshots"].items()}
+        last, init = snaps[max(snaps)], snaps[0]
+        local = (last["distance_fraction"] <= r["local_fraction"]
+                 and np.mean(last["encoder_distance"]) < np.mean(init["encoder_distance"]))
+        formed = sum(h <= r["formed_entropy"] for h in last["decoder_entropy"])
+        rows.append({"lever": name, "what": r["what"],
+                     "epochs": r["epochs"] if r["finished"] else f"{max(snaps)} of {r['epochs']} (unfinished)",
+                     "distance / uniform, by epoch": ", ".join(f"{e}: {v['distance_fraction']:.3f}"
+                                                              for e, v in sorted(snaps.items())),
+                     "encoder local at the end": "yes" if local else "no",
+                     "decoder layers formed at the end": f"{formed} of {len(last['decoder_entropy'])}"})
+    return pd.DataFrame(rows).set_index("lever")
+
+
+def screen_text(screen: dict | None, scale: str = "gpu") -> str:
+    """The appendix's sentence on a scale's locality screen."""
+    if screen is None:
+        return (f"No locality screen of the {scale} scale is committed; bench/locality_screen.py makes one on any "
+                f"machine.")
+    frame = screen_summary(screen)
+    local = [n for n in frame.index if frame.loc[n, "encoder local at the end"] == "yes"]
+    return (f"{len(frame)} levers screened at seed {screen['seed']} on {screen['n_images']} held-out crops; the "
+            f"encoder read as local at the end in {len(local)} of them"
+            + (f" ({', '.join(local)})" if local else "") + ". One seed informs the candidates; it decides nothing.")
+
+
 @interruptible
 def main(argv=None) -> int:
     candidates = [n for n, r in scales.SCALES.items() if r.reference_candidates]
@@ -208,4 +261,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["PRECONDITIONS", "candidate_study", "runs_of", "measure", "choose", "calibrate", "summary", "table_path",
-           "read_table", "page_text"]
+           "read_table", "page_text", "screen_path", "read_screen", "screen_summary", "screen_text"]

@@ -49,3 +49,29 @@ def test_a_calibration_at_the_smoke_scale(tmp_path):
     # the 2-epoch candidate trained its MAE longer: a different run from the base one
     frame = testability.summary(table)
     assert list(frame.columns[:2]) == ["what", "training s"] and frame["chosen"].sum() == 1
+
+
+def _lever(fractions, last_distance, decoder_entropy, finished=True, epochs=40):
+    snaps = {str(e): {"distance_fraction": f, "encoder_distance": [25.0, 25.0] if e == 0 else last_distance,
+                      "decoder_entropy": decoder_entropy} for e, f in fractions.items()}
+    return {"what": "w", "epochs": epochs, "finished": finished, "local_fraction": 0.9, "formed_entropy": 0.86,
+            "snapshots": snaps}
+
+
+def test_the_screen_summary_reads_locality_and_formation_at_the_last_epoch(tmp_path):
+    screen = {"seed": 0, "n_images": 128, "candidates": {
+        "long": _lever({0: 1.0, 40: 0.88}, [22.0, 22.0], [0.5, 0.7]),
+        "near": _lever({0: 1.0, 40: 0.912}, [22.8, 22.8], [0.5, 0.9]),
+        # below 0.9 of uniform but not below its own initialisation: not local
+        "flat": _lever({0: 0.85, 10: 0.86}, [25.5, 25.5], [0.9, 0.9], finished=False, epochs=80)}}
+    frame = testability.screen_summary(screen)
+    assert frame["encoder local at the end"].tolist() == ["yes", "no", "no"]
+    assert frame["decoder layers formed at the end"].tolist() == ["2 of 2", "1 of 2", "0 of 2"]
+    assert frame.loc["near", "distance / uniform, by epoch"] == "0: 1.000, 40: 0.912"
+    assert frame.loc["flat", "epochs"] == "10 of 80 (unfinished)"
+    assert "in 1 of them (long)" in testability.screen_text(screen)
+    assert testability.read_screen(str(tmp_path / "none.json")) is None
+    assert "No locality screen" in testability.screen_text(None)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a locality screen"):
+        testability.read_screen(str(tmp_path / "bad.json"))
