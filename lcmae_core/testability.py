@@ -200,7 +200,7 @@ def screen_summary(screen: dict):
     """One row per lever of a locality screen: what it changes, the encoder's mean attention distance as a fraction of
     uniform attention at every measured epoch, and at its last epoch whether the encoder reads as local (at most
     ``verdicts.LOCAL_FRACTION`` of uniform and below its own initialisation) and in how many decoder layers the
-    mask-token attention formed (``verdicts.formed_entropy``), for this one seed (pandas DataFrame)."""
+    mask-token attention formed (``verdicts.formed_entropy``), each at the one seed it ran (pandas DataFrame)."""
     import pandas as pd  # lazy: the book's tables only
 
     rows = []
@@ -210,7 +210,7 @@ def screen_summary(screen: dict):
         local = (last["distance_fraction"] <= r["local_fraction"]
                  and np.mean(last["encoder_distance"]) < np.mean(init["encoder_distance"]))
         formed = sum(h <= r["formed_entropy"] for h in last["decoder_entropy"])
-        rows.append({"lever": name, "what": r["what"],
+        rows.append({"lever": name, "what": r["what"], "seed": r.get("seed", screen.get("seed", 0)),
                      "epochs": r["epochs"] if r["finished"] else f"{max(snaps)} of {r['epochs']} (unfinished)",
                      "distance / uniform, by epoch": ", ".join(f"{e}: {v['distance_fraction']:.3f}"
                                                               for e, v in sorted(snaps.items())),
@@ -226,9 +226,12 @@ def screen_text(screen: dict | None, scale: str = "gpu") -> str:
                 f"machine.")
     frame = screen_summary(screen)
     local = [n for n in frame.index if frame.loc[n, "encoder local at the end"] == "yes"]
-    return (f"{len(frame)} levers screened at seed {screen['seed']} on {screen['n_images']} held-out crops; the "
-            f"encoder read as local at the end in {len(local)} of them"
-            + (f" ({', '.join(local)})" if local else "") + ". One seed informs the candidates; it decides nothing.")
+    seeds = sorted(set(frame["seed"]))
+    at = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+    return (f"{len(frame)} runs screened (one lever moved at a time, {at}) on {screen['n_images']} held-out crops; "
+            f"the encoder read as local at the end in {len(local)} of them"
+            + (f" ({', '.join(local)})" if local else "")
+            + ". A screen informs the candidates; it decides nothing (the calibration runs 3 seeds).")
 
 
 @interruptible

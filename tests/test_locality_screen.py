@@ -49,3 +49,20 @@ def test_without_training_the_screen_measures_what_the_runs_have_and_skips_the_r
                                  "--out", str(out)]) == 0
     table = json.loads(out.read_text())["candidates"]
     assert list(table) == ["recipe"] and table["recipe"]["finished"]
+
+
+def test_another_seed_merges_into_the_table_as_its_own_row(tmp_path):
+    out = tmp_path / "screen.json"
+    root = str(tmp_path / "runs")
+    locality_screen.main(["--scale", "smoke", "--only", "recipe", "--jobs", "1", "--run-root", root, "--out", str(out)])
+    assert locality_screen.main(["--scale", "smoke", "--only", "recipe", "--seed", "1", "--merge", "--jobs", "1",
+                                 "--run-root", root, "--out", str(out)]) == 0
+    screen = json.loads(out.read_text())
+    table = screen["candidates"]
+    assert list(table) == ["recipe", "recipe, seed 1"] and screen["seeds"] == [0, 1]
+    assert [r["seed"] for r in table.values()] == [0, 1] and table["recipe"]["run"] != table["recipe, seed 1"]["run"]
+    assert table["recipe"]["snapshots"]["0"] != table["recipe, seed 1"]["snapshots"]["0"]  # its own initialisation
+    # without --merge the table holds only what this call measured
+    locality_screen.main(["--scale", "smoke", "--only", "recipe", "--seed", "1", "--no-train", "--run-root", root,
+                          "--out", str(out)])
+    assert list(json.loads(out.read_text())["candidates"]) == ["recipe, seed 1"]

@@ -69,7 +69,11 @@ def test_the_screen_summary_reads_locality_and_formation_at_the_last_epoch(tmp_p
     assert frame["decoder layers formed at the end"].tolist() == ["2 of 2", "1 of 2", "0 of 2"]
     assert frame.loc["near", "distance / uniform, by epoch"] == "0: 1.000, 40: 0.912"
     assert frame.loc["flat", "epochs"] == "10 of 80 (unfinished)"
-    assert "in 1 of them (long)" in testability.screen_text(screen)
+    assert frame["seed"].tolist() == [0, 0, 0]
+    assert "in 1 of them (long)" in testability.screen_text(screen) and "seed 0" in testability.screen_text(screen)
+    screen["candidates"]["long, seed 1"] = {**screen["candidates"]["long"], "seed": 1}  # a second seed, its own row
+    assert testability.screen_summary(screen).loc["long, seed 1", "seed"] == 1
+    assert "seeds 0, 1" in testability.screen_text(screen) and "(long, long, seed 1)" in testability.screen_text(screen)
     assert testability.read_screen(str(tmp_path / "none.json")) is None
     assert "No locality screen" in testability.screen_text(None)
     (tmp_path / "bad.json").write_text("{}")
