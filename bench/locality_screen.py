@@ -56,6 +56,9 @@ LEVERS = {
     # the third round, after the second: 80 epochs brought the encoder to 0.851 of uniform but left the deep
     # decoder's last layer unformed; twice the rate formed every decoder layer but left the encoder at uniform
     "e80-lr2x": ("80 epochs at twice the rate", {"optim.epochs": 80, "optim.warmup_epochs": 8, "optim.base_lr": "2x"}),
+    # the fourth, after the third: the rate pulled the two mechanisms apart, so a rate between
+    "e80-lr1.5x": ("80 epochs at 1.5 times the rate",
+                   {"optim.epochs": 80, "optim.warmup_epochs": 8, "optim.base_lr": "1.5x"}),
 }
 N_IMAGES = 128
 
@@ -63,11 +66,12 @@ N_IMAGES = 128
 def study_of(scale: str, name: str, seed: int, run_root, planner=None) -> Study:
     """The attention pages' study of a scale with one lever moved, and the mask ratio to pretrain at."""
     changes = {**PINNED.get(scale, {}), **LEVERS[name][1]}
-    if changes.get("optim.base_lr") == "2x":  # twice the pinned rate, or the attention pages' MAE rate at this scale
+    rate = changes.get("optim.base_lr")
+    if isinstance(rate, str):  # "2x": a multiple of the pinned rate, or of the attention pages' MAE rate at this scale
         base = PINNED.get(scale, {}).get("optim.base_lr")
         if base is None:
             base = Study(scale=scale, verbose=False).for_attention().config("mae").optim.base_lr
-        changes["optim.base_lr"] = 2 * base
+        changes["optim.base_lr"] = float(rate.removesuffix("x")) * base
     ratio = changes.pop("mask_ratio", MASK_RATIO)
     study = Study(scale=scale, run_root=run_root, seeds=(seed,), verbose=False, planner=planner).for_attention()
     family = dict(study.family_overrides)
