@@ -59,6 +59,11 @@ LEVERS = {
     # the fourth, after the third: the rate pulled the two mechanisms apart, so a rate between
     "e80-lr1.5x": ("80 epochs at 1.5 times the rate",
                    {"optim.epochs": 80, "optim.warmup_epochs": 8, "optim.base_lr": "1.5x"}),
+    # the fifth, after the fourth: no single rate met both, and the decoder formed at the higher rates while the
+    # encoder stayed local at the lower one, so each part at its own: the encoder at the recipe's rate, the decoder
+    # at twice it (the rate that formed every decoder layer)
+    "e80-dec2x": ("80 epochs, the decoder at twice the rate (the encoder at the recipe's)",
+                  {"optim.epochs": 80, "optim.warmup_epochs": 8, "optim.decoder_lr_scale": 2.0}),
 }
 N_IMAGES = 128
 

@@ -62,6 +62,17 @@ def test_hash_ignores_device_and_paths_but_not_recipe():
     assert configs.run_name(a) == f"mae-{h}"
 
 
+def test_a_decoder_rate_multiple_is_a_new_run_and_one_rate_keeps_the_names():
+    a = configs.preset("mae", "smoke")
+    same = configs.apply_overrides(a, ["optim.decoder_lr_scale=1"])
+    assert configs.config_hash(same) == configs.config_hash(a)
+    assert configs.config_hash(configs.apply_overrides(a, ["optim.decoder_lr_scale=2"])) != configs.config_hash(a)
+    with pytest.raises(ConfigError, match="decoder_lr_scale"):
+        configs.validate(configs.apply_overrides(a, ["optim.decoder_lr_scale=0"]))
+    with pytest.raises(ConfigError, match="has none"):
+        configs.validate(configs.apply_overrides(configs.preset("simclr", "smoke"), ["optim.decoder_lr_scale=2"]))
+
+
 @pytest.mark.parametrize("override,match", [
     ("mask_ratio=1.0", "mask ratio"), ("mask_ratio=-0.1", "mask ratio"),
     ("model.img_size=30", "not divisible by patch size"), ("data.dataset=nope", "unknown dataset"),

@@ -101,6 +101,23 @@ def test_make_optimizer_is_the_pretraining_recipe():
     assert opt.param_groups[0]["betas"] == tuple(cfg.optim.betas)
 
 
+def test_a_decoder_rate_multiple_scales_the_decoders_groups_and_keeps_the_weight_decay_split():
+    cfg = configs.apply_overrides(configs.preset("mae", "smoke"), ["optim.decoder_lr_scale=2"])
+    model = build_model(cfg)
+    plain = engine.make_optimizer(configs.preset("mae", "smoke"), model, torch.device("cpu"))
+    opt = engine.make_optimizer(cfg, model, torch.device("cpu"))
+    set_lr(opt, 1e-3)
+    names = {id(p): n for n, p in model.named_parameters()}
+    rate = {names[id(p)]: g["lr"] for g in opt.param_groups for p in g["params"]}
+    decay = {names[id(p)]: g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert set(rate) == {n for n, p in model.named_parameters() if p.requires_grad}  # each trained one, once
+    assert rate["mask_token"] == rate["decoder_pred.weight"] == rate["decoder_blocks.0.attn.qkv.weight"] == 2e-3
+    assert rate["blocks.0.attn.qkv.weight"] == rate["patch_embed.proj.weight"] == rate["cls_token"] == 1e-3
+    # the same parameters decay as in timm's groups of the one-rate recipe
+    assert decay == {names[id(p)]: g["weight_decay"] for g in plain.param_groups for p in g["params"]}
+    assert decay["decoder_blocks.0.attn.qkv.weight"] == cfg.optim.weight_decay and decay["mask_token"] == 0.0
+
+
 def test_bench_train_step_is_the_engines(one_thread):
     """The benchmark's step (``perf.measure.train_step``) goes through engine.train_step: the same weights as the
     engine's epoch."""

@@ -66,3 +66,14 @@ def test_another_seed_merges_into_the_table_as_its_own_row(tmp_path):
     locality_screen.main(["--scale", "smoke", "--only", "recipe", "--seed", "1", "--no-train", "--run-root", root,
                           "--out", str(out)])
     assert list(json.loads(out.read_text())["candidates"]) == ["recipe, seed 1"]
+
+
+def test_the_decoder_rate_lever_moves_the_decoders_rate_only(tmp_path):
+    planner: list = []
+    for name in ("e80", "e80-dec2x"):
+        study, ratio = locality_screen.study_of("smoke", name, 0, str(tmp_path), planner)
+        study.attention_mae(mask_ratio=ratio, seed=0)
+    base, lever = planner
+    assert lever.optim.decoder_lr_scale == 2.0 and base.optim.decoder_lr_scale == 1.0
+    assert lever.optim.base_lr == base.optim.base_lr and lever.optim.epochs == base.optim.epochs
+    assert configs.run_name(lever) != configs.run_name(base)

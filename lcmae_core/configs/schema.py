@@ -171,6 +171,9 @@ class OptimConfig:
     momentum: float = 0.9  # LARS
     layer_decay: Optional[float] = None
     clip_grad: Optional[float] = None
+    # the decoder's rate (its blocks, embedding, mask token, norm and head) as a multiple of the encoder's: a lever
+    # of the gpu scale's locality screen (bench/locality_screen.py), not the paper's recipe (one rate for all)
+    decoder_lr_scale: float = 1.0
 
     def absolute_lr(self) -> float:
         return self.lr if self.lr is not None else self.base_lr * self.batch_size / 256
@@ -295,6 +298,8 @@ def config_hash(cfg) -> str:
     if cfg.data.dataset in FOLDER_DATASETS and cfg.data.root and os.path.isdir(cfg.data.root):
         # an image folder's identity, not its path: another folder is another run, the same one moved the same run
         d["data_identity"] = folder_identity(os.path.abspath(cfg.data.root))
+    if d.get("optim", {}).get("decoder_lr_scale") == 1.0:  # one rate, as every run had before the field existed
+        d["optim"].pop("decoder_lr_scale")
     if d.get("probe") == "lars":  # the probe every run had before the field existed: their names stay
         d.pop("probe")
     elif d.get("probe") == "logreg":  # solved, not trained: the optimizer settings do not enter the result
@@ -483,6 +488,11 @@ def validate(cfg) -> RunConfig:
                    ("optim.min_lr", o.min_lr)):
         if v is not None and not (math.isfinite(v) and v >= 0):
             raise ConfigError(f"{key} must be a finite number >= 0, got {v}")
+    if not (math.isfinite(o.decoder_lr_scale) and o.decoder_lr_scale > 0):
+        raise ConfigError(f"optim.decoder_lr_scale must be a finite number > 0, got {o.decoder_lr_scale}")
+    if o.decoder_lr_scale != 1.0 and cfg.family not in ("mae", "lcmae", "ae"):
+        raise ConfigError(f"optim.decoder_lr_scale scales an MAE-family decoder's rate; a {cfg.family} run has "
+                          "none: set optim.decoder_lr_scale=1")
     if o.absolute_lr() <= 0:
         raise ConfigError(f"the learning rate must be positive, got {o.absolute_lr()}; set optim.base_lr or optim.lr")
     if isinstance(cfg, LinprobeConfig):
