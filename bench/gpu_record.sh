@@ -5,6 +5,8 @@
 #   OUT=/path/to/out bash bench/gpu_record.sh                 # both steps
 #   OUT=/path/to/out bash bench/gpu_record.sh calibrate       # only the calibration
 #   OUT=/path/to/out bash bench/gpu_record.sh record          # only the record
+#   CANDIDATES="e80 e80-lr1.5x" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
+#   SEEDS=N: the calibration's seeds (default 3, the rule's)
 #
 # Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json) and
 # $OUT/gpu.tar.gz (unpack it under records/ and commit the folder). Many small runs train side by side on the one GPU
@@ -36,8 +38,8 @@ mkdir -p "$OUT"
 for s in "${STEPS[@]}"; do
   echo "== $s ($(date +%T))"
   case $s in
-    calibrate) $PY -m lcmae_core.testability --scale "$SCALE" --seeds 3 --jobs "$JOBS" --device "$DEVICE" \
-                 --run-root "$RUNS" --out "$OUT/${SCALE}_scale_calibration.json"
+    calibrate) $PY -m lcmae_core.testability --scale "$SCALE" --seeds "${SEEDS:-3}" --jobs "$JOBS" --device "$DEVICE" \
+                 --run-root "$RUNS" --out "$OUT/${SCALE}_scale_calibration.json" ${CANDIDATES:+--only $CANDIDATES}
       # a record at a recipe the calibration did not choose would be spent device time: stop here instead
       $PY -c "import json, sys; from lcmae_core import scales
 chosen = json.load(open(sys.argv[1]))['chosen']

@@ -60,6 +60,26 @@ def test_every_committed_record_is_current(rec):
 
 
 @pytest.mark.slow
+def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choose(tmp_path):
+    """bench/gpu_record.sh calibrate, rehearsed at the smoke scale on the CPU with one candidate (CANDIDATES): the
+    table holds it alone, and since it is not the scale's recipe the script stops instead of making a record."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    result, runs = tmp_path / "out", tmp_path / "runs"
+    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
+           "PY": sys.executable, "CANDIDATES": "2ep", "SEEDS": "2"}
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
+    p = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1200)
+    assert p.returncode != 0 and "stopped: the calibration chose 2ep" in p.stderr, p.stderr[-3000:]
+    assert "== record" not in p.stdout and not (runs / "records").exists()
+    table = json.loads((result / "smoke_scale_calibration.json").read_text())
+    assert list(table["candidates"]) == ["2ep"] and table["chosen"] == "2ep" and table["seeds"] == [0, 1]
+
+
+@pytest.mark.slow
 def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
     """The GPU session's command itself (bench/gpu_record.sh), rehearsed at the smoke scale on the CPU."""
     import os
