@@ -40,6 +40,8 @@ for s in "${STEPS[@]}"; do
   case $s in
     calibrate) $PY -m lcmae_core.testability --scale "$SCALE" --seeds "${SEEDS:-3}" --jobs "$JOBS" --device "$DEVICE" \
                  --run-root "$RUNS" --out "$OUT/${SCALE}_scale_calibration.json" ${CANDIDATES:+--only $CANDIDATES}
+      # how long the record would train here, from the calibration's own pace (before device time goes on it)
+      $PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$OUT/${SCALE}_scale_calibration.json"
       # a record at a recipe the calibration did not choose would be spent device time: stop here instead
       $PY -c "import json, sys; from lcmae_core import scales
 chosen = json.load(open(sys.argv[1]))['chosen']

@@ -38,7 +38,8 @@ from .calibration import committed_path
 from .errors import OneLineParser, interruptible
 from .experiments import Study
 from .masking import MASK_RATIO
-from .plan import check_jobs, default_jobs, train_runs
+from .configs import from_dict, run_name
+from .plan import check_jobs, cost, default_jobs, plan_runs, train_runs
 from .runs import ROOT_HELP
 
 N_IMAGES = 128
@@ -88,15 +89,18 @@ def measure(study: Study, runs: dict, n_images: int = N_IMAGES) -> dict:
             f5["supervised"]),
         "pretraining_helps": verdicts.pretraining_helps(arms["mae"], arms["random"]),
     }
-    seconds = [r.metrics.get("train_time_s") or 0.0 for k in ("mae", "contrastive", "supervised")
-               for r in runs[k].values()]
-    seconds += [r.metrics.get("train_time_s") or 0.0 for p in runs["probes"].values() for r in p.values()]
+    trained = [r for k in ("mae", "contrastive", "supervised") for r in runs[k].values()]
+    trained += [r for p in runs["probes"].values() for r in p.values()]
+    seconds = [r.metrics.get("train_time_s") or 0.0 for r in trained]
     return {"met": {k: bool(p.met) for k, p in pre.items()}, "text": {k: p.text for k, p in pre.items()},
             "encoder_distance": np.round(em["mae"]["distance"].mean(1), 2).tolist(),
             "uniform_distance": round(em["mae"]["uniform"], 2),
             "decoder_entropy": np.round(dm["entropy"], 3).tolist(), "formed_entropy":
                 round(verdicts.formed_entropy(dm["n_keys"]), 3),
-            "probe": {k: a.of("lp") for k, a in arms.items()}, "train_s": round(sum(seconds), 1)}
+            "probe": {k: a.of("lp") for k, a in arms.items()}, "train_s": round(sum(seconds), 1),
+            # each run's training seconds and its planned relative cost, for ``project``
+            "runs": {r.name: {"family": r.config["family"], "seconds": round(t, 2), "cost": round(cost(from_dict(r.config)), 3)}
+                     for r, t in zip(trained, seconds)}}
 
 
 def choose(rows: dict[str, dict]) -> tuple[str | None, str]:
@@ -130,6 +134,26 @@ def calibrate(scale: str, run_root: str | None = None, seeds=(0, 1, 2), names=No
     chosen, why = choose(rows)
     return {"scale": scale, "seeds": list(seeds), "n_images": n_images, "candidates": rows, "chosen": chosen,
             "why": why, "preconditions": list(PRECONDITIONS)}
+
+
+def project(table: dict, scale: str | None = None, jobs: int = 1) -> dict:
+    """How long the record at ``scale`` (default: the table's) would train on the machine that made ``table``: a
+    rough estimate, read before spending device time on it. The planner's relative costs (``plan.cost``, measured on
+    the CPU) of the record's runs that the calibration did not already train (the record reuses the rest from the same
+    run store), times this machine's measured pace (the calibration runs' training seconds per unit of planned
+    cost), over ``jobs`` workers packed perfectly: a lower bound on the wall time of the training, without the
+    notebooks' execution. {"planned_runs", "already_trained", "pace_s_per_cost", "train_s", "jobs", "wall_s"}."""
+    measured = {n: r for row in table["candidates"].values() for n, r in row.get("runs", {}).items()}
+    spent = sum(r["cost"] for r in measured.values())
+    if not measured or spent <= 0:
+        raise ValueError("the calibration table holds no run's seconds and cost (made before they were recorded); "
+                         "calibrate again to project the record")
+    pace = sum(r["seconds"] for r in measured.values()) / spent
+    planned = plan_runs(scale or table["scale"])
+    todo = [c for c in planned if run_name(c) not in measured]
+    train_s = pace * sum(cost(c) for c in todo)
+    return {"planned_runs": len(planned), "already_trained": len(planned) - len(todo), "pace_s_per_cost":
+            round(pace, 4), "train_s": round(train_s, 1), "jobs": jobs, "wall_s": round(train_s / jobs, 1)}
 
 
 def summary(table: dict):
@@ -246,7 +270,20 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the scale's)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--n-images", type=int, default=N_IMAGES)
+    p.add_argument("--project", action="store_true",
+                   help="train nothing: read the table at --out and estimate how long the record at the scale would "
+                        "train on the machine that made it, with --jobs workers (``project``)")
     a = p.parse_args(argv)
+    if a.project:
+        table = read_table(a.out)
+        if table is None:
+            p.error(f"no calibration table at {a.out}; calibrate first (without --project)")
+        try:
+            print(json.dumps({"event": "projected", "scale": a.scale, **project(table, a.scale, check_jobs(a.jobs)
+                                                                                    or default_jobs(a.scale))}))
+        except ValueError as e:
+            p.error(str(e))
+        return 0
     if a.seeds < 2:
         p.error(f"--seeds must be at least 2 (a paired interval needs two), got {a.seeds}")
     a.jobs = check_jobs(a.jobs)
@@ -263,5 +300,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["PRECONDITIONS", "candidate_study", "runs_of", "measure", "choose", "calibrate", "summary", "table_path",
-           "read_table", "page_text", "screen_path", "read_screen", "screen_summary", "screen_text"]
+__all__ = ["PRECONDITIONS", "candidate_study", "runs_of", "measure", "choose", "calibrate", "project", "summary",
+           "table_path", "read_table", "page_text", "screen_path", "read_screen", "screen_summary", "screen_text"]

@@ -75,6 +75,10 @@ def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choos
     p = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1200)
     assert p.returncode != 0 and "stopped: the calibration chose 2ep" in p.stderr, p.stderr[-3000:]
     assert "== record" not in p.stdout and not (runs / "records").exists()
+    # before stopping, the record's training time at the calibration's pace
+    projected = json.loads(next(line for line in p.stdout.splitlines() if '"projected"' in line))
+    assert projected["planned_runs"] == len(records.planned_names("smoke")) and projected["jobs"] == 2
+    assert 0 < projected["already_trained"] < projected["planned_runs"] and projected["wall_s"] > 0
     table = json.loads((result / "smoke_scale_calibration.json").read_text())
     assert list(table["candidates"]) == ["2ep"] and table["chosen"] == "2ep" and table["seeds"] == [0, 1]
 

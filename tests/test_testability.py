@@ -34,6 +34,24 @@ def test_an_unknown_candidate_is_one_line():
         testability.candidate_study("smoke", "nope")
 
 
+def test_the_projection_prices_the_runs_the_calibration_did_not_train_at_its_pace():
+    from lcmae_core import configs, plan
+    planned = plan.plan_runs("smoke")
+    done = planned[0]
+    # one run of the record measured (cost c0 in s0 seconds) and one that the record does not plan
+    c0 = plan.cost(done)
+    table = {"scale": "smoke", "candidates": {"a": {"runs": {
+        configs.run_name(done): {"family": done.family, "seconds": 3.0 * c0, "cost": c0},
+        "mae-000000000000": {"family": "mae", "seconds": 3.0 * 2.0, "cost": 2.0}}}}}
+    got = testability.project(table, jobs=4)
+    rest = sum(plan.cost(c) for c in planned[1:])
+    assert got["planned_runs"] == len(planned) and got["already_trained"] == 1 and got["pace_s_per_cost"] == 3.0
+    assert got["train_s"] == pytest.approx(3.0 * rest, abs=0.1) and got["wall_s"] == pytest.approx(got["train_s"] / 4,
+                                                                                                     abs=0.1)
+    with pytest.raises(ValueError, match="calibrate again"):
+        testability.project({"scale": "smoke", "candidates": {"a": {"met": {}}}})
+
+
 @pytest.mark.slow
 def test_a_calibration_at_the_smoke_scale(tmp_path):
     out = tmp_path / "t.json"
@@ -45,6 +63,7 @@ def test_a_calibration_at_the_smoke_scale(tmp_path):
         assert set(row["met"]) == set(testability.PRECONDITIONS) and row["train_s"] > 0
         assert "MAE encoder attention local" in row["text"]["encoder_local"]
         assert len(row["probe"]["mae"]) == 2
+        assert row["runs"] and sum(r["seconds"] for r in row["runs"].values()) == pytest.approx(row["train_s"], abs=0.1)
     assert table["chosen"] in table["candidates"] and table["why"]
     # the 2-epoch candidate trained its MAE longer: a different run from the base one
     frame = testability.summary(table)
