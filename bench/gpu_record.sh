@@ -5,7 +5,7 @@
 #   OUT=/path/to/out bash bench/gpu_record.sh                 # both steps
 #   OUT=/path/to/out bash bench/gpu_record.sh calibrate       # only the calibration
 #   OUT=/path/to/out bash bench/gpu_record.sh record          # only the record
-#   CANDIDATES="e80 e80-lr1.5x" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
+#   CANDIDATES="e80 e80-dec2x" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
 #   SEEDS=N: the calibration's seeds (default 3, the rule's)
 #
 # Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json) and
