@@ -35,10 +35,10 @@ from . import pages, scales, verdicts
 from .analysis import shared_mask
 from .atomic import atomic_write_text
 from .calibration import committed_path
+from .configs import from_dict, run_name
 from .errors import OneLineParser, interruptible
 from .experiments import Study
 from .masking import MASK_RATIO
-from .configs import from_dict, run_name
 from .plan import check_jobs, cost, default_jobs, plan_runs, train_runs
 from .runs import ROOT_HELP
 
@@ -99,8 +99,8 @@ def measure(study: Study, runs: dict, n_images: int = N_IMAGES) -> dict:
                 round(verdicts.formed_entropy(dm["n_keys"]), 3),
             "probe": {k: a.of("lp") for k, a in arms.items()}, "train_s": round(sum(seconds), 1),
             # each run's training seconds and its planned relative cost, for ``project``
-            "runs": {r.name: {"family": r.config["family"], "seconds": round(t, 2), "cost": round(cost(from_dict(r.config)), 3)}
-                     for r, t in zip(trained, seconds)}}
+            "runs": {r.name: {"family": r.config["family"], "seconds": round(t, 2),
+                              "cost": round(cost(from_dict(r.config)), 3)} for r, t in zip(trained, seconds)}}
 
 
 def choose(rows: dict[str, dict]) -> tuple[str | None, str]:
