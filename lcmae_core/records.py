@@ -35,6 +35,7 @@ from pathlib import Path
 from . import scales
 from .atomic import atomic_write_json
 from .configs import run_name
+from .data import dataset_info, known_train_size
 from .batch import REPO, BatchError, failures, run_batch
 from .errors import OneLineParser, UsageError, interruptible
 from .parameters import ParameterError, page_parameters, parse_value
@@ -316,6 +317,87 @@ def reproducibility_summary(records: list[Record], scale_now: str, loaded_now: d
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# what differs from the paper
+def _planned_recipe(scale: str) -> dict:
+    """The configs a scale's pages train, as the planner sees them: Table 1's MAE baseline and LC-MAE (a), the
+    attention pages' MAE, and the baseline's finetuning and linear probe."""
+    from .experiments import Study  # lazy: experiments sits above this module's readers
+
+    planned: list = []
+    study = Study(scale=scale, verbose=False, planner=planned)
+    base = study.mae()
+    study.lcmae("a")
+    study.for_attention().attention_mae()
+    study.finetune(base)
+    study.linprobe(base)
+    return dict(zip(("mae", "lcmae", "attention_mae", "finetune", "linprobe"), planned))
+
+
+def _encoder_text(c) -> str:
+    m = c.model
+    g = m.img_size // m.patch_size
+    return (f"ViT of width {m.embed_dim}, depth {m.depth}, {m.num_heads} heads; patch {m.patch_size} on "
+            f"{m.img_size} px ({g}x{g} tokens)")
+
+
+def _data_text(c) -> str:
+    n = known_train_size(c.data)
+    size = f"{n:,} samples an epoch" if n else "every image of the folder an epoch"
+    return f"{c.data.dataset} ({dataset_info(c.data.dataset).description}; {size})"
+
+
+def _schedule_text(c) -> str:
+    o = c.optim
+    text = (f"{o.epochs:g} epochs ({o.warmup_epochs:g} warming up), batch {o.batch_size}, base rate {o.base_lr:g} "
+            f"(absolute {o.base_lr * o.batch_size / 256:.3g})")
+    if o.decoder_lr_scale != 1.0:
+        text += f"; the decoder at {o.decoder_lr_scale:g} times that rate (the paper trains one rate)"
+    return text
+
+
+def differences(scale_names, reference: str = "paper") -> list[dict]:
+    """What differs between the paper's recipe (the ``reference`` scale) and each of ``scale_names``: one row per
+    aspect (model, data, schedules, mask ratios, seeds, probe, finetuning, hardware), read from the configs the
+    planner makes for each scale's pages, so that it cannot drift from what runs. [{"aspect", reference, scale...}]"""
+    names = list(dict.fromkeys([reference, *scale_names]))
+    recipes = {n: _planned_recipe(n) for n in names}
+    recs = {n: scales.get(n) for n in names}
+
+    def finetuning(n):
+        r = recs[n]
+        if r.finetune_seeds == 0:
+            return "not trained (the finetuning claims are not testable at this scale)"
+        return _schedule_text(recipes[n]["finetune"])
+
+    def probe(n):
+        c = recipes[n]["linprobe"]
+        if c.probe == "logreg":
+            return "logistic regression solved to convergence on frozen features, C chosen on held-out data"
+        return f"trained by LARS: {_schedule_text(c)}"
+
+    aspects = {
+        "encoder (Tables 1-3)": lambda n: _encoder_text(recipes[n]["mae"]),
+        "encoder (the attention pages)": lambda n: _encoder_text(recipes[n]["attention_mae"]),
+        "decoder": lambda n: (f"width {recipes[n]['mae'].model.decoder_embed_dim}; depth "
+                              f"{recipes[n]['mae'].model.decoder_depth} (Tables 1-2), "
+                              f"{recipes[n]['attention_mae'].model.decoder_depth} (the attention pages)"),
+        "pretraining data (Tables 1-3)": lambda n: _data_text(recipes[n]["mae"]),
+        "pretraining data (the attention pages)": lambda n: _data_text(recipes[n]["attention_mae"]),
+        "labelled task": lambda n: _data_text(recipes[n]["finetune"]),
+        "MAE pretraining (Tables 1-3)": lambda n: _schedule_text(recipes[n]["mae"]),
+        "MAE pretraining (the attention pages)": lambda n: _schedule_text(recipes[n]["attention_mae"]),
+        "LC-MAE pretraining": lambda n: _schedule_text(recipes[n]["lcmae"]),
+        "mask ratio (Fig. 6's)": lambda n: (f"{recipes[n]['mae'].mask_ratio:g} ("
+                                            + ", ".join(f"{r:g}" for r in recs[n].fig6_mask_ratios) + ")"),
+        "seeds": lambda n: f"{len(recs[n].seeds)} (" + ", ".join(map(str, recs[n].seeds)) + ")",
+        "linear probe": probe,
+        "finetuning": finetuning,
+        "hardware": lambda n: recs[n].hardware,
+    }
+    return [{"aspect": a, **{n: text(n) for n in names}} for a, text in aspects.items()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
 def add_arguments(p) -> None:
     p.add_argument("--scale", default="gpu", choices=scales.NAMES, help="the scale to record (default gpu)")
     p.add_argument("--out", default=str(RECORDS_DIR), help="where the record's folder and archive go "
@@ -360,5 +442,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["RECORDS_DIR", "FORMAT", "MAX_ARCHIVE_MIB", "RecordError", "Record", "make_record", "read_record",
-           "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows", "reproducibility_summary", "git_commit",
+           "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows", "reproducibility_summary", "differences", "git_commit",
            "extract_figures"]

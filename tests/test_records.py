@@ -1,12 +1,13 @@
 """Records (``lcmae_core.records``): one command executes the whole book at a scale and packs it with its provenance;
 the same code reads it back; a record the code no longer reproduces is stale, and the committed ones must not be."""
 
+import dataclasses
 import json
 import tarfile
 
 import pytest
 
-from lcmae_core import records
+from lcmae_core import records, scales
 from lcmae_core.records import RecordError
 from lcmae_core.verdicts import Claim
 
@@ -49,6 +50,27 @@ def test_the_views_without_records_say_how_to_make_one(tmp_path):
     view = records.page_view("table2_decoders", [], tmp_path)
     assert "No record is committed yet" in view._repr_html_() and "python -m lcmae_core record" in view._repr_html_()
     assert "no record is committed yet" in records.reproducibility_summary([], "cpu", {})
+
+
+def test_what_differs_from_the_paper_is_read_from_the_planned_configs(monkeypatch):
+    """The results page's table of differences: one row per aspect, a column per scale, each cell from the configs
+    the planner makes (so a recipe change shows), and a rate the paper does not use (the decoder's own) named."""
+    gpu = scales.get("gpu")
+    rows = {r["aspect"]: r for r in records.differences(["gpu", "cpu"])}
+    assert all(set(r) == {"aspect", "paper", "gpu", "cpu"} for r in rows.values())
+    mae = gpu.pretrain_optim["mae"]
+    assert rows["MAE pretraining (Tables 1-3)"]["gpu"].startswith(f"{mae['epochs']} epochs ({mae['warmup_epochs']} ")
+    assert "trained by LARS" in rows["linear probe"]["paper"] and "solved" in rows["linear probe"]["gpu"]
+    assert rows["finetuning"]["cpu"].startswith("not trained") and "epochs" in rows["finetuning"]["gpu"]
+    assert rows["seeds"]["gpu"] == f"{len(gpu.seeds)} (" + ", ".join(map(str, gpu.seeds)) + ")"
+    assert "(7x7 tokens)" in rows["encoder (Tables 1-3)"]["cpu"]
+    assert "(12x12 tokens)" in rows["encoder (the attention pages)"]["cpu"]
+    assert "decoder at" not in rows["MAE pretraining (the attention pages)"]["gpu"]
+    fast = {f: ({**o, "decoder_lr_scale": 2.0} if f == "mae" else o) for f, o in gpu.pretrain_optim.items()}
+    monkeypatch.setitem(scales.SCALES, "gpu", dataclasses.replace(gpu, pretrain_optim=fast))
+    rows = {r["aspect"]: r for r in records.differences(["gpu"])}
+    assert "the decoder at 2 times that rate (the paper trains one rate)" in rows["MAE pretraining (Tables 1-3)"]["gpu"]
+    assert "decoder at" not in rows["LC-MAE pretraining"]["gpu"]
 
 
 @pytest.mark.parametrize("rec", records.list_records(), ids=lambda r: r.name)
