@@ -7,6 +7,9 @@
 #   OUT=/path/to/out bash bench/gpu_record.sh record          # only the record
 #   CANDIDATES="e80 e80-dec2x" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
 #   SEEDS=N: the calibration's seeds (default 3, the rule's)
+#   BUDGET_S=540: the seconds this command may take in all (e.g. the device call's limit less a margin): after
+#     calibrating, the record starts only if its projected training fits the time left (testability.fits); else the
+#     script stops with the calibration kept, and the device time left goes to other work
 #
 # Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json) and
 # $OUT/gpu.tar.gz (unpack it under records/ and commit the folder). Many small runs train side by side on the one GPU
@@ -35,6 +38,7 @@ if ! $PY -c "import papermill, ipykernel, myst_nb" 2>/dev/null; then
   echo "== installed $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS into $SITE"
 fi
 mkdir -p "$OUT"
+T0=$(date +%s)
 for s in "${STEPS[@]}"; do
   echo "== $s ($(date +%T))"
   case $s in
@@ -48,7 +52,12 @@ chosen = json.load(open(sys.argv[1]))['chosen']
 recipe = scales.get(sys.argv[2]).reference_candidates.get(chosen, ('', None))[1]
 sys.exit(0 if recipe == {} else f'stopped: the calibration chose {chosen}, not the scale recipe: set it in '
          'lcmae_core/scales.py, commit the calibration, then run this script with the step record')" \
-        "$OUT/${SCALE}_scale_calibration.json" "$SCALE" ;;
+        "$OUT/${SCALE}_scale_calibration.json" "$SCALE"
+      # a record that cannot end in the time left would be spent device time too
+      if [ -n "${BUDGET_S:-}" ] && [[ " ${STEPS[*]} " == *" record "* ]]; then
+        $PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$OUT/${SCALE}_scale_calibration.json" \
+          --within $(( BUDGET_S - ($(date +%s) - T0) ))
+      fi ;;
     record) $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
               --run-root "$RUNS" --no-progress
             cp "$RUNS/records/$SCALE.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree

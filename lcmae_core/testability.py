@@ -156,6 +156,24 @@ def project(table: dict, scale: str | None = None, jobs: int = 1) -> dict:
             round(pace, 4), "train_s": round(train_s, 1), "jobs": jobs, "wall_s": round(train_s / jobs, 1)}
 
 
+# The projection is a lower bound (training only, the workers packed perfectly; no notebook, no compilation outside
+# the runs' own seconds): a record is started only where it fits this many times over in the time left. Declared
+# before any GPU record ran; the first record's wall time against its projection is the check of it.
+PROJECTION_MARGIN = 1.5
+
+
+def fits(projection: dict, seconds_left: float, margin: float = PROJECTION_MARGIN) -> tuple[bool, str]:
+    """Would the record projected by ``project`` end within ``seconds_left``, with ``margin``? (fits, one line)"""
+    need = margin * projection["wall_s"]
+    if need <= seconds_left:
+        return True, f"the record's projected training, {projection['wall_s']:.0f} s x {margin:g}, fits the " \
+                     f"{seconds_left:.0f} s left"
+    return False, (f"stopped: the record's projected training ({projection['wall_s']:.0f} s over "
+                   f"{projection['jobs']} workers, x {margin:g} for what the projection leaves out) would not end "
+                   f"within the {seconds_left:.0f} s left; the calibration is kept: make the record in a session "
+                   "with that much time (bench/gpu_record.sh record)")
+
+
 def summary(table: dict):
     """One row per candidate, cheapest first: what it changes, its cost, and each precondition met or not, with
     the numbers behind the nearest misses (pandas DataFrame)."""
@@ -273,16 +291,23 @@ def main(argv=None) -> int:
     p.add_argument("--project", action="store_true",
                    help="train nothing: read the table at --out and estimate how long the record at the scale would "
                         "train on the machine that made it, with --jobs workers (``project``)")
+    p.add_argument("--within", type=float, default=None, metavar="SECONDS",
+                   help="with --project: exit 3, with one line, unless the projected record fits SECONDS "
+                        f"(x {PROJECTION_MARGIN:g}, ``fits``)")
     a = p.parse_args(argv)
     if a.project:
         table = read_table(a.out)
         if table is None:
             p.error(f"no calibration table at {a.out}; calibrate first (without --project)")
         try:
-            print(json.dumps({"event": "projected", "scale": a.scale, **project(table, a.scale, check_jobs(a.jobs)
-                                                                                    or default_jobs(a.scale))}))
+            projection = project(table, a.scale, check_jobs(a.jobs) or default_jobs(a.scale))
         except ValueError as e:
             p.error(str(e))
+        print(json.dumps({"event": "projected", "scale": a.scale, **projection}))
+        if a.within is not None:
+            ok, why = fits(projection, a.within)
+            print(why, file=sys.stdout if ok else sys.stderr)
+            return 0 if ok else 3
         return 0
     if a.seeds < 2:
         p.error(f"--seeds must be at least 2 (a paired interval needs two), got {a.seeds}")
@@ -300,5 +325,6 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["PRECONDITIONS", "candidate_study", "runs_of", "measure", "choose", "calibrate", "project", "summary",
-           "table_path", "read_table", "page_text", "screen_path", "read_screen", "screen_summary", "screen_text"]
+__all__ = ["PRECONDITIONS", "PROJECTION_MARGIN", "candidate_study", "runs_of", "measure", "choose", "calibrate",
+           "project", "fits", "summary", "table_path", "read_table", "page_text", "screen_path", "read_screen",
+           "screen_summary", "screen_text"]

@@ -106,6 +106,24 @@ def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choos
 
 
 @pytest.mark.slow
+def test_the_calibration_step_stops_before_a_record_that_would_not_fit_the_time_left(tmp_path):
+    """bench/gpu_record.sh with BUDGET_S, rehearsed at the smoke scale: the calibration chose the scale's recipe, but
+    the record's projected training does not fit the seconds left, so the script stops with the table kept."""
+    import os
+    import subprocess
+    import sys
+
+    result, runs = tmp_path / "out", tmp_path / "runs"
+    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
+           "PY": sys.executable, "CANDIDATES": "base", "SEEDS": "2", "BUDGET_S": "1"}
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
+    p = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1200)
+    assert p.returncode == 3 and "would not end within" in p.stderr, p.stderr[-3000:]
+    assert "== record" not in p.stdout and not (runs / "records").exists()
+    assert json.loads((result / "smoke_scale_calibration.json").read_text())["chosen"] == "base"
+
+
+@pytest.mark.slow
 def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
     """The GPU session's command itself (bench/gpu_record.sh), rehearsed at the smoke scale on the CPU."""
     import os

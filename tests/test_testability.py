@@ -52,6 +52,28 @@ def test_the_projection_prices_the_runs_the_calibration_did_not_train_at_its_pac
         testability.project({"scale": "smoke", "candidates": {"a": {"met": {}}}})
 
 
+def test_a_record_starts_only_where_its_projection_fits_the_time_left(tmp_path, capsys):
+    projection = {"wall_s": 100.0, "jobs": 4}
+    ok, why = testability.fits(projection, 100.0 * testability.PROJECTION_MARGIN)
+    assert ok and "fits" in why
+    ok, why = testability.fits(projection, 100.0 * testability.PROJECTION_MARGIN - 1)
+    assert not ok and why.startswith("stopped: the record's projected training (100 s over 4 workers")
+    assert "the calibration is kept" in why
+    # the command line: exit 3 and the one line, or 0
+    from lcmae_core import configs, plan
+    done = plan.plan_runs("smoke")[0]
+    table = {"scale": "smoke", "chosen": "a", "why": "", "seeds": [0, 1], "candidates": {"a": {"runs": {
+        configs.run_name(done): {"family": done.family, "seconds": 10.0, "cost": plan.cost(done)}}}}}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(table))
+    wall = testability.project(table, jobs=2)["wall_s"]
+    args = ["--scale", "smoke", "--project", "--jobs", "2", "--out", str(path), "--within"]
+    assert testability.main(args + [str(wall * testability.PROJECTION_MARGIN * 0.9)]) == 3
+    assert "would not end within" in capsys.readouterr().err
+    assert testability.main(args + [str(wall * testability.PROJECTION_MARGIN * 1.1)]) == 0
+    assert "fits the" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_a_calibration_at_the_smoke_scale(tmp_path):
     out = tmp_path / "t.json"
