@@ -5,7 +5,7 @@
 #   OUT=/path/to/out bash bench/gpu_record.sh                 # both steps
 #   OUT=/path/to/out bash bench/gpu_record.sh calibrate       # only the calibration
 #   OUT=/path/to/out bash bench/gpu_record.sh record          # only the record
-#   CANDIDATES="e80 e80-dec2x" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
+#   CANDIDATES="e80-dec2x e80" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
 #   SEEDS=N: the calibration's seeds (default 3, the rule's)
 #   BUDGET_S=540: the seconds this command may take in all (e.g. the device call's limit less a margin): after
 #     calibrating, the record starts only if its projected training fits the time left (testability.fits); else the

@@ -36,8 +36,9 @@ from lcmae_core.reference_models import load_run
 from lcmae_core.train.checkpoint import snapshots
 
 # The recipe each scale's screen started from, pinned: a later change of the scale's recipe (which the screen
-# informs) leaves the screen's runs, and so its committed table, as they were. The gpu scale's first recipe.
-PINNED = {"gpu": {"optim.epochs": 40, "optim.warmup_epochs": 4, "optim.base_lr": 4e-3}}
+# informs) leaves the screen's runs, and so its committed table, as they were. The gpu scale's first recipe: one
+# rate for encoder and decoder.
+PINNED = {"gpu": {"optim.epochs": 40, "optim.warmup_epochs": 4, "optim.base_lr": 4e-3, "optim.decoder_lr_scale": 1.0}}
 # name -> (what it changes, overrides on the attention pages' MAE of the scale with PINNED). The first is the pinned
 # recipe; the next move one lever each at a quarter of its epochs (its snapshot at that epoch is the comparison).
 LEVERS = {

@@ -442,5 +442,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["RECORDS_DIR", "FORMAT", "MAX_ARCHIVE_MIB", "RecordError", "Record", "make_record", "read_record",
-           "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows", "reproducibility_summary", "differences", "git_commit",
-           "extract_figures"]
+           "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows",
+           "reproducibility_summary", "differences", "git_commit", "extract_figures"]

@@ -77,3 +77,16 @@ def test_the_decoder_rate_lever_moves_the_decoders_rate_only(tmp_path):
     assert lever.optim.decoder_lr_scale == 2.0 and base.optim.decoder_lr_scale == 1.0
     assert lever.optim.base_lr == base.optim.base_lr and lever.optim.epochs == base.optim.epochs
     assert configs.run_name(lever) != configs.run_name(base)
+
+
+def test_the_committed_screen_is_what_the_screen_plans_now(tmp_path):
+    """Every row of the committed gpu screen names the run the screen would train now for its lever and seed: a
+    change of the gpu recipe (which the screen informs) leaves the pinned screen as it was."""
+    screen = json.loads(open(os.path.join(ROOT, "bench", "results", "gpu_locality_screen.json")).read())
+    assert screen["candidates"]
+    for row, r in screen["candidates"].items():
+        lever = row.split(",")[0]
+        planner: list = []
+        study, ratio = locality_screen.study_of("gpu", lever, r["seed"], str(tmp_path), planner)
+        study.attention_mae(mask_ratio=ratio, seed=r["seed"])
+        assert configs.run_name(planner[0]) == r["run"], row
