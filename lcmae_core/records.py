@@ -349,7 +349,7 @@ def _data_text(c) -> str:
 def _schedule_text(c) -> str:
     o = c.optim
     text = (f"{o.epochs:g} epochs ({o.warmup_epochs:g} warming up), batch {o.batch_size}, base rate {o.base_lr:g} "
-            f"(absolute {o.base_lr * o.batch_size / 256:.3g})")
+            f"(absolute {o.absolute_lr():.3g})")
     if o.decoder_lr_scale != 1.0:
         text += f"; the decoder at {o.decoder_lr_scale:g} times that rate (the paper trains one rate)"
     return text
