@@ -276,6 +276,76 @@ def screen_text(screen: dict | None, scale: str = "gpu") -> str:
             + ". A screen informs the candidates; it decides nothing (the calibration runs 3 seeds).")
 
 
+def comparison_screen_path(scale: str = "gpu") -> str:
+    """``bench/results/<scale>_comparison_screen.json``: the committed screen of Fig. 5's comparison models at a scale
+    (``bench/comparison_screen.py``)."""
+    return committed_path(f"{scale}_comparison_screen.json")
+
+
+def read_comparison_screen(path: str) -> dict | None:
+    """A committed comparison screen, or None where none was made."""
+    try:
+        with open(path) as f:
+            screen = json.load(f)
+    except FileNotFoundError:
+        return None
+    if "rows" not in screen or not all({"snapshots", "init"} <= set(r) for r in screen["rows"].values()):
+        raise ValueError(f"{path} is not a comparison screen; rewrite it with bench/comparison_screen.py")
+    return screen
+
+
+def _layers_below(row: dict) -> int:
+    """In how many layers a screened model's attention entropy at its last kept epoch lies below its random-init
+    twin's."""
+    snaps = {int(e): v for e, v in row["snapshots"].items()}
+    return sum(t < i for t, i in zip(snaps[max(snaps)]["entropy"], row["init"]["entropy"]))
+
+
+def comparison_summary(screen: dict):
+    """One row per comparison model and seed of a comparison screen: the encoder's attention entropy (fraction of its
+    maximum, mean over layers) at every kept epoch beside its random-init twin's, whether at the last epoch every
+    layer lay below the twin's (a point reading of one seed: the verdict, ``verdicts.attention_moved``, reads a paired
+    interval over seeds), and for the supervised model its top-1 against the better raw-pixel baseline of its task
+    (``verdicts.task_learned``) (pandas DataFrame)."""
+    import pandas as pd  # lazy: the book's tables only
+
+    rows = []
+    for name, r in screen["rows"].items():
+        snaps, init = {int(e): v for e, v in r["snapshots"].items()}, r["init"]
+        row = {"model": name, "what": r["what"], "seed": r["seed"],
+               "epochs": r["epochs"] if r["finished"] else f"{max(snaps)} of {r['epochs']} (unfinished)",
+               "entropy by epoch (random init)": ", ".join(f"{e}: {np.mean(v['entropy']):.3f}"
+                                                           for e, v in sorted(snaps.items()))
+                                                 + f" ({np.mean(init['entropy']):.3f})",
+               "layers below random init at the end": f"{_layers_below(r)} of {len(init['entropy'])}",
+               "top-1 % (best raw pixels)": ""}
+        if "top1" in r:
+            raw = max(r["raw_pixels"].values())
+            row["top-1 % (best raw pixels)"] = ("not finished" if r["top1"] is None
+                                                else f"{r['top1']:.1f} ({raw:.1f})")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def comparison_text(screen: dict | None, scale: str = "gpu") -> str:
+    """The appendix's sentence on a scale's comparison screen."""
+    if screen is None:
+        return (f"No screen of Fig. 5's comparison models at the {scale} scale is committed; "
+                f"bench/comparison_screen.py makes one on any machine.")
+    frame = comparison_summary(screen)
+    moved = [n for n, r in screen["rows"].items() if _layers_below(r) == len(r["init"]["entropy"])]
+    learned = [n for n, r in screen["rows"].items()
+               if r.get("top1") is not None and r["top1"] > max(r["raw_pixels"].values())]
+    supervised = [n for n, r in screen["rows"].items() if "top1" in r]
+    seeds = sorted({r["seed"] for r in screen["rows"].values()})
+    return (f"{len(frame)} comparison models screened (seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))}); at the end the attention of {len(moved)} of them lay below its "
+            f"random-init twin's in every layer" + (f" ({', '.join(moved)})" if moved else "")
+            + (f", and {len(learned)} of {len(supervised)} supervised runs beat the raw pixels of their task"
+               if supervised else "")
+            + ". Point readings of single seeds: the calibration decides, on paired intervals over 3.")
+
+
 @interruptible
 def main(argv=None) -> int:
     candidates = [n for n, r in scales.SCALES.items() if r.reference_candidates]
@@ -327,4 +397,5 @@ if __name__ == "__main__":
 
 __all__ = ["PRECONDITIONS", "PROJECTION_MARGIN", "candidate_study", "runs_of", "measure", "choose", "calibrate",
            "project", "fits", "summary", "table_path", "read_table", "page_text", "screen_path", "read_screen",
-           "screen_summary", "screen_text"]
+           "screen_summary", "screen_text", "comparison_screen_path", "read_comparison_screen", "comparison_summary",
+           "comparison_text"]
