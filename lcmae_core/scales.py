@@ -304,7 +304,7 @@ PAPER = Scale(
 # The seeds: the arms of a comparison share each seed (the same initialisation, masks and data order), and every
 # configuration's own spread over them is its noise (lcmae_core.stats). Smoke trains two, so that every interval is
 # computed (and wide); cpu three, which resolve an effect of 3.3 standard deviations of one seed's difference four
-# times in five (two: 11.5); gpu three, at the cost of three trainings each; paper one.
+# times in five (two: 11.5); gpu five (its record reads intervals over at least 5; its calibration 3); paper one.
 SCALES = {s.name: s for s in (SMOKE, CPU, GPU, CIFAR, PAPER)}
 NAMES = tuple(SCALES)
 
