@@ -2,22 +2,25 @@
 # The reference record on one GPU, as one command: calibrate the gpu scale's recipe (every candidate of its record,
 # 3 seeds each, judged by the verdicts' preconditions), then execute the whole book at the gpu scale and pack it.
 #
-#   OUT=/path/to/out bash bench/gpu_record.sh                 # both steps
+#   OUT=/path/to/out bash bench/gpu_record.sh                 # every step: calibrate train record
 #   OUT=/path/to/out bash bench/gpu_record.sh calibrate       # only the calibration
-#   OUT=/path/to/out bash bench/gpu_record.sh record          # only the record
+#   OUT=/path/to/out bash bench/gpu_record.sh train record    # the record (train: its runs, ahead of its pages)
 #   CANDIDATES="e80-dec2x e80" OUT=... bash bench/gpu_record.sh calibrate   # only these candidates (default: all)
 #   SEEDS=N: the calibration's seeds (default 3, the rule's)
 #   BUDGET_S=540: the seconds this command may take in all (e.g. the device call's limit less a margin): after
 #     calibrating, the record starts only if its projected training fits the time left (testability.fits); else the
-#     script stops with the calibration kept, and the device time left goes to other work
+#     script stops with the calibration kept, and the device time left goes to other work. The step train stops
+#     at the budget (exit 4) with every finished epoch kept in $RUNS: the same command again on the same machine
+#     (within its warm time) goes on from there, so that a record can span two device calls of one session
+#   SESSION_S: the device seconds left for this work over every call (default BUDGET_S); the projection must fit it
 #
-# Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json) and
-# $OUT/gpu.tar.gz (unpack it under records/ and commit the folder). Many small runs train side by side on the one GPU
-# ($JOBS worker processes, one thread each). The record needs papermill and the Jupyter packages: on a machine
-# without internet they travel as wheels, made here by bench/device_wheels.sh into .whl/ (carry it); where papermill
-# is missing, this script installs them into $SITE and puts that on PYTHONPATH. After a calibration that chose another
-# candidate than the scale's recipe, the script stops: set the gpu record in lcmae_core/scales.py to the choice, commit
-# the calibration, then run the record step.
+# Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json),
+# $OUT/gpu.tar.gz (unpack it under records/ and commit the folder) and $OUT/gpu_record.log (everything it printed).
+# Many small runs train side by side on the one GPU ($JOBS worker processes, one thread each). The record needs
+# papermill and the Jupyter packages: on a machine without internet they travel as wheels, made here by
+# bench/device_wheels.sh into .whl/ (carry it); where papermill is missing, this script installs them into $SITE and
+# puts that on PYTHONPATH. After a calibration that chose another candidate than the scale's recipe, the script stops:
+# set the gpu record in lcmae_core/scales.py to the choice, commit the calibration, then run the record step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
@@ -25,9 +28,9 @@ OUT=${OUT:?set OUT to the folder the results go to}
 JOBS=${JOBS:-12}
 SCALE=${SCALE:-gpu}      # SCALE=smoke DEVICE=cpu JOBS=2: the same command rehearsed on a CPU in minutes
 DEVICE=${DEVICE:-cuda}
-RUNS=${RUNS:-/tmp/lcmae_gpu_runs}
+RUNS=${RUNS:-runs}  # the repository's run store: ignored by git, and kept between the calls on one device machine
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(calibrate record)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(calibrate train record)
 WHEELS=${WHEELS:-.whl}
 SITE=${SITE:-/tmp/lcmae_site}
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
@@ -38,6 +41,9 @@ if ! $PY -c "import papermill, ipykernel, myst_nb" 2>/dev/null; then
   echo "== installed $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS into $SITE"
 fi
 mkdir -p "$OUT"
+# the whole output also lands in $OUT, which comes back from a device call even when its time limit killed the command:
+# every finished run's seconds (one JSON line each) then size the next attempt
+exec > >(tee -a "$OUT/gpu_record.log") 2> >(tee -a "$OUT/gpu_record.log" >&2)
 T0=$(date +%s)
 for s in "${STEPS[@]}"; do
   echo "== $s ($(date +%T))"
@@ -54,14 +60,32 @@ sys.exit(0 if recipe == {} else f'stopped: the calibration chose {chosen}, not t
          'lcmae_core/scales.py, commit the calibration, then run this script with the step record')" \
         "$OUT/${SCALE}_scale_calibration.json" "$SCALE"
       # a record that cannot end in the time left would be spent device time too
-      if [ -n "${BUDGET_S:-}" ] && [[ " ${STEPS[*]} " == *" record "* ]]; then
+      if [ -n "${BUDGET_S:-}" ] && [[ " ${STEPS[*]} " == *" record "* || " ${STEPS[*]} " == *" train "* ]]; then
         $PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$OUT/${SCALE}_scale_calibration.json" \
-          --within $(( BUDGET_S - ($(date +%s) - T0) ))
+          --within $(( ${SESSION_S:-$BUDGET_S} - ($(date +%s) - T0) ))
+      fi ;;
+    train)  # every run of the record; with BUDGET_S interrupted at the budget (less 15 s to stop), checkpoints kept
+      if [ -n "${BUDGET_S:-}" ]; then
+        left=$(( BUDGET_S - ($(date +%s) - T0) - 15 ))
+        rc=124
+        if [ "$left" -gt 0 ]; then
+          rc=0
+          timeout -s INT -k 15 "$left" $PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" \
+            --run-root "$RUNS" || rc=$?
+        fi
+        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+          echo "resume: the budget ended while the record's runs trained; every finished epoch is kept in $RUNS:" \
+               "run bash bench/gpu_record.sh train record again on this machine, with the same RUNS, to go on" >&2
+          exit 4
+        fi
+        [ "$rc" = 0 ] || exit "$rc"
+      else
+        $PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" --run-root "$RUNS"
       fi ;;
     record) $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
               --run-root "$RUNS" --no-progress
             cp "$RUNS/records/$SCALE.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree
-    *) echo "unknown step $s (calibrate, record)" >&2; exit 2 ;;
+    *) echo "unknown step $s (calibrate, train, record)" >&2; exit 2 ;;
   esac
 done
 echo "== done ($(date +%T))"

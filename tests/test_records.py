@@ -107,6 +107,9 @@ def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choos
     assert 0 < projected["already_trained"] < projected["planned_runs"] and projected["wall_s"] > 0
     table = json.loads((result / "smoke_scale_calibration.json").read_text())
     assert list(table["candidates"]) == ["2ep"] and table["chosen"] == "2ep" and table["seeds"] == [0, 1]
+    # everything it printed is in $OUT too (it comes back from a device call that its time limit killed)
+    log = (result / "gpu_record.log").read_text()
+    assert "stopped: the calibration chose 2ep" in log and '"projected"' in log and '"event": "run"' in log
 
 
 @pytest.mark.slow
@@ -138,6 +141,13 @@ def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
     env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
            "PY": sys.executable}
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
+    # a budget that ends while the runs train (about 7 s, where the smoke plan takes 20 s or more on one worker): the
+    # step train stops with exit 4 and says how to go on, and no record is made
+    p = subprocess.run(["bash", script, "train", "record"], env={**env, "BUDGET_S": "24", "JOBS": "1"},
+                       capture_output=True, text=True, timeout=1200)
+    assert p.returncode == 4 and "resume:" in p.stderr and "== record" not in p.stdout, p.stderr[-3000:]
+    assert not (runs / "records").exists() and "resume:" in (result / "gpu_record.log").read_text()
+    # and the record step goes on from the runs it left (their finished epochs resumed, the rest trained)
     p = subprocess.run(["bash", script, "record"], env=env, capture_output=True, text=True, timeout=1200)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "== done" in p.stdout and "installed" not in p.stdout  # papermill is here: no wheels needed
