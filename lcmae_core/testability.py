@@ -305,8 +305,8 @@ def comparison_summary(screen: dict):
     """One row per comparison model and seed of a comparison screen: the encoder's attention entropy (fraction of its
     maximum, mean over layers) at every kept epoch beside its random-init twin's, whether at the last epoch every
     layer lay below the twin's (a point reading of one seed: the verdict, ``verdicts.attention_moved``, reads a paired
-    interval over seeds), and for the supervised model its top-1 against the better raw-pixel baseline of its task
-    (``verdicts.task_learned``) (pandas DataFrame)."""
+    interval over seeds), the mean attention distance at the last epoch beside the twin's, and for the supervised
+    model its top-1 against the better raw-pixel baseline of its task (``verdicts.task_learned``) (pandas DataFrame)."""
     import pandas as pd  # lazy: the book's tables only
 
     rows = []
@@ -318,6 +318,10 @@ def comparison_summary(screen: dict):
                                                            for e, v in sorted(snaps.items()))
                                                  + f" ({np.mean(init['entropy']):.3f})",
                "layers below random init at the end": f"{_layers_below(r)} of {len(init['entropy'])}",
+               # Fig. 5's own quantity: how far the attention reaches, beside the random-init twin's
+               "mean distance px at the end (random init)": (
+                   f"{np.mean(snaps[max(snaps)]['distance']):.1f} ({np.mean(init['distance']):.1f})"
+                   if "distance" in init and "distance" in snaps[max(snaps)] else ""),
                "top-1 % (best raw pixels)": ""}
         if "top1" in r:
             raw = max(r["raw_pixels"].values())
@@ -340,8 +344,9 @@ def comparison_text(screen: dict | None, scale: str = "gpu") -> str:
     seeds = sorted({r["seed"] for r in screen["rows"].values()})
     return (f"{len(frame)} comparison models screened (seed{'s' if len(seeds) > 1 else ''} "
             f"{', '.join(map(str, seeds))}); at the end the attention of {len(moved)} of them lay below its "
-            f"random-init twin's in every layer" + (f" ({', '.join(moved)})" if moved else "")
-            + (f", and {len(learned)} of {len(supervised)} supervised runs beat the raw pixels of their task"
+            f"random-init twin's in every layer" + (f" ({'; '.join(moved)})" if moved else "")
+            + (f", and {len(learned)} of {len(supervised)} supervised run{'s' if len(supervised) > 1 else ''} beat "
+               f"the raw pixels of {'their' if len(supervised) > 1 else 'its'} task"
                if supervised else "")
             + ". Point readings of single seeds: the calibration decides, on paired intervals over 3.")
 

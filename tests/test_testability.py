@@ -122,9 +122,12 @@ def test_the_screen_summary_reads_locality_and_formation_at_the_last_epoch(tmp_p
         testability.read_screen(str(tmp_path / "bad.json"))
 
 
-def _compared(entropies: dict, init, top1=None, raw=(40.0, 50.0), finished=True, epochs=20):
+def _compared(entropies: dict, init, top1=None, raw=(40.0, 50.0), finished=True, epochs=20, distance=None):
     row = {"what": "w", "seed": 0, "epochs": epochs, "finished": finished, "init": {"entropy": init},
            "snapshots": {str(e): {"entropy": h} for e, h in entropies.items()}}
+    if distance:  # (at init, at the last epoch), per layer
+        row["init"]["distance"] = distance[0]
+        row["snapshots"][str(max(entropies))]["distance"] = distance[1]
     if top1 is not False:
         row.update({"top1": top1, "raw_pixels": {"knn": raw[0], "logreg": raw[1]}})
     return row
@@ -133,7 +136,8 @@ def _compared(entropies: dict, init, top1=None, raw=(40.0, 50.0), finished=True,
 def test_the_comparison_summary_reads_the_last_epoch_against_the_random_init_twin(tmp_path):
     screen = {"seeds": [0], "n_images": 128, "rows": {
         # below its init in every layer at the end, though not at epoch 10
-        "contrastive, seed 0": _compared({0: [0.9, 0.9], 10: [0.95, 0.8], 20: [0.85, 0.8]}, [0.9, 0.9], top1=False),
+        "contrastive, seed 0": _compared({0: [0.9, 0.9], 10: [0.95, 0.8], 20: [0.85, 0.8]}, [0.9, 0.9], top1=False,
+                                         distance=([25.0, 24.0], [20.0, 21.0])),
         # moved in one layer only, but its task learned
         "supervised, seed 0": _compared({20: [0.95, 0.91]}, [0.9, 0.92], top1=61.0),
         "supervised, seed 1": _compared({10: [0.8, 0.8]}, [0.9, 0.9], top1=None, finished=False)}}
@@ -144,8 +148,10 @@ def test_the_comparison_summary_reads_the_last_epoch_against_the_random_init_twi
     assert frame["top-1 % (best raw pixels)"].tolist() == ["", "61.0 (50.0)", "not finished"]
     assert frame.loc["supervised, seed 1", "epochs"] == "10 of 20 (unfinished)"
     text = testability.comparison_text(screen)
-    assert "the attention of 2 of them" in text and "(contrastive, seed 0, supervised, seed 1)" in text
+    assert "the attention of 2 of them" in text and "(contrastive, seed 0; supervised, seed 1)" in text
     assert "1 of 2 supervised runs beat the raw pixels" in text
+    # Fig. 5's quantity beside the twin's, where the screen measured it
+    assert frame["mean distance px at the end (random init)"].tolist() == ["20.5 (24.5)", "", ""]
     screen["rows"]["supervised, seed 0"]["top1"] = 49.0  # below logistic regression on the pixels: not learned
     assert "0 of 2 supervised runs" in testability.comparison_text(screen)
     assert testability.read_comparison_screen(str(tmp_path / "none.json")) is None
