@@ -65,23 +65,17 @@ sys.exit(0 if recipe == {} else f'stopped: the calibration chose {chosen}, not t
           --within $(( ${SESSION_S:-$BUDGET_S} - ($(date +%s) - T0) ))
       fi ;;
     train)  # every run of the record; with BUDGET_S interrupted at the budget (less 15 s to stop), checkpoints kept
-      if [ -n "${BUDGET_S:-}" ]; then
-        left=$(( BUDGET_S - ($(date +%s) - T0) - 15 ))
-        rc=124
-        if [ "$left" -gt 0 ]; then
-          rc=0
-          timeout -s INT -k 15 "$left" $PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" \
-            --run-root "$RUNS" || rc=$?
-        fi
-        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-          echo "resume: the budget ended while the record's runs trained; every finished epoch is kept in $RUNS:" \
-               "run bash bench/gpu_record.sh train record again on this machine, with the same RUNS, to go on" >&2
-          exit 4
-        fi
-        [ "$rc" = 0 ] || exit "$rc"
-      else
-        $PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" --run-root "$RUNS"
-      fi ;;
+      plan=($PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" --run-root "$RUNS")
+      if [ -z "${BUDGET_S:-}" ]; then "${plan[@]}"; continue; fi
+      left=$(( BUDGET_S - ($(date +%s) - T0) - 15 ))
+      rc=124  # no time left is a budget that ended
+      [ "$left" -le 0 ] || { rc=0; timeout -s INT -k 15 "$left" "${plan[@]}" || rc=$?; }
+      if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "resume: the budget ended while the record's runs trained; every finished epoch is kept in $RUNS:" \
+             "run bash bench/gpu_record.sh train record again on this machine, with the same RUNS, to go on" >&2
+        exit 4
+      fi
+      [ "$rc" = 0 ] || exit "$rc" ;;
     record) $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
               --run-root "$RUNS" --no-progress
             cp "$RUNS/records/$SCALE.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree

@@ -312,6 +312,7 @@ def comparison_summary(screen: dict):
     rows = []
     for name, r in screen["rows"].items():
         snaps, init = {int(e): v for e, v in r["snapshots"].items()}, r["init"]
+        last = snaps[max(snaps)]
         row = {"model": name, "what": r["what"], "seed": r["seed"],
                "epochs": r["epochs"] if r["finished"] else f"{max(snaps)} of {r['epochs']} (unfinished)",
                "entropy by epoch (random init)": ", ".join(f"{e}: {np.mean(v['entropy']):.3f}"
@@ -320,8 +321,8 @@ def comparison_summary(screen: dict):
                "layers below random init at the end": f"{_layers_below(r)} of {len(init['entropy'])}",
                # Fig. 5's own quantity: how far the attention reaches, beside the random-init twin's
                "mean distance px at the end (random init)": (
-                   f"{np.mean(snaps[max(snaps)]['distance']):.1f} ({np.mean(init['distance']):.1f})"
-                   if "distance" in init and "distance" in snaps[max(snaps)] else ""),
+                   f"{np.mean(last['distance']):.1f} ({np.mean(init['distance']):.1f})"
+                   if "distance" in init and "distance" in last else ""),
                "top-1 % (best raw pixels)": ""}
         if "top1" in r:
             raw = max(r["raw_pixels"].values())
