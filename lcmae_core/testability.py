@@ -196,16 +196,23 @@ def table_path(scale: str = "gpu") -> str:
     return committed_path(f"{scale}_scale_calibration.json")
 
 
-def read_table(path: str) -> dict | None:
-    """A committed testability table, or None where none was made yet (the appendix then says how to make it)."""
+def _read_committed(path: str, valid, what: str, maker: str) -> dict | None:
+    """A committed JSON table, or None where none was made yet; one line naming the file and the command that
+    rewrites it where ``valid(table)`` is false."""
     try:
         with open(path) as f:
             table = json.load(f)
     except FileNotFoundError:
         return None
-    if not {"candidates", "chosen", "why", "seeds"} <= set(table):
-        raise ValueError(f"{path} is not a testability table; rewrite it with python -m lcmae_core.testability")
+    if not valid(table):
+        raise ValueError(f"{path} is not {what}; rewrite it with {maker}")
     return table
+
+
+def read_table(path: str) -> dict | None:
+    """A committed testability table, or None where none was made yet (the appendix then says how to make it)."""
+    return _read_committed(path, lambda t: {"candidates", "chosen", "why", "seeds"} <= set(t),
+                           "a testability table", "python -m lcmae_core.testability")
 
 
 def page_text(table: dict | None, scale: str = "gpu") -> str:
@@ -228,14 +235,9 @@ def screen_path(scale: str = "gpu") -> str:
 
 def read_screen(path: str) -> dict | None:
     """A committed locality screen, or None where none was made."""
-    try:
-        with open(path) as f:
-            screen = json.load(f)
-    except FileNotFoundError:
-        return None
-    if "candidates" not in screen or not all("snapshots" in r for r in screen["candidates"].values()):
-        raise ValueError(f"{path} is not a locality screen; rewrite it with bench/locality_screen.py")
-    return screen
+    return _read_committed(path, lambda t: "candidates" in t and all("snapshots" in r
+                                                                    for r in t["candidates"].values()),
+                           "a locality screen", "bench/locality_screen.py")
 
 
 def screen_summary(screen: dict):
@@ -284,14 +286,9 @@ def comparison_screen_path(scale: str = "gpu") -> str:
 
 def read_comparison_screen(path: str) -> dict | None:
     """A committed comparison screen, or None where none was made."""
-    try:
-        with open(path) as f:
-            screen = json.load(f)
-    except FileNotFoundError:
-        return None
-    if "rows" not in screen or not all({"snapshots", "init"} <= set(r) for r in screen["rows"].values()):
-        raise ValueError(f"{path} is not a comparison screen; rewrite it with bench/comparison_screen.py")
-    return screen
+    return _read_committed(path, lambda t: "rows" in t and all({"snapshots", "init"} <= set(r)
+                                                              for r in t["rows"].values()),
+                           "a comparison screen", "bench/comparison_screen.py")
 
 
 def _layers_below(row: dict) -> int:
@@ -352,6 +349,61 @@ def comparison_text(screen: dict | None, scale: str = "gpu") -> str:
             + ". Point readings of single seeds: the calibration decides, on paired intervals over 3.")
 
 
+def probe_screen_path(scale: str = "gpu") -> str:
+    """``bench/results/<scale>_probe_screen.json``: the committed screen of the pretraining gate at a scale
+    (``bench/probe_screen.py``)."""
+    return committed_path(f"{scale}_probe_screen.json")
+
+
+def read_probe_screen(path: str) -> dict | None:
+    """A committed probe screen, or None where none was made."""
+    return _read_committed(path, lambda t: "rows" in t and all({"snapshots", "random"} <= set(r)
+                                                              for r in t["rows"].values()),
+                           "a probe screen", "bench/probe_screen.py")
+
+
+def _probe_gain(row: dict) -> float:
+    """A probe screen row's gain of the MAE at its last kept epoch over random initialisation, in points."""
+    snaps = {int(e): v for e, v in row["snapshots"].items()}
+    return snaps[max(snaps)]["top1"] - row["random"]["top1"]
+
+
+def probe_summary(screen: dict):
+    """One row per seed of a probe screen: the converged probe's top-1 on the MAE at every kept epoch (epoch 0: the
+    MAE's own initialisation), on the random-init classifier the gate compares with, the MAE's gain over it at the
+    last kept epoch (a point reading of one seed: the gate, ``verdicts.pretraining_helps``, reads a paired interval
+    over seeds), and the kNN on the same features (pandas DataFrame)."""
+    import pandas as pd  # lazy: the book's tables only
+
+    rows = []
+    for name, r in screen["rows"].items():
+        snaps = {int(e): v for e, v in r["snapshots"].items()}
+        last = snaps[max(snaps)]
+        rows.append({"seed": name, "candidate": r["candidate"],
+                     "epochs": r["epochs"] if r["finished"] else f"{max(snaps)} of {r['epochs']} (unfinished)",
+                     "MAE probe top-1 % by epoch": ", ".join(f"{e}: {v['top1']:.1f}" for e, v in sorted(snaps.items())),
+                     "random init top-1 %": f"{r['random']['top1']:.1f}",
+                     "gain at the end, pt": f"{_probe_gain(r):+.1f}",
+                     "kNN top-1 % at the end (random init)": f"{last['knn_top1']:.1f} ({r['random']['knn_top1']:.1f})"})
+    return pd.DataFrame(rows).set_index("seed")
+
+
+def probe_text(screen: dict | None, scale: str = "gpu") -> str:
+    """The appendix's sentence on a scale's probe screen."""
+    if screen is None:
+        return (f"No screen of the pretraining gate at the {scale} scale is committed; bench/probe_screen.py makes one "
+                f"on any machine.")
+    rows = screen["rows"]
+    gains = [_probe_gain(r) for r in rows.values()]
+    ahead = sum(g > 0 for g in gains)
+    seeds = sorted({r["seed"] for r in rows.values()})
+    return (f"{len(rows)} seed{'s' if len(rows) > 1 else ''} screened (seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))}); at its last "
+            f"kept epoch the MAE's converged probe was above random initialisation's in {ahead} of them "
+            f"({', '.join(f'{g:+.1f}' for g in gains)} pt). Point readings of single seeds: the gate decides, on a "
+            f"paired interval over the calibration's 3.")
+
+
 @interruptible
 def main(argv=None) -> int:
     candidates = [n for n, r in scales.SCALES.items() if r.reference_candidates]
@@ -404,4 +456,4 @@ if __name__ == "__main__":
 __all__ = ["PRECONDITIONS", "PROJECTION_MARGIN", "candidate_study", "runs_of", "measure", "choose", "calibrate",
            "project", "fits", "summary", "table_path", "read_table", "page_text", "screen_path", "read_screen",
            "screen_summary", "screen_text", "comparison_screen_path", "read_comparison_screen", "comparison_summary",
-           "comparison_text"]
+           "comparison_text", "probe_screen_path", "read_probe_screen", "probe_summary", "probe_text"]
