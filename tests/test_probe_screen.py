@@ -94,3 +94,21 @@ def test_a_lars_probe_is_refused_with_one_line(tmp_path):
     config = dict(_gate_runs("smoke", "base", 0, str(tmp_path))["random"].config, probe="lars")
     with pytest.raises(ValueError, match="solves the converged probe; this scale's probe is 'lars'"):
         probe_screen.solve_probe(config, None, None)
+
+
+def test_the_committed_screen_read_the_runs_its_candidate_trains_for_the_gate():
+    """The committed screen says it read the runs the calibration trains for the gate; when the recipe changes, this
+    fails and the screen is stale (run bench/probe_screen.py again)."""
+    screen = testability.read_probe_screen(testability.probe_screen_path("gpu"))
+    if screen is None:
+        pytest.skip("no probe screen of the gpu scale is committed")
+    for name, row in screen["rows"].items():
+        candidate = None if row["candidate"] == "the recipe" else row["candidate"]
+        planned = probe_screen.planned_runs(probe_screen.study_of("gpu", candidate, row["seed"], None, "cpu", []),
+                                            row["seed"])
+        assert row["run"] == planned["mae"].name, f"{name} is stale: rerun bench/probe_screen.py"
+        last = row["snapshots"][str(max(map(int, row["snapshots"])))]
+        assert row["gain_at_end_pt"] == round(last["top1"] - row["random"]["top1"], 2)
+        if row["finished"]:
+            assert round(row["probe_runs"]["mae"], 2) == last["top1"]
+            assert round(row["probe_runs"]["random"], 2) == row["random"]["top1"]
