@@ -20,7 +20,11 @@ def start(scale: str, needs: str | None = None, page: str | None = None):
     """The first call of every notebook: render figures inline as PNG (no pyplot needed), and show the admonition
     that says what hardware the page's scale needs (``needs``: what this page actually needed, when that is less,
     e.g. released checkpoints analysed on a CPU), followed, for a ``page``, by how to rerun it at the larger scales
-    (``rerun_box``). It displays them itself, so they appear whether or not the call ends its cell."""
+    (``rerun_box``). It displays them itself, so they appear whether or not the call ends its cell. Tables show every
+    cell whole: pandas would cut a cell at 50 characters, and a trend over epochs would lose its end."""
+    import pandas as pd  # lazy: the book's tables only
+
+    pd.set_option("display.max_colwidth", None)
     try:
         from matplotlib_inline.backend_inline import set_matplotlib_formats  # lazy: optional (IPython kernels)
 

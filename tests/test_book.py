@@ -277,3 +277,17 @@ def test_page_parameters_are_planned_and_trained_before_the_page_runs(tmp_path):
     assert sorted(c.mask_ratio for c in planned) == [0.75, 0.9] and {c.seed for c in planned} == {0}
     trained = {p.name for p in (tmp_path / "runs").iterdir() if (p / "metrics.json").exists()}
     assert {configs.run_name(c) for c in planned} == trained
+
+
+def test_a_pages_tables_show_every_cell_whole(capsys):
+    """pandas cuts a cell at 50 characters by default; after ``book.start`` the trend over epochs keeps its end."""
+    import pandas as pd
+
+    from lcmae_core import book
+
+    trend = ", ".join(f"{e}: {0.5 + e / 1000:.3f}" for e in range(0, 90, 10))
+    frame = pd.DataFrame({"by epoch": [trend]})
+    with pd.option_context("display.max_colwidth", 50):
+        assert "80: 0.580" not in frame._repr_html_()  # the default cuts it
+        book.start("smoke")
+        assert "80: 0.580" in frame._repr_html_() and "80: 0.580" in repr(frame)
