@@ -27,6 +27,7 @@ from lcmae_core import analysis, pages, testability
 from lcmae_core.atomic import atomic_write_text
 from lcmae_core.experiments import Study
 from lcmae_core.plan import train_runs
+from lcmae_core.runs import finished_metrics
 from lcmae_core.reference_models import load_run
 from lcmae_core.train.checkpoint import snapshots
 
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
         run = planned[key]
         run_dir = run.dir
         snaps_at = snapshots(run_dir) if os.path.isdir(run_dir) else {}
-        metrics, epochs = _metrics(run_dir), run.config["optim"]["epochs"]
+        metrics, epochs = finished_metrics(run_dir), run.config["optim"]["epochs"]
         if metrics and epochs not in snaps_at:  # a finished run without snapshots (finetuning): its last weights
             snaps_at[epochs] = run.checkpoint
         if not snaps_at:  # not trained (--no-train): nothing to measure
@@ -105,15 +106,6 @@ def main(argv=None) -> int:
     atomic_write_text(a.out, json.dumps({"scale": a.scale, "seeds": seeds, "n_images": N_IMAGES, "rows": rows},
                                         indent=1) + "\n")
     return 0
-
-
-def _metrics(run_dir: str) -> dict:
-    """A finished run's metrics ({} while it is training)."""
-    try:
-        with open(os.path.join(run_dir, "metrics.json")) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
 
 
 if __name__ == "__main__":

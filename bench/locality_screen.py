@@ -31,7 +31,7 @@ from lcmae_core.atomic import atomic_write_text
 from lcmae_core.experiments import Study
 from lcmae_core.masking import MASK_RATIO
 from lcmae_core.plan import train_runs
-from lcmae_core.runs import run_path
+from lcmae_core.runs import finished_metrics, run_path
 from lcmae_core.reference_models import load_run
 from lcmae_core.train.checkpoint import snapshots
 
@@ -103,15 +103,6 @@ def row_name(lever: str, seed: int) -> str:
     return lever if seed == 0 else f"{lever}, seed {seed}"
 
 
-def _metrics(run_dir: str) -> dict:
-    """A finished run's metrics ({} while it is training)."""
-    try:
-        with open(os.path.join(run_dir, "metrics.json")) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", default="gpu")
@@ -153,7 +144,7 @@ def main(argv=None) -> int:
         uniform = float(analysis.uniform_attention_distance(grid, patch))
         for v in snaps.values():  # the locality precondition's reading: the mean distance as a fraction of uniform
             v["distance_fraction"] = round(float(np.mean(v["encoder_distance"])) / uniform, 3)
-        metrics = _metrics(run_dir)
+        metrics = finished_metrics(run_dir)
         rows[row_name(n, a.seed)] = {
             "what": LEVERS[n][0], "seed": a.seed, "run": os.path.basename(run_dir), "epochs": cfg.optim.epochs,
             "finished": bool(metrics), "train_time_s": metrics.get("train_time_s"),

@@ -31,6 +31,7 @@ from lcmae_core.atomic import atomic_write_text
 from lcmae_core.configs import from_dict
 from lcmae_core.experiments import Study
 from lcmae_core.plan import train_runs
+from lcmae_core.runs import finished_metrics
 from lcmae_core.train import checkpoint as ckpt_io
 from lcmae_core.train import linprobe
 from lcmae_core.train.checkpoint import snapshots
@@ -73,15 +74,6 @@ def solve_probe(probe_config: dict, weights: dict | None, device: torch.device) 
             "C": fit["probe_C"]}
 
 
-def _metrics(run_dir: str) -> dict:
-    """A finished run's metrics ({} while it is training or before)."""
-    try:
-        with open(os.path.join(run_dir, "metrics.json")) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-
-
 def measure(study: Study, runs: dict, seed: int, candidate: str | None) -> dict | None:
     """One seed's row, or None where the MAE has no snapshot yet (not trained)."""
     mae_dir = runs["mae"].dir
@@ -92,8 +84,8 @@ def measure(study: Study, runs: dict, seed: int, candidate: str | None) -> dict 
     probe_cfg = runs["probe_mae"].config
     at = {e: solve_probe(probe_cfg, ckpt_io.load(p)["model"], device) for e, p in snaps.items()}
     random = solve_probe(runs["probe_random"].config, None, device)
-    mae_metrics = _metrics(mae_dir)
-    finished = {k: _metrics(runs[k].dir).get("top1") for k in ("probe_mae", "probe_random")}
+    mae_metrics = finished_metrics(mae_dir)
+    finished = {k: finished_metrics(runs[k].dir).get("top1") for k in ("probe_mae", "probe_random")}
     last = at[max(at)]
     return {"seed": seed, "candidate": candidate or "the recipe", "run": os.path.basename(mae_dir),
             "epochs": runs["mae"].config["optim"]["epochs"], "finished": bool(mae_metrics),

@@ -164,6 +164,15 @@ def _finished(path: str) -> Run | None:
     return None
 
 
+def finished_metrics(run_dir: str) -> dict:
+    """A run folder's metrics once it finished (its ``metrics.json``), {} while it is training or before."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
 def is_finished(cfg, root: str | None = None) -> bool:
     """Has the run of ``cfg`` finished in the run store (its ``metrics.json`` written, the last thing a run does)?"""
     return os.path.exists(os.path.join(run_path(cfg, root), "metrics.json"))
