@@ -12,7 +12,8 @@ Registry (``DATASETS``):
 - ``photo_ids``: a labelled set from the same twelve pretraining photos, "which photo is this crop from" (12
   classes), for the supervised ViT of Fig. 5 at small scales: train crops come from the left two thirds of each
   photo (random crops when training, ``ANALYSIS_CROPS`` fixed crops with the eval transform), val crops from the
-  right third, so that no val pixel is seen in training.
+  right third, so that no val pixel is seen in training. Its ``PROBE_SPLITS`` cut the training part again the same
+  way (fixed crops of its left two thirds and of the rest), where the converged probe chooses its L2 strength.
 - ``single_image``: one named bundled photo (``image``), with heavy random-resized cropping (scale 0.05 to 1),
   for Table A.1's single-image pretraining (Asano et al.; Kong and Zhang).
 - ``cifar10``, ``cifar100``: torchvision; downloaded only when asked (``download=True``).
@@ -52,8 +53,8 @@ from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 
 from .errors import DataError, first_line
-from .photos import (ANALYSIS_CROPS, ANALYSIS_PHOTOS, PHOTO_NAMES, PRETRAIN_PHOTOS, FixedCrops, PhotoCrops, load_photo,
-                     photo_part)
+from .photos import (ANALYSIS_CROPS, ANALYSIS_PHOTOS, PHOTO_NAMES, PRETRAIN_PHOTOS, PROBE_PARTS, FixedCrops, PhotoCrops,
+                     load_photo, photo_part)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,6 +67,12 @@ RECIPES = ("pretrain", "finetune", "eval")
 MNIST_SPLIT_SEED = 0
 
 
+
+# the converged probe's splits of a "region" set (``DatasetInfo.probe_heldout``): it fits on the first and scores its
+# L2 strengths on the second (fixed crops; the whole training split then refits with the strength chosen)
+PROBE_SPLITS = tuple(f"probe_{p}" for p in PROBE_PARTS)
+# each fixed crop set of photo_ids draws its own crops (train and val: 0 and 1, as always)
+FIXED_CROP_SEEDS = {"train": 0, "val": 1, "probe_fit": 2, "probe_select": 3}
 
 # how to give the data root, whoever the caller is: the config key, and the flag or parameter that sets it
 SET_ROOT = "set the data root (config data.root: --data-root DIR on the command line, data_root in a notebook)"
@@ -87,6 +94,11 @@ class DatasetInfo:
     hflip: float = 0.5  # the training augmentation's flip probability (``data.hflip`` None): 0 where mirroring
     # changes what an image is (digits)
     description: str = ""
+    # where the converged probe (``train.probe``) scores its L2 strengths: "random", a random fifth of the training
+    # split (sets whose val split is drawn as the training split is); "region", the probe splits ``PROBE_SPLITS``, the
+    # training region cut again as train and val were cut (a val split of other pixels: there a random fifth of
+    # the training crops overlaps the rest and scores 100% at almost every strength, so it chooses nothing)
+    probe_heldout: str = "random"
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -96,7 +108,7 @@ DATASETS: dict[str, DatasetInfo] = {
                           description="scikit-image's bundled colour photos, random crops, unlabelled"),
     "photo_ids": DatasetInfo("photo_ids", len(PRETRAIN_PHOTOS), IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
                              description="which of the 12 pretraining photos a crop is from (left 2/3 train, right "
-                                         "1/3 val)"),
+                                         "1/3 val)", probe_heldout="region"),
     "single_image": DatasetInfo("single_image", 0, IMAGENET_MEAN, IMAGENET_STD, 1.0, 32, False,
                                 description="one bundled photo with heavy random-resized crops (Table A.1)"),
     "cifar10": DatasetInfo("cifar10", 10, CIFAR_MEAN, CIFAR_STD, 1.0, 32, True, description="torchvision CIFAR-10"),
@@ -364,7 +376,11 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
     the kNN memory bank and the linear probe's features) instead of random crops.
     """
     info = dataset_info(name)
-    if split not in ("train", "val"):
+    if split in PROBE_SPLITS and info.probe_heldout != "region":
+        raise DataError(f"dataset {name!r} has no split {split!r}: only the sets whose val split is another region of "
+                        f"the same photos ({', '.join(n for n, i in DATASETS.items() if i.probe_heldout == 'region')}) "
+                        f"have the probe's splits {' and '.join(PROBE_SPLITS)}")
+    if split not in ("train", "val") + PROBE_SPLITS:
         raise DataError(f"unknown split {split!r}; choose train or val")
     if name == "mnist5k":
         X, y = mnist5k_arrays()
@@ -384,11 +400,10 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
             names = ANALYSIS_PHOTOS if split == "val" else PRETRAIN_PHOTOS
             ds = FixedCrops([load_photo(n, photo_short_side) for n in names], ANALYSIS_CROPS, transform)
     elif name == "photo_ids":
-        part = "train" if split == "train" else "val"
-        photos = [photo_part(load_photo(n, photo_short_side), part) for n in PRETRAIN_PHOTOS]
+        photos = [photo_part(load_photo(n, photo_short_side), split.removeprefix("probe_")) for n in PRETRAIN_PHOTOS]
         labels = range(len(PRETRAIN_PHOTOS))
         ds = (PhotoCrops(photos, samples_per_epoch, transform, labels) if split == "train" and not fixed
-              else FixedCrops(photos, ANALYSIS_CROPS, transform, labels, seed=0 if split == "train" else 1))
+              else FixedCrops(photos, ANALYSIS_CROPS, transform, labels, seed=FIXED_CROP_SEEDS[split]))
     elif name in ("cifar10", "cifar100"):
         if not root:
             raise DataError(f"dataset {name!r} needs a data root: {SET_ROOT} "

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import configs, scales, stats, verdicts
+from . import data as data_mod
 from .analysis import attention_stats_curves, decoder_attention_measures, uniform_attention_distance
 from .analysis.geometry import grid_size_of, patch_size_of
 from .analysis.controls import raw_pixel_baselines as raw_pixel_controls
@@ -285,6 +286,14 @@ def pixels_text(arms: dict[str, verdicts.Arm], baselines: dict) -> str:
             f"keeps.")
 
 
+def heldout_where(probe_metrics: list[dict]) -> str:
+    """Where the probe runs (their metrics) chose their L2 strength, for the prose (``train.probe``)."""
+    if probe_metrics and all(m.get("probe_heldout_by") == "region" for m in probe_metrics):
+        return ("on crops of a region of the training images that the fit did not see (the training region cut again "
+                "as training and validation are)")
+    return "on a held-out fifth of the training split"
+
+
 def probe_text(evals: dict[str, dict]) -> str:
     """Which probe the page's linear-probe numbers come from, from the runs' own records: the converged logistic
     regression (its chosen C and convergence over the runs) or fb/mae's LARS head."""
@@ -295,11 +304,14 @@ def probe_text(evals: dict[str, dict]) -> str:
     cs = sorted({m["probe_C"] for m in runs})
     stuck = sum(not m["probe_converged"] for m in runs)
     edge = sum(bool(m.get("probe_C_at_edge")) for m in runs)
+    tied = sum(m.get("probe_C_ties", 1) > 1 for m in runs)
     return (f"Linear probe: a multinomial logistic regression on the frozen [CLS] feature (standardised), solved to "
-            f"convergence, its L2 strength chosen per run on a held-out fifth of the training split (never the "
-            f"validation split): C = {', '.join(f'{c:g}' for c in cs)} over the {len(runs)} probe runs; "
+            f"convergence, its L2 strength chosen per run {heldout_where(runs)} (never the validation split): "
+            f"C = {', '.join(f'{c:g}' for c in cs)} over the {len(runs)} probe runs; "
             + ("every fit converged" if not stuck else f"{stuck} fit(s) did not converge")
-            + (f"; {edge} chose C at the edge of its grid" if edge else "") + ".")
+            + (f"; {edge} chose C at the edge of its grid" if edge else "")
+            + (f"; in {tied} the held-out accuracy tied at its best over several strengths (the strongest of them "
+               f"chosen)" if tied else "") + ".")
 
 
 def mean_pm(values, digits: int = 1) -> str:
@@ -338,16 +350,20 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     """kNN and logistic regression on the raw pixels of the study's labelled split (or ``dataset``'s)
     (``analysis.controls``), cached in the run store (they depend only on the data)."""
     cfg = study.config("linprobe", {"data.dataset": dataset or study.classifier_dataset()})
+    regions = data_mod.dataset_info(cfg.data.dataset).probe_heldout == "region"  # C chosen as the encoders' probe
     key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
-           "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t, "probe": "logreg-heldout-C"}
+           "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t,
+           "probe": "logreg-region-C" if regions else "logreg-heldout-C"}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = os.path.join(resolve_root(study.run_root), "baselines", f"raw-pixels-{digest}.json")
     if os.path.exists(path):
         with open(path) as f:
             out = json.load(f)
     else:
+        selection = [eval_dataset(cfg, cfg.data.dataset, s) for s in data_mod.PROBE_SPLITS] if regions else None
         res = raw_pixel_controls(eval_dataset(cfg, cfg.data.dataset, "train"),
-                                 eval_dataset(cfg, cfg.data.dataset, "val"), k=cfg.knn_k, temperature=cfg.knn_t)
+                                 eval_dataset(cfg, cfg.data.dataset, "val"), k=cfg.knn_k, temperature=cfg.knn_t,
+                                 selection_sets=selection)
         out = {**key, "knn": res["knn"], "logreg": res["logreg"], "logreg_C": res["logreg_C"]}
         atomic_write_json(path, out)
     return out
@@ -537,7 +553,8 @@ def revision_numbers(loaded: dict, probes: dict | None = None) -> dict:
         out["probe_sentence"] = (
             f"On the same frozen features of the first seed, the LARS head gives the random-init encoder "
             f"{top['lars']['random']}% and the MAE baseline {top['lars']['mae']}%, where a multinomial logistic "
-            f"regression solved to convergence, its L2 strength chosen on a held-out fifth of the training split, "
+            f"regression solved to convergence, its L2 strength chosen "
+            f"{heldout_where([r.metrics for r in probes['scale'].values()])}, "
             f"gives {top['scale']['random']}% and {top['scale']['mae']}% (C = {C['random']:g} and {C['mae']:g}).")
     else:
         where = [name for name, rec in scales.SCALES.items() if rec.lars_comparison]

@@ -24,6 +24,10 @@ BUNDLED_PHOTOS = tuple(dict.fromkeys(PHOTO_NAMES + PRETRAIN_PHOTOS + ANALYSIS_PH
 ANALYSIS_CROPS = 512  # fixed crops per eval split of the photo sets
 FIXED_CROP_SCALE = (0.2, 1.0)  # their area, as a fraction of the photo's (pretraining's RandomResizedCrop range)
 PHOTO_IDS_TRAIN_FRACTION = 2 / 3  # photo_ids: the left part of each photo trains, the right part validates
+# photo_ids' train part cut again as the photo is: the converged probe fits on "fit" and scores its L2 strengths on
+# "select" (``train.probe``), so that its held-out crops share no pixel with the crops it fits, as the val crops don't
+PROBE_PARTS = ("fit", "select")
+PARTS = ("all", "train", "val") + PROBE_PARTS
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,9 +57,16 @@ def load_photo(name: str, short_side: int | None = None) -> Image.Image:
 
 
 def photo_part(img: Image.Image, part: str) -> Image.Image:
-    """The left ``PHOTO_IDS_TRAIN_FRACTION`` of a photo ("train"), the rest ("val"), or all of it ("all")."""
+    """The left ``PHOTO_IDS_TRAIN_FRACTION`` of a photo ("train"), the rest ("val"), or all of it ("all"); and the
+    train part cut again the same way ("fit": its left ``PHOTO_IDS_TRAIN_FRACTION``, "select": the rest), where the
+    converged probe chooses its L2 strength (``PROBE_PARTS``): held-out crops of pixels the fit never sees, as the
+    val crops are."""
+    if part not in PARTS:
+        raise ValueError(f"unknown photo part {part!r}; choose one of {', '.join(PARTS)}")
     if part == "all":
         return img
+    if part in PROBE_PARTS:
+        img, part = photo_part(img, "train"), {"fit": "train", "select": "val"}[part]
     cut = round(img.width * PHOTO_IDS_TRAIN_FRACTION)
     return img.crop((0, 0, cut, img.height) if part == "train" else (cut, 0, img.width, img.height))
 

@@ -87,6 +87,29 @@ def test_photo_ids_trains_and_validates_on_disjoint_parts_of_each_photo():
     assert isinstance(rand, photos.PhotoCrops) and [rand[i][1] for i in range(24)] == [i % 12 for i in range(24)]
 
 
+def test_photo_ids_probe_splits_cut_the_training_part_again_and_other_sets_refuse_them():
+    """The converged probe chooses its strength on photo_ids' training part cut as the photo is: it fits on the left
+    two thirds of the training part and scores on the rest, so no held-out pixel is in a fitted crop."""
+    info = data.dataset_info("photo_ids")
+    assert info.probe_heldout == "region" and data.dataset_info("mnist5k").probe_heldout == "random"
+    tf = data.build_transform("eval", info, 32)
+    fit, sel = (data.build_dataset("photo_ids", s, tf, photo_short_side=64) for s in data.PROBE_SPLITS)
+    for k, name in enumerate(photos.PRETRAIN_PHOTOS):
+        train_part = photos.photo_part(photos.load_photo(name, 64), "train")
+        cut = round(train_part.width * photos.PHOTO_IDS_TRAIN_FRACTION)
+        assert fit.photos[k].size == (cut, train_part.height)
+        assert sel.photos[k].size == (train_part.width - cut, train_part.height)
+        assert np.array_equal(np.asarray(train_part)[:, cut:], np.asarray(sel.photos[k]))
+        assert np.array_equal(np.asarray(train_part)[:, :cut], np.asarray(fit.photos[k]))
+    # fixed crops, each split its own, every class present
+    assert isinstance(fit, photos.FixedCrops) and fit.seed != sel.seed
+    assert set(data.labels_of(sel)) == set(range(info.num_classes))
+    with pytest.raises(data.DataError, match="photo_ids"):
+        data.build_dataset("mnist5k", "probe_fit", tf)
+    with pytest.raises(ValueError, match="unknown photo part"):
+        photos.photo_part(photos.load_photo("camera", 64), "left")
+
+
 def test_digits_are_not_flipped_photos_are():
     from lcmae_core import configs
 

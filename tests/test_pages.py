@@ -8,9 +8,9 @@ from lcmae_core.runs import Run
 from lcmae_core.verdicts import Arm
 
 
-def _lp(top1, C, converged=True, edge=False):
+def _lp(top1, C, converged=True, edge=False, by="random", ties=1):
     return {"lp": Run("lp", "", {}, {"top1": top1, "probe": "logreg", "probe_C": C, "probe_converged": converged,
-                                     "probe_C_at_edge": edge})}
+                                     "probe_C_at_edge": edge, "probe_heldout_by": by, "probe_C_ties": ties})}
 
 
 def test_probe_text_names_the_probe_and_reports_convergence():
@@ -23,6 +23,17 @@ def test_probe_text_names_the_probe_and_reports_convergence():
     assert "1 fit(s) did not converge" in pages.probe_text(evals)
     lars = {"mae": {0: {"lp": Run("lp", "", {}, {"top1": 70.0})}}}
     assert "LARS" in pages.probe_text(lars)
+    assert "tied" not in text
+
+
+def test_probe_text_says_where_the_strength_was_chosen_and_when_a_tie_chose_it():
+    regions = {"mae": {0: _lp(81.0, 1e4, by="region"), 1: _lp(82.0, 1e3, by="region", ties=3)}}
+    text = pages.probe_text(regions)
+    assert "region of the training images that the fit did not see" in text and "held-out fifth" not in text
+    assert "in 1 the held-out accuracy tied at its best over several strengths" in text
+    # runs of either kind on one page: the page does not claim the region split for all of them
+    regions["random"] = {0: _lp(60.0, 1.0)}
+    assert "held-out fifth" in pages.probe_text(regions)
 
 
 def test_pixels_text_says_when_every_encoder_is_below_the_pixels():
@@ -54,3 +65,42 @@ def test_revision_numbers_name_a_missing_page():
     assert out["f5"] == {"mae": 25.6, "uniform": 24.94, "entropy": 0.74} and out["t2"]["gain_over_zero"] == 0.02
     assert "40.0% and the MAE baseline 41.0%" in out["probe_sentence"] and "C = 1000 and 10" in out["probe_sentence"]
     assert "compared on the same features" in pages.revision_numbers(loaded)["probe_sentence"]
+
+
+def test_raw_pixel_baselines_choose_the_probe_strength_where_the_encoders_probe_does(tmp_path, monkeypatch):
+    """On photo_ids the raw pixels' probe scores its strengths on the region splits, as the encoders' does; the
+    cached baselines say so in their key, so a store cached with the random fifth is not read for them."""
+    import numpy as np
+    import torch
+
+    from lcmae_core import data
+    from lcmae_core.analysis import controls
+    from lcmae_core.experiments import Study
+    from lcmae_core.train.probe import fit_logreg
+
+    seen = {}
+
+    def fake(train, val, k, temperature, selection_sets=None):
+        seen["selection"] = selection_sets
+        return {"knn": 1.0, "logreg": 2.0, "logreg_C": 3.0}
+    monkeypatch.setattr(pages, "raw_pixel_controls", fake)
+    study = Study(scale="smoke", run_root=str(tmp_path), verbose=False)
+    assert pages.raw_pixel_baselines(study, "photo_ids")["probe"] == "logreg-region-C"
+    fit_set, select_set = (getattr(s, "dataset", s) for s in seen["selection"])  # a Subset at the smoke limit
+    train = data.build_dataset("photo_ids", "train", photo_short_side=study.config("linprobe").data.photo_short_side,
+                               fixed=True)
+    assert all(f.width + s.width == t.width and f.width > s.width
+               for f, s, t in zip(fit_set.photos, select_set.photos, train.photos))
+    assert pages.raw_pixel_baselines(study, "mnist5k")["probe"] == "logreg-heldout-C" and seen["selection"] is None
+    # the control itself: its probe is the one fitted with the selection splits
+    rng = np.random.default_rng(0)
+
+    def blobs(n, shift=0.0):
+        y = torch.from_numpy(rng.integers(0, 3, size=n))
+        return torch.utils.data.TensorDataset(torch.randn(n, 3, 4, 4) + y.view(-1, 1, 1, 1) * 0.5 + shift, y)
+    sets = [blobs(120), blobs(60, 0.3), blobs(90), blobs(60, 0.3)]
+    res = controls.raw_pixel_baselines(sets[0], sets[1], selection_sets=(sets[2], sets[3]))
+    flat = [controls._flat_pixels(s) for s in sets]
+    fit = fit_logreg(*flat[0], 3, selection=(*flat[2], *flat[3]))
+    assert res["logreg_C"] == fit.C
+    assert res["logreg"] == 100.0 * float(np.mean(fit.logits(flat[1][0].numpy()).argmax(1) == flat[1][1].numpy()))

@@ -2,6 +2,7 @@
 part of the training split, equal to an independent scikit-learn fit, written into the probe head exactly; and the
 probe runs of the small scales, checked against features extracted again from their frozen encoders."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -58,6 +59,37 @@ def test_the_fit_equals_an_independent_scikit_learn_fit_and_the_head_reproduces_
     with torch.no_grad():
         logits = head(torch.from_numpy(xv)).double().numpy()
     assert np.allclose(logits, fit.logits(xv), atol=1e-3)
+
+
+def test_a_selection_split_chooses_c_and_the_whole_training_split_refits():
+    """Given selection splits (a set whose val split is another region), C is chosen by the accuracy of a fit on the
+    first scored on the second, each strength as an independent fit computes it; the final fit is on all the training
+    features, as without them; ties are counted."""
+    x, y = _blobs()
+    xf, yf = _blobs(n=300, seed=2)
+    xs, ys = _blobs(n=200, seed=3, spread=4.0)
+    fit = fit_logreg(x, y, selection=(xf, yf, xs, ys))
+    assert fit.heldout_by == "region" and fit_logreg(x, y).heldout_by == "random"
+    for C, acc in fit.heldout.items():
+        ref = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=10_000, tol=1e-8)).fit(xf, yf)
+        assert abs(acc - 100 * ref.score(xs, ys)) <= 1.0  # one held-out sample in 200 at most
+    best = max(fit.heldout.values())
+    assert fit.C == min(c for c, a in fit.heldout.items() if a == best)
+    assert fit.ties == sum(a == best for a in fit.heldout.values()) and fit.metrics()["probe_C_ties"] == fit.ties
+    # the final classifier is the whole training split's fit at the chosen C
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=fit.C, max_iter=10_000, tol=1e-8)).fit(x, y)
+    assert np.mean(fit.logits(xs).argmax(1) == ref.predict(xs)) > 0.99
+    # classes far apart: every strength classifies the held-out part perfectly, all tie, the strongest is chosen
+    centres = np.random.default_rng(0).normal(size=(4, 16)) * 10
+
+    def far_apart(n, seed):
+        y_ = np.random.default_rng(seed).integers(0, 4, size=n)
+        return centres[y_] + np.random.default_rng(seed + 1).normal(size=(n, 16)), y_
+    far = [far_apart(n, s) for n, s in ((300, 4), (300, 6), (100, 8))]
+    sep = fit_logreg(*far[0], selection=(*far[1], *far[2]))
+    assert set(sep.heldout.values()) == {100.0} and sep.ties == len(C_GRID) and sep.C == min(C_GRID)
+    with pytest.raises(ValueError, match="dimensions"):
+        fit_logreg(x, y, selection=(xf[:, :8], yf, xs, ys))
 
 
 def test_regularisation_matters_where_the_features_overfit():
@@ -144,3 +176,32 @@ def test_a_random_head_is_not_what_the_checkpoint_holds(probe_runs):
     model, _ = load_run(run.checkpoint)
     fresh = build_model(configs.from_dict(run.config), model.head[1].out_features)
     assert not torch.equal(fresh.head[1].weight, model.head[1].weight)
+
+
+def test_a_probe_on_photo_ids_chooses_its_strength_on_the_region_splits(tmp_path, monkeypatch):
+    """photo_ids (val: another region of the photos): the probe run scores its strengths on a fit on ``probe_fit``
+    scored on ``probe_select``, which the run records, and its name is not the name the random-fifth probe had."""
+    from lcmae_core import data
+
+    cfg = configs.build("linprobe", "smoke", {"progress": False, "data.dataset": "photo_ids", "model.img_size": 28})
+    run = runs.run_or_load(cfg, root=str(tmp_path))
+    m = run.metrics
+    assert m["probe_heldout_by"] == "region" and m["probe_C_ties"] >= 1 and set(m["probe_heldout"]) == {
+        f"{c:g}" for c in C_GRID}
+    # the held-out accuracies are those of a fit on the fit split's features scored on the select split's
+    model, _ = load_run(run.checkpoint)
+    dev = torch.device("cpu")
+    f = {}
+    for split in data.PROBE_SPLITS:
+        ds = common.eval_dataset(cfg, "photo_ids", split)
+        f[split] = [t.numpy() for t in extract_features(cls_features(model.eval()),
+                                                        common.eval_loader(ds, 64, cfg, dev, False), dev)]
+    C = m["probe_C"]
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=10_000, tol=1e-8)).fit(*f["probe_fit"])
+    n = len(f["probe_select"][1])
+    assert abs(m["probe_heldout"][f"{C:g}"] - 100 * ref.score(*f["probe_select"])) <= 100 / n + 1e-6
+    # the same config with a random-fifth probe is another run
+    name = configs.run_name(cfg)
+    monkeypatch.setitem(data.DATASETS, "photo_ids", dataclasses.replace(data.DATASETS["photo_ids"],
+                                                                        probe_heldout="random"))
+    assert configs.run_name(cfg) != name

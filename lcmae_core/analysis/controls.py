@@ -46,20 +46,25 @@ def _flat_pixels(ds, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def raw_pixel_baselines(train_set, val_set, k: int = 20, temperature: float = 0.07,
-                        num_classes: int | None = None) -> dict:
+                        num_classes: int | None = None, selection_sets=None) -> dict:
     """kNN (the encoders' protocol: cosine, k neighbours weighted by exp(cos / T)) and the encoders' converged
     linear probe (``train.probe.fit_logreg``: standardised, L2 chosen on a held-out part of the training split) on
     the raw pixels of a labelled split.
 
     train_set / val_set: datasets of (image (C, H, W), label) with the eval transform. Returns {"knn", "logreg"}:
     top-1 accuracy in %, {"knn_correct", "logreg_correct"}: each validation image's hit (numpy bool), and
-    "logreg_C": the chosen inverse strength. Deterministic: no seed enters either classifier.
+    "logreg_C": the chosen inverse strength. Deterministic: no seed enters either classifier. selection_sets: None,
+    or (fit set, held-out set) where the probe chooses its strength, as the encoders' probe does on the same set
+    (``data.PROBE_SPLITS`` of a set whose val split is another region of its images).
     """
     xtr, ytr = _flat_pixels(train_set)
     xva, yva = _flat_pixels(val_set)
     K = int(num_classes or int(ytr.max()) + 1)
     knn = knn_classify(xtr, ytr, xva, yva, k=k, temperature=temperature, num_classes=K, per_sample=True)
-    fit = fit_logreg(xtr, ytr, K)
+    selection = None
+    if selection_sets is not None:
+        selection = (*_flat_pixels(selection_sets[0]), *_flat_pixels(selection_sets[1]))
+    fit = fit_logreg(xtr, ytr, K, selection=selection)
     hits = fit.logits(xva.numpy()).argmax(1) == yva.numpy()
     return {"knn": knn["knn_top1"], "logreg": 100.0 * float(np.mean(hits)), "logreg_C": fit.C,
             "knn_correct": unpack_correct(knn["knn_correct"], len(yva)), "logreg_correct": hits}

@@ -304,6 +304,9 @@ def config_hash(cfg) -> str:
         d.pop("probe")
     elif d.get("probe") == "logreg":  # solved, not trained: the optimizer settings do not enter the result
         d.pop("optim")
+        info = DATASETS.get(cfg.data.dataset)
+        if info is not None and info.probe_heldout == "region":  # C chosen on the region splits: a new run
+            d["probe_heldout"] = "region"
     if isinstance(d["model"].get("setting"), str):  # "A" and "a" are one setting, so one run
         d["model"]["setting"] = d["model"]["setting"].lower()
     for key in NOT_HASHED:

@@ -85,7 +85,7 @@ def tensor_batches(dataset: torch.utils.data.TensorDataset):
 def eval_dataset(cfg, name: str, split: str):
     """A split of a labelled dataset with the eval transform (limit / val_limit of cfg.data apply)."""
     d = cfg.data
-    limit = d.limit if split == "train" else d.val_limit
+    limit = d.val_limit if split == "val" else d.limit  # the probe's region splits are parts of the training split
     fast = data_mod.eval_tensors(name, split, cfg.model.img_size, limit)
     if fast is not None:  # the bundled digits at their native size: the same tensors, computed at once
         return fast

@@ -2,7 +2,8 @@
 CLS feature (after the encoder's final norm), trained with LARS (timm ``Lars``), base lr 0.1, no weight decay
 (``probe="lars"``, the paper scale's protocol); or, below it (``probe="logreg"``), the same head solved as a
 converged logistic regression on the cached features, its L2 strength chosen on a held-out part of the training
-split (``train.probe``).
+split (``train.probe``; on a set whose val split is another region of its images, ``photo_ids``, on the training
+region cut again: ``data.PROBE_SPLITS``).
 
 The classifier is a timm ``VisionTransformer(global_pool='token')`` whose head is
 ``Sequential(BatchNorm1d(D, affine=False, eps=1e-6), Linear(D, K))``; everything but the head is frozen. The
@@ -62,7 +63,9 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
     if cfg.cache_features:
         feats = {}
         model.eval()
-        for split in ("train", "val"):
+        # a set whose val split is another region of its images: the probe scores its strengths on region splits
+        regions = cfg.probe == "logreg" and info.probe_heldout == "region"
+        for split in ("train", "val") + (data_mod.PROBE_SPLITS if regions else ()):
             ds = common.eval_dataset(cfg, cfg.data.dataset, split)
             f, y = extract_features(cls_features(model), common.eval_loader(ds, bs, cfg, device, False), device,
                                     cfg.amp)
@@ -92,7 +95,8 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
 
     def solve() -> dict:  # the converged probe: the head is the fitted logistic regression
         f, y = feats["train"].tensors
-        fit = fit_logreg(f, y, K)
+        selection = (*feats["probe_fit"].tensors, *feats["probe_select"].tensors) if regions else None
+        fit = fit_logreg(f, y, K, selection=selection)
         load_into_head(model.head, fit)
         model.head.eval()
         with torch.no_grad():  # the fitted objective's data term: its cross-entropy on the training features

@@ -10,7 +10,13 @@ optimiser, not the representation. Here the probe is solved instead of trained (
    (``load_into_head``) and the run's checkpoint classifies like any other probe;
 2. the L2 strength is chosen per run on a held-out part of the training split (``HELDOUT_FRACTION``, stratified,
    with the fixed seed ``SPLIT_SEED``; never the validation split), from ``C_GRID`` (scikit-learn's C, the inverse
-   strength), by held-out accuracy, ties going to the stronger regularisation;
+   strength), by held-out accuracy, ties going to the stronger regularisation. Where the val split is another
+   region of the same images (``data.DatasetInfo.probe_heldout`` "region": ``photo_ids``, the right third of each
+   photo), a random fifth of the training crops overlaps the crops it is held out from and scores 100% at almost
+   every strength (at the gpu scale, seeds 0 and 1: 3 to 8 of the 8 strengths tied at 100% in each probe run, 7 and 8
+   of them for the MAE's, so the tie rule chose, not the data); there the caller passes ``selection``: crops of the training region cut again as train and val were
+   (``data.PROBE_SPLITS``), fitted on the one and scored on the other, standardised with the fitted crops' own
+   statistics as the final fit is with the training split's;
 3. it is refitted on the whole training split with that C to convergence (``TOL``; ``converged`` records whether
    it got there within ``MAX_ITER`` iterations).
 
@@ -47,7 +53,8 @@ MAX_ITER = {"newton-cholesky": 100, "lbfgs": 10_000}  # Newton took 4 to 11 iter
 class LogregFit:
     """A fitted probe. mean, var: (D,) the standardisation (the head's BatchNorm running statistics); coef (K, D),
     intercept (K,): the linear layer on standardised features; C: the chosen inverse strength; heldout: {C: held-out
-    top-1 in %} over ``C_GRID``; n_iter: L-BFGS iterations of the final fit; converged: below ``MAX_ITER``."""
+    top-1 in %} over ``C_GRID``; n_iter: L-BFGS iterations of the final fit; converged: below ``MAX_ITER``;
+    heldout_by: "random" (a fifth of the training split) or "region" (the caller's ``selection`` splits)."""
 
     mean: np.ndarray
     var: np.ndarray
@@ -57,6 +64,14 @@ class LogregFit:
     heldout: dict = field(default_factory=dict)
     n_iter: int = 0
     converged: bool = True
+    heldout_by: str = "random"
+
+    @property
+    def ties(self) -> int:
+        """How many strengths of the grid tied at the best held-out accuracy (1: the data chose C; more: the rule
+        "ties go to the stronger regularisation" did, e.g. a held-out part every strength classifies perfectly)."""
+        best = max(self.heldout.values()) if self.heldout else math.nan
+        return sum(a == best for a in self.heldout.values())
 
     def logits(self, feats) -> np.ndarray:
         """feats (M, D) -> (M, K) logits, exactly as the head computes them."""
@@ -67,7 +82,8 @@ class LogregFit:
         return {"probe": "logreg", "probe_C": self.C, "probe_heldout": {f"{c:g}": round(a, 2)
                                                                          for c, a in self.heldout.items()},
                 "probe_iterations": self.n_iter, "probe_converged": self.converged,
-                "probe_C_at_edge": self.C in (min(C_GRID), max(C_GRID))}
+                "probe_C_at_edge": self.C in (min(C_GRID), max(C_GRID)), "probe_heldout_by": self.heldout_by,
+                "probe_C_ties": self.ties}
 
 
 def standardise(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -124,30 +140,49 @@ def _full_classes(clf, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     return coef, intercept
 
 
-def fit_logreg(feats, labels, num_classes: int | None = None, c_grid=C_GRID) -> LogregFit:
-    """The probe of ``feats`` (M, D) with ``labels`` (M,): C chosen on the held-out part, then refitted on all M."""
+def _arrays(feats, labels) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(feats.numpy() if isinstance(feats, torch.Tensor) else feats, dtype=np.float64)
     y = np.asarray(labels.numpy() if isinstance(labels, torch.Tensor) else labels).astype(int)
     if x.ndim != 2 or len(x) != len(y):
         raise ValueError(f"the probe needs features (M, D) and labels (M,); got {x.shape} and {y.shape}")
+    return x, y
+
+
+def fit_logreg(feats, labels, num_classes: int | None = None, c_grid=C_GRID, selection=None) -> LogregFit:
+    """The probe of ``feats`` (M, D) with ``labels`` (M,): C chosen on the held-out part, then refitted on all M.
+
+    selection: None (the held-out part is a random fifth of the training split, ``heldout_split``), or
+    (fit features, fit labels, held-out features, held-out labels) where C is chosen instead: the region splits of
+    a set whose val split is another region (see the module docstring)."""
+    x, y = _arrays(feats, labels)
     K = int(num_classes or y.max() + 1)
     if len(np.unique(y)) < 2:
         raise ValueError("the probe needs at least 2 classes in the training split")
     mean, var = x.mean(0), x.var(0)
     z = standardise(x, mean, var)
-    fit_idx, held_idx = heldout_split(y)
+    if selection is None:
+        fit_idx, held_idx = heldout_split(y)
+        z_fit, y_fit, z_held, y_held = z[fit_idx], y[fit_idx], z[held_idx], y[held_idx]
+    else:
+        (x_fit, y_fit), (x_held, y_held) = _arrays(*selection[:2]), _arrays(*selection[2:])
+        if x_fit.shape[1] != x.shape[1] or x_held.shape[1] != x.shape[1]:
+            raise ValueError(f"the probe's selection features have {x_fit.shape[1]} and {x_held.shape[1]} "
+                             f"dimensions, the training features {x.shape[1]}")
+        m, v = x_fit.mean(0), x_fit.var(0)
+        z_fit, z_held = standardise(x_fit, m, v), standardise(x_held, m, v)
     heldout = {}
-    if len(np.unique(y[fit_idx])) >= 2:
+    if len(np.unique(y_fit)) >= 2:
         for C in sorted(c_grid):
-            clf = _solve(z[fit_idx], y[fit_idx], C, TOL_SELECT)
-            heldout[C] = 100.0 * float(np.mean(clf.predict(z[held_idx]) == y[held_idx]))
+            clf = _solve(z_fit, y_fit, C, TOL_SELECT)
+            heldout[C] = 100.0 * float(np.mean(clf.predict(z_held) == y_held))
     best = max(heldout.values()) if heldout else math.nan
     C = min(c for c, a in heldout.items() if a == best) if heldout else 1.0  # ties: the stronger regularisation
     clf = _solve(z, y, C)
     coef, intercept = _full_classes(clf, K)
     n_iter = int(np.max(clf.n_iter_))
     return LogregFit(mean, var, coef, intercept, float(C), heldout, n_iter,
-                     n_iter < MAX_ITER[solver_for(x.shape[1], len(np.unique(y)))])
+                     n_iter < MAX_ITER[solver_for(x.shape[1], len(np.unique(y)))],
+                     "random" if selection is None else "region")
 
 
 @torch.no_grad()
