@@ -372,7 +372,7 @@ def probe_summary(screen: dict):
     """One row per seed of a probe screen: the converged probe's top-1 on the MAE at every kept epoch (epoch 0: the
     MAE's own initialisation), on the random-init classifier the gate compares with, the MAE's gain over it at the
     last kept epoch (a point reading of one seed: the gate, ``verdicts.pretraining_helps``, reads a paired interval
-    over seeds), and the kNN on the same features (pandas DataFrame)."""
+    over seeds), the kNN on the same features, and the L2 strength each probe chose (pandas DataFrame)."""
     import pandas as pd  # lazy: the book's tables only
 
     rows = []
@@ -384,7 +384,8 @@ def probe_summary(screen: dict):
                      "MAE probe top-1 % by epoch": ", ".join(f"{e}: {v['top1']:.1f}" for e, v in sorted(snaps.items())),
                      "random init top-1 %": f"{r['random']['top1']:.1f}",
                      "gain at the end, pt": f"{_probe_gain(r):+.1f}",
-                     "kNN top-1 % at the end (random init)": f"{last['knn_top1']:.1f} ({r['random']['knn_top1']:.1f})"})
+                     "kNN top-1 % at the end (random init)": f"{last['knn_top1']:.1f} ({r['random']['knn_top1']:.1f})",
+                     "probe C at the end (random init)": f"{last['C']:g} ({r['random']['C']:g})"})
     return pd.DataFrame(rows).set_index("seed")
 
 

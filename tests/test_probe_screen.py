@@ -66,7 +66,7 @@ def test_a_second_seed_merges_and_nothing_untrained_is_measured(tmp_path):
 def _row(seed, by_epoch, random, finished=True):
     return {"seed": seed, "candidate": "e80", "epochs": 20, "finished": finished,
             "random": {"top1": random, "knn_top1": 30.0, "C": 1.0},
-            "snapshots": {str(e): {"top1": v, "knn_top1": 40.0, "C": 1.0} for e, v in by_epoch.items()}}
+            "snapshots": {str(e): {"top1": v, "knn_top1": 40.0, "C": 10.0 ** e} for e, v in by_epoch.items()}}
 
 
 def test_the_summary_and_sentence_read_the_last_kept_epoch_against_random_init(tmp_path):
@@ -78,6 +78,7 @@ def test_the_summary_and_sentence_read_the_last_kept_epoch_against_random_init(t
     assert frame.loc["seed 1", "gain at the end, pt"] == "-1.0"  # epoch 10 is seed 1's last kept one
     assert frame.loc["seed 1", "epochs"] == "10 of 20 (unfinished)"
     assert frame.loc["seed 0", "MAE probe top-1 % by epoch"] == "0: 40.0, 10: 52.5, 20: 55.0"
+    assert frame.loc["seed 1", "probe C at the end (random init)"] == "1e+10 (1)"  # the last kept epoch's
     text = testability.probe_text(screen, "gpu")
     assert "2 seeds screened (seeds 0, 1)" in text and "in 1 of them (+5.0, -1.0 pt)" in text
     assert "bench/probe_screen.py" in testability.probe_text(None, "gpu")
