@@ -8,7 +8,7 @@ shown beside every build.
 2. packs ``<out>/<name>/``: ``results/<scale>/<page>/{metrics,claims}.json`` (the layout of a build's results store,
    so the same code reads both), ``executed/<page>.ipynb`` (the notebooks with their outputs), ``figures/<page>-<k>.png``
    (every figure of every page), and ``provenance.json``: the commit, every run's name (its config hash), the
-   hardware, torch, the command, the wall time per page and in all;
+   hardware, torch, the command, the wall time per page and in all, and the training's (``training_span``);
 3. writes ``<out>/<name>.tar.gz``, the same folder as one archive (to carry it back from a GPU machine), and refuses
    one over ``MAX_ARCHIVE_MIB``.
 
@@ -127,13 +127,14 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
         if f.exists():
             m = json.loads(f.read_text())
             runs[n] = {k: m.get(k) for k in ("family", "device_name", "train_time_s", "train_cpu_time_s")}
+            runs[n]["started"] = run_started(Path(root) / n)
     provenance = {
         "format": FORMAT, "name": name, "scale": scale, "seeds": list(scales.get(scale).seeds),
         "parameters": parameters or {}, **git_commit(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "hardware": hardware_info(), "command": " ".join(["python -m lcmae_core record", *sys.argv[2:]]),
         "run_names": names, "runs": runs,
         "pages": {r["notebook"]: {"wall_s": r.get("wall_s"), "reused": bool(r.get("reused"))} for r in records},
-        "figures": figures, "wall_s": round(time.time() - t0, 1),
+        "figures": figures, "wall_s": round(time.time() - t0, 1), "training": training_span(runs, time.time()),
     }
     atomic_write_json(work / PROVENANCE, provenance)
     archive = out / f"{name}.tar.gz"
@@ -149,6 +150,25 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
     os.replace(work, final)
     os.replace(tmp_archive, archive)
     return final
+
+
+def run_started(run_dir: Path) -> float | None:
+    """When a run first started (its log's first event, Unix seconds; a resumed run keeps its first start)."""
+    try:
+        with open(run_dir / "log.jsonl") as f:
+            return float(json.loads(f.readline())["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def training_span(runs: dict, end: float) -> dict:
+    """The record's training, beside the pages' execution (``wall_s``, which a record made after a separate train
+    step does not count): its runs, their training seconds summed (one worker each, side by side), and the elapsed
+    seconds from the first run's start to ``end``, the record's (every call of a record that spanned several)."""
+    started = [r["started"] for r in runs.values() if r.get("started")]
+    return {"runs": sum(r.get("train_time_s") is not None for r in runs.values()),
+            "train_s": round(sum(r.get("train_time_s") or 0.0 for r in runs.values()), 1),
+            "elapsed_s": round(end - min(started), 1) if started else None}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,8 +214,13 @@ class Record:
         p, hw = self.provenance, self.provenance.get("hardware", {})
         where = hw.get("gpu") or f"{hw.get('cores')} CPU cores"
         minutes = (p.get("wall_s") or 0) / 60
+        t = p.get("training") or {}
+        took = f"{minutes:.0f} min executing the pages"
+        if t.get("elapsed_s"):
+            took += (f", {t['elapsed_s'] / 60:.0f} min from its first run's start to the end ({t['runs']} runs, "
+                     f"{t['train_s'] / 60:.0f} min of training summed over them)")
         return (f"{p['name']}: the {p['scale']} scale, {len(p.get('seeds', []))} seeds, on {where} (torch "
-                f"{hw.get('torch')}), {minutes:.0f} min in all, commit {str(p.get('commit'))[:10]}"
+                f"{hw.get('torch')}), {took}, commit {str(p.get('commit'))[:10]}"
                 f"{' (uncommitted changes)' if p.get('dirty') else ''}, made {p.get('made_at')}")
 
 

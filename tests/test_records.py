@@ -27,11 +27,18 @@ def test_reading_a_record_and_its_staleness(tmp_path):
     assert rec.name == "x" and rec.scale == "smoke" and rec.pages() == {}
     assert rec.stale() == (False, f"current: the code plans the {len(rec.provenance['run_names'])} runs it ran")
     assert "2 CPU cores" in rec.provenance_text() and "commit abc" in rec.provenance_text()
+    assert "1 min executing the pages" in rec.provenance_text() and "first run" not in rec.provenance_text()
     # the code now plans other runs than the record ran: stale, with the command that remakes it
     old = records.read_record(_fake(tmp_path / "y", run_names=["mae-000000000000"]))
     stale, why = old.stale()
     assert stale and "stale" in why and "python -m lcmae_core record --scale smoke" in why
     assert [r.name for r in records.list_records(tmp_path)] == ["x", "x"]
+    spanned = records.read_record(_fake(tmp_path / "spanned" / "z", training=records.training_span(
+        {"a": {"train_time_s": 600.0, "started": 1000.0}, "b": {"train_time_s": 1200.0, "started": 1300.0},
+         "c": {"train_time_s": None, "started": None}}, 1000.0 + 3600)))
+    assert spanned.provenance["training"] == {"runs": 2, "train_s": 1800.0, "elapsed_s": 3600.0}
+    assert "60 min from its first run's start to the end (2 runs, 30 min of training summed" in \
+        spanned.provenance_text()
 
 
 def test_bad_record_folders_are_one_line(tmp_path):
@@ -158,6 +165,11 @@ def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
     assert prov["scale"] == "smoke" and prov["seeds"] == [0, 1] and len(prov["commit"]) in (40, 7)
     assert prov["run_names"] == records.planned_names("smoke") and set(prov["runs"]) == set(prov["run_names"])
     assert set(prov["pages"]) >= {"table1_lcmae_ablation", "results_summary"} and prov["wall_s"] > 0
+    # the training spans both calls: the record's own wall time counts only the second, its training the first too
+    training = prov["training"]
+    assert training["runs"] == len(prov["runs"]) and training["train_s"] > 0
+    assert training["elapsed_s"] > prov["wall_s"] and "from its first run's start" in rec.provenance_text()
+    assert min(r["started"] for r in prov["runs"].values()) < (runs / "records").stat().st_mtime - prov["wall_s"]
     assert rec.stale()[0] is False
     # the pages' records, read by the same code as a build's
     pages = rec.pages()
