@@ -14,9 +14,9 @@ optimiser, not the representation. Here the probe is solved instead of trained (
    region of the same images (``data.DatasetInfo.probe_heldout`` "region": ``photo_ids``, the right third of each
    photo), a random fifth of the training crops overlaps the crops it is held out from and scores 100% at almost
    every strength (at the gpu scale, seeds 0 and 1: 3 to 8 of the 8 strengths tied at 100% in each probe run, 7 and 8
-   of them for the MAE's, so the tie rule chose, not the data); there the caller passes ``selection``: crops of the training region cut again as train and val were
-   (``data.PROBE_SPLITS``), fitted on the one and scored on the other, standardised with the fitted crops' own
-   statistics as the final fit is with the training split's;
+   of them for the MAE's, so the tie rule chose, not the data); there the caller passes ``selection``: crops of the
+   training region cut again as train and val were (``data.PROBE_SPLITS``), fitted on the one and scored on the
+   other, standardised with the fitted crops' own statistics as the final fit is with the training split's;
 3. it is refitted on the whole training split with that C to convergence (``TOL``; ``converged`` records whether
    it got there within ``MAX_ITER`` iterations).
 
