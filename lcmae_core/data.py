@@ -71,6 +71,15 @@ MNIST_SPLIT_SEED = 0
 # the converged probe's splits of a "region" set (``DatasetInfo.probe_heldout``): it fits on the first and scores its
 # L2 strengths on the second (fixed crops; the whole training split then refits with the strength chosen)
 PROBE_SPLITS = tuple(f"probe_{p}" for p in PROBE_PARTS)
+
+
+def probe_splits(name: str) -> tuple[str, ...]:
+    """The splits on which the converged probe chooses its L2 strength for a dataset: ``PROBE_SPLITS`` for a "region"
+    set (``DatasetInfo.probe_heldout``), () for the others (a random fifth of the training split) and unknown names."""
+    info = DATASETS.get(name)
+    return PROBE_SPLITS if info is not None and info.probe_heldout == "region" else ()
+
+
 # each fixed crop set of photo_ids draws its own crops (train and val: 0 and 1, as always)
 FIXED_CROP_SEEDS = {"train": 0, "val": 1, "probe_fit": 2, "probe_select": 3}
 
@@ -376,9 +385,9 @@ def build_dataset(name: str, split: str, transform=None, *, root: str | None = N
     the kNN memory bank and the linear probe's features) instead of random crops.
     """
     info = dataset_info(name)
-    if split in PROBE_SPLITS and info.probe_heldout != "region":
+    if split in PROBE_SPLITS and not probe_splits(name):
         raise DataError(f"dataset {name!r} has no split {split!r}: only the sets whose val split is another region of "
-                        f"the same photos ({', '.join(n for n, i in DATASETS.items() if i.probe_heldout == 'region')}) "
+                        f"the same photos ({', '.join(n for n in DATASETS if probe_splits(n))}) "
                         f"have the probe's splits {' and '.join(PROBE_SPLITS)}")
     if split not in ("train", "val") + PROBE_SPLITS:
         raise DataError(f"unknown split {split!r}; choose train or val")

@@ -350,7 +350,7 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
     """kNN and logistic regression on the raw pixels of the study's labelled split (or ``dataset``'s)
     (``analysis.controls``), cached in the run store (they depend only on the data)."""
     cfg = study.config("linprobe", {"data.dataset": dataset or study.classifier_dataset()})
-    regions = data_mod.dataset_info(cfg.data.dataset).probe_heldout == "region"  # C chosen as the encoders' probe
+    regions = data_mod.probe_splits(cfg.data.dataset)  # C chosen where the encoders' probe chooses it
     key = {"dataset": cfg.data.dataset, "img_size": cfg.model.img_size, "limit": cfg.data.limit,
            "val_limit": cfg.data.val_limit, "k": cfg.knn_k, "t": cfg.knn_t,
            "probe": "logreg-region-C" if regions else "logreg-heldout-C"}
@@ -360,7 +360,7 @@ def raw_pixel_baselines(study: Study, dataset: str | None = None) -> dict:
         with open(path) as f:
             out = json.load(f)
     else:
-        selection = [eval_dataset(cfg, cfg.data.dataset, s) for s in data_mod.PROBE_SPLITS] if regions else None
+        selection = [eval_dataset(cfg, cfg.data.dataset, s) for s in regions] or None
         res = raw_pixel_controls(eval_dataset(cfg, cfg.data.dataset, "train"),
                                  eval_dataset(cfg, cfg.data.dataset, "val"), k=cfg.knn_k, temperature=cfg.knn_t,
                                  selection_sets=selection)

@@ -128,13 +128,14 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
             m = json.loads(f.read_text())
             runs[n] = {k: m.get(k) for k in ("family", "device_name", "train_time_s", "train_cpu_time_s")}
             runs[n]["started"] = run_started(Path(root) / n)
+    end = time.time()
     provenance = {
         "format": FORMAT, "name": name, "scale": scale, "seeds": list(scales.get(scale).seeds),
         "parameters": parameters or {}, **git_commit(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "hardware": hardware_info(), "command": " ".join(["python -m lcmae_core record", *sys.argv[2:]]),
         "run_names": names, "runs": runs,
         "pages": {r["notebook"]: {"wall_s": r.get("wall_s"), "reused": bool(r.get("reused"))} for r in records},
-        "figures": figures, "wall_s": round(time.time() - t0, 1), "training": training_span(runs, time.time()),
+        "figures": figures, "wall_s": round(end - t0, 1), "training": training_span(runs, end),
     }
     atomic_write_json(work / PROVENANCE, provenance)
     archive = out / f"{name}.tar.gz"

@@ -40,7 +40,7 @@ from typing import Any, Optional
 import torch
 
 from .. import scales
-from ..data import DATASETS, FOLDER_DATASETS, PHOTO_NAMES, folder_identity
+from ..data import DATASETS, FOLDER_DATASETS, PHOTO_NAMES, folder_identity, probe_splits
 from ..masking import MASK_RATIO, num_visible
 from ..models import CLASSIFIER_FAMILIES, FAMILIES, RUN_FAMILIES, SIZES, TABLE1_SETTINGS
 from ..models.decoders import DECODERS
@@ -304,8 +304,7 @@ def config_hash(cfg) -> str:
         d.pop("probe")
     elif d.get("probe") == "logreg":  # solved, not trained: the optimizer settings do not enter the result
         d.pop("optim")
-        info = DATASETS.get(cfg.data.dataset)
-        if info is not None and info.probe_heldout == "region":  # C chosen on the region splits: a new run
+        if probe_splits(cfg.data.dataset):  # C chosen on the region splits: a new run
             d["probe_heldout"] = "region"
     if isinstance(d["model"].get("setting"), str):  # "A" and "a" are one setting, so one run
         d["model"]["setting"] = d["model"]["setting"].lower()

@@ -64,8 +64,8 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
         feats = {}
         model.eval()
         # a set whose val split is another region of its images: the probe scores its strengths on region splits
-        regions = cfg.probe == "logreg" and info.probe_heldout == "region"
-        for split in ("train", "val") + (data_mod.PROBE_SPLITS if regions else ()):
+        regions = data_mod.probe_splits(cfg.data.dataset) if cfg.probe == "logreg" else ()
+        for split in ("train", "val") + regions:
             ds = common.eval_dataset(cfg, cfg.data.dataset, split)
             f, y = extract_features(cls_features(model), common.eval_loader(ds, bs, cfg, device, False), device,
                                     cfg.amp)
@@ -95,7 +95,7 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
 
     def solve() -> dict:  # the converged probe: the head is the fitted logistic regression
         f, y = feats["train"].tensors
-        selection = (*feats["probe_fit"].tensors, *feats["probe_select"].tensors) if regions else None
+        selection = tuple(t for s in regions for t in feats[s].tensors) or None
         fit = fit_logreg(f, y, K, selection=selection)
         load_into_head(model.head, fit)
         model.head.eval()
