@@ -18,18 +18,18 @@ model its top-1 on its task's held-out split and the raw-pixel baselines there. 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
 from lcmae_core import analysis, pages, testability
-from lcmae_core.atomic import atomic_write_text
 from lcmae_core.experiments import Study
 from lcmae_core.plan import train_runs
 from lcmae_core.runs import finished_metrics
 from lcmae_core.reference_models import load_run
 from lcmae_core.train.checkpoint import snapshots
+
+import screens  # bench/screens.py, beside this script
 
 N_IMAGES = testability.N_IMAGES
 # the comparison models of Fig. 5 below the paper scale: (row name, what it is, the study's method)
@@ -58,19 +58,7 @@ def row_name(model: str, seed: int) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scale", default="gpu")
-    p.add_argument("--candidate", default=None,
-                   help="a calibration candidate of the scale (default: the scale's recipe, no candidate's changes)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--run-root", default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-train", action="store_true", help="train nothing: measure what the runs have so far")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the rows --out already holds (other seeds) and add or replace these")
-    a = p.parse_args(argv)
+    a = screens.parser(__doc__, no_train="measure what the runs have so far", merge="other seeds").parse_args(argv)
     planner: list = []
     attention = study_of(a.scale, a.candidate, a.seed, a.run_root, a.device, planner)
     planned = {key: getattr(attention, method)(seed=a.seed) for key, _, method in MODELS}
@@ -78,10 +66,7 @@ def main(argv=None) -> int:
         train_runs(planner, a.run_root, a.jobs, progress=True)
     study = study_of(a.scale, a.candidate, a.seed, a.run_root, a.device)
     images = study.images(N_IMAGES)
-    rows = {}
-    if a.merge and os.path.exists(a.out):
-        with open(a.out) as f:
-            rows = json.load(f)["rows"]
+    rows = screens.earlier_rows(a.out, "rows", a.merge)
     for key, what, _ in MODELS:
         run = planned[key]
         run_dir = run.dir
@@ -102,9 +87,7 @@ def main(argv=None) -> int:
         rows[row_name(key, a.seed)] = row
         print(json.dumps({"event": "measured", "model": key, "seed": a.seed,
                           "entropy_end": snaps[max(snaps)]["entropy"], "entropy_init": init["entropy"]}), flush=True)
-    seeds = sorted({r["seed"] for r in rows.values()})
-    atomic_write_text(a.out, json.dumps({"scale": a.scale, "seeds": seeds, "n_images": N_IMAGES, "rows": rows},
-                                        indent=1) + "\n")
+    screens.write_table(a.out, a.scale, "rows", rows, n_images=N_IMAGES)
     return 0
 
 

@@ -18,7 +18,6 @@ deep decoder's mask-token entropy per layer; a JSON table, written atomically.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -27,13 +26,14 @@ import sys
 import numpy as np
 
 from lcmae_core import analysis, verdicts
-from lcmae_core.atomic import atomic_write_text
 from lcmae_core.experiments import Study
 from lcmae_core.masking import MASK_RATIO
 from lcmae_core.plan import train_runs
 from lcmae_core.runs import finished_metrics, run_path
 from lcmae_core.reference_models import load_run
 from lcmae_core.train.checkpoint import snapshots
+
+import screens  # bench/screens.py, beside this script
 
 # The recipe each scale's screen started from, pinned: a later change of the scale's recipe (which the screen
 # informs) leaves the screen's runs, and so its committed table, as they were. The gpu scale's first recipe: one
@@ -104,17 +104,9 @@ def row_name(lever: str, seed: int) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scale", default="gpu")
-    p.add_argument("--out", required=True)
-    p.add_argument("--only", nargs="*", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--run-root", default=None)
-    p.add_argument("--no-train", action="store_true",
-                   help="train nothing: measure the snapshots the runs have so far (an unfinished run is marked so)")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the rows --out already holds (other levers, other seeds) and add or replace these")
+    p = screens.parser(__doc__, no_train="measure the snapshots the runs have so far (an unfinished run is marked so)",
+                       merge="other levers, other seeds", candidate=False, device=False)
+    p.add_argument("--only", nargs="*", default=None, help="the levers to screen (default: all)")
     a = p.parse_args(argv)
     names = a.only or list(LEVERS)
     planner: list = []
@@ -123,10 +115,7 @@ def main(argv=None) -> int:
         s.attention_mae(mask_ratio=ratio, seed=a.seed)
     if not a.no_train:
         train_runs(planner, a.run_root, a.jobs, progress=True)
-    rows = {}
-    if a.merge and os.path.exists(a.out):
-        with open(a.out) as f:
-            rows = json.load(f)["candidates"]
+    rows = screens.earlier_rows(a.out, "candidates", a.merge)
     for n, cfg in zip(names, planner):
         s, _ = study_of(a.scale, n, a.seed, a.run_root)
         run_dir = run_path(cfg, a.run_root)
@@ -152,9 +141,7 @@ def main(argv=None) -> int:
             "local_fraction": verdicts.LOCAL_FRACTION, "snapshots": snaps}
         print(json.dumps({"event": "measured", "candidate": n, "seed": a.seed,
                           "fraction_of_uniform": {e: v["distance_fraction"] for e, v in snaps.items()}}), flush=True)
-    seeds = sorted({r.get("seed", 0) for r in rows.values()})
-    atomic_write_text(a.out, json.dumps({"scale": a.scale, "seeds": seeds, "n_images": N_IMAGES,
-                                         "candidates": rows}, indent=1) + "\n")
+    screens.write_table(a.out, a.scale, "candidates", rows, n_images=N_IMAGES)
     return 0
 
 

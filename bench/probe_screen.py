@@ -19,7 +19,6 @@ A JSON table, written atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,7 +26,6 @@ import sys
 import torch
 
 from lcmae_core import testability
-from lcmae_core.atomic import atomic_write_text
 from lcmae_core.configs import from_dict
 from lcmae_core.experiments import Study
 from lcmae_core.plan import train_runs
@@ -36,6 +34,8 @@ from lcmae_core.train import checkpoint as ckpt_io
 from lcmae_core.train import linprobe
 from lcmae_core.train.checkpoint import snapshots
 from lcmae_core.train.trainer import seed_all
+
+import screens  # bench/screens.py, beside this script
 
 
 def study_of(scale: str, candidate: str | None, seed: int, run_root, device: str, planner=None) -> Study:
@@ -96,36 +96,20 @@ def measure(study: Study, runs: dict, seed: int, candidate: str | None) -> dict 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--scale", default="gpu")
-    p.add_argument("--candidate", default=None,
-                   help="a calibration candidate of the scale (default: the scale's recipe, no candidate's changes)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--run-root", default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-train", action="store_true",
-                   help="train nothing: measure the snapshots the MAE has so far (an unfinished run is marked so)")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the rows --out already holds (other seeds) and add or replace this one")
-    a = p.parse_args(argv)
+    a = screens.parser(__doc__, no_train="measure the snapshots the MAE has so far (an unfinished run is marked so)",
+                       merge="other seeds").parse_args(argv)
     planner: list = []
     study = study_of(a.scale, a.candidate, a.seed, a.run_root, a.device, planner)
     runs = planned_runs(study, a.seed)  # planned, not trained: a study with a planner only lists its runs
     if not a.no_train:
         train_runs(planner, a.run_root, a.jobs, progress=True)
-    rows = {}
-    if a.merge and os.path.exists(a.out):
-        with open(a.out) as f:
-            rows = json.load(f)["rows"]
+    rows = screens.earlier_rows(a.out, "rows", a.merge)
     row = measure(study, runs, a.seed, a.candidate)
     if row is not None:
         rows[f"seed {a.seed}"] = row
         print(json.dumps({"event": "measured", "seed": a.seed, "random": row["random"]["top1"],
                           "mae_by_epoch": {e: v["top1"] for e, v in row["snapshots"].items()}}), flush=True)
-    seeds = sorted({r["seed"] for r in rows.values()})
-    atomic_write_text(a.out, json.dumps({"scale": a.scale, "seeds": seeds, "rows": rows}, indent=1) + "\n")
+    screens.write_table(a.out, a.scale, "rows", rows)
     return 0
 
 
