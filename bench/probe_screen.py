@@ -92,7 +92,9 @@ def measure(study: Study, runs: dict, seed: int, candidate: str | None) -> dict 
             "train_time_s": mae_metrics.get("train_time_s"), "random": random,
             "snapshots": {str(e): v for e, v in at.items()},
             "gain_at_end_pt": round(last["top1"] - random["top1"], 2),
-            "probe_runs": {"mae": finished["probe_mae"], "random": finished["probe_random"]}}
+            "probe_runs": {"mae": finished["probe_mae"], "random": finished["probe_random"]},
+            # the gate's own runs, by name: a reader of this row (``testability.screened``) checks it read them
+            "probe_run_names": {"mae": runs["probe_mae"].name, "random": runs["probe_random"].name}}
 
 
 def main(argv=None) -> int:
