@@ -132,8 +132,11 @@ class Study:
         recipe = self.record.attention
         if not recipe or self.dataset:
             return self
+        # the study's own changes (a calibration candidate's) stand above the attention recipe's, per family too
+        families = {*self.record.attention_family, *self.family_overrides}
         return dataclasses.replace(self, dataset=recipe["data.dataset"], overrides={**recipe, **self.overrides},
-                                   family_overrides=self.record.attention_family)
+                                   family_overrides={f: {**self.record.attention_family.get(f, {}),
+                                                         **self.family_overrides.get(f, {})} for f in families})
 
     # --------------------------------------------------------------------------------------------------
     # pretraining runs

@@ -29,6 +29,25 @@ def test_without_a_full_candidate_the_rule_takes_the_one_meeting_the_most_and_sa
     assert testability.choose({}) == (None, "no candidate was measured")
 
 
+def test_a_candidates_changes_reach_every_run_it_names_the_attention_pages_too():
+    """At a scale whose attention pages have a recipe of their own (smoke, cpu), a candidate's per-family changes stand
+    above that recipe's, as its other changes do: "2 pretraining epochs" lengthens the attention pages' MAE and the
+    contrastive model, not only the accuracy tables' MAE; the supervised ViT, finetuned from random initialisation, is
+    the same run."""
+    planned = {}
+    for name in ("base", "2ep"):
+        study = testability.candidate_study("smoke", name, (0,), None, [])
+        runs = testability.runs_of(study)
+        planned[name] = {"attention": runs["mae"][0], "contrastive": runs["contrastive"][0],
+                         "supervised": runs["supervised"][0], "tables": study.mae(seed=0)}
+    for k in ("attention", "contrastive", "tables"):
+        assert planned["base"][k].config["optim"]["epochs"] == 1 and planned["2ep"][k].config["optim"]["epochs"] == 2
+        assert planned["base"][k].name != planned["2ep"][k].name
+    # the attention recipe still applies beneath the candidate's change
+    assert planned["2ep"]["attention"].config["data"]["dataset"] == "photos"
+    assert planned["base"]["supervised"].name == planned["2ep"]["supervised"].name
+
+
 def test_an_unknown_candidate_is_one_line():
     with pytest.raises(ValueError, match="unknown candidate 'nope' of the smoke scale; choose from base, 2ep"):
         testability.candidate_study("smoke", "nope")
