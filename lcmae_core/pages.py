@@ -101,6 +101,10 @@ def runs_fig5(study: Study) -> dict:
             "supervised": a.per_seed(lambda s: a.supervised(seed=s))}
 
 
+# Fig. 5's encoders below the paper scale, as the pages and the preconditions name them
+FIG5_NAMES = {"mae": "MAE", "contrastive": "SimCLR (InfoNCE)", "supervised": "supervised ViT"}
+
+
 def fig5_models(study: Study, mae_checkpoint: str = "", dino: str = "", deit: str = "") -> dict:
     """Fig. 5's three encoders and the evidence that they learned: {"names", "models", "inits" ({key: {replicate:
     model}}), "supervised" (the ``verdicts.f5_comparison_models`` argument: name, top-1 per seed, the better
@@ -126,10 +130,10 @@ def fig5_models(study: Study, mae_checkpoint: str = "", dino: str = "", deit: st
     sup_data = next(iter(sup.values())).config["data"]["dataset"]
     raw = raw_pixel_baselines(study, sup_data)
     top1, best = [r.metrics["top1"] for r in sup.values()], max(raw["knn"], raw["logreg"])
-    return {"names": {"mae": "MAE", "contrastive": "SimCLR (InfoNCE)", "supervised": "supervised ViT"},
+    return {"names": dict(FIG5_NAMES),
             "models": {k: {s: study.model(r) for s, r in rs.items()} for k, rs in runs.items()},
             "inits": {k: {s: study.init_model(r) for s, r in rs.items()} for k, rs in runs.items()},
-            "supervised": ("supervised ViT", top1, best),
+            "supervised": (FIG5_NAMES["supervised"], top1, best),
             "supervised_check": {"supervised_top1": f"{mean_pm(top1)}%", "raw_pixels_best": f"{best:.1f}%",
                                  "supervised_data": sup_data,
                                  "text": f"supervised ViT on {sup_data}: {mean_pm(top1)}% on its val split; raw "
@@ -593,7 +597,8 @@ def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
             f"span {span} pixels. The encoders' attention entropy averages {ent} of its maximum.")
 
 
-__all__ = ["PAGE_RUNS", "RUN_PARAMETERS", "STUDY_PARAMETERS", "page_runs", "fig5_models", "arm", "arm_means",
+__all__ = ["PAGE_RUNS", "RUN_PARAMETERS", "STUDY_PARAMETERS", "page_runs", "FIG5_NAMES", "fig5_models", "arm",
+           "arm_means",
            "probe_text", "pixels_text", "reconstruction_summary", "nearest_ratio", "revision_numbers", "alignment_terms",
            "replicates", "per_replicate", "random_init_like", "decoder_models", "semantic_references",
            "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "fig6_text",

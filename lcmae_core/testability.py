@@ -405,6 +405,103 @@ def probe_text(screen: dict | None, scale: str = "gpu") -> str:
             f"paired interval over the calibration's 3.")
 
 
+def recipe_candidate(scale: str) -> str | None:
+    """The candidate that is the scale's recipe as it stands (no changes), or None."""
+    return next((n for n, (_, changes, _) in scales.get(scale).reference_candidates.items() if not changes), None)
+
+
+def _screen_rows(screen: dict | None, key: str) -> dict:
+    """A screen's finished rows by the run each read."""
+    return {} if screen is None else {r["run"]: r for r in screen[key].values() if r["finished"]}
+
+
+def _end_and_init(row: dict, field: str, init: str | None = None) -> tuple[list, list]:
+    """A screened run's ``field`` at its last kept epoch, and at initialisation (snapshot 0, or ``row[init]``)."""
+    snaps = {int(e): v for e, v in row["snapshots"].items()}
+    return snaps[max(snaps)][field], (row[init] if init else snaps[0])[field]
+
+
+def screened(scale: str, name: str, locality: dict | None, comparison: dict | None, probe: dict | None) -> dict:
+    """The four preconditions of candidate ``name`` read from the committed screens instead of a calibration run:
+    the screens' rows of the very runs the candidate's calibration trains (``runs_of``, matched by run name; the probe
+    screen's by the MAE's and both probes' names), finished, at every seed where all three screens hold them, through
+    the verdicts' functions as ``measure`` calls them, on the same images (``N_IMAGES``) and mask. The screens keep
+    their readings rounded (distances to 0.01 px, entropies to 0.001), so an interval may differ from a calibration's
+    in its last digit. {"candidate", "seeds" (complete), "missing" ({seed: what is not screened}), "met", "text"
+    (None where fewer than 2 seeds are complete: no paired interval)}."""
+    rows = {"locality": _screen_rows(locality, "candidates"), "comparison": _screen_rows(comparison, "rows"),
+            "probe": _screen_rows(probe, "rows")}
+    seeds = tuple(sorted({r.get("seed", 0) for rs in rows.values() for r in rs.values()}))
+    out = {"candidate": name, "seeds": [], "missing": {}, "met": None, "text": None}
+    if not seeds:
+        return out
+    study = candidate_study(scale, name, seeds, None, [])  # a planner: the runs are named, not trained
+    runs = runs_of(study)
+    got = {}
+    for s in seeds:
+        probes = runs["probes"][s]
+        pr = rows["probe"].get(study.mae(seed=s).name)
+        if pr is not None and (pr.get("probe_run_names") != {k: r.name for k, r in probes.items()}
+                               or None in pr["probe_runs"].values()):
+            pr = None  # a row of other probes (stale), or of probes that had not finished
+        got[s] = {"mae": rows["locality"].get(runs["mae"][s].name), "probe": pr,
+                  **{k: rows["comparison"].get(runs[k][s].name) for k in ("contrastive", "supervised")}}
+        lacking = [k for k, v in got[s].items() if v is None]
+        if lacking:
+            out["missing"][s] = lacking
+    complete = [s for s in seeds if s not in out["missing"]]
+    out["seeds"] = complete
+    if len(complete) < 2:
+        return out
+    g = [got[s] for s in complete]
+    mae_cfg = runs["mae"][complete[0]].config["model"]
+    n_keys = (mae_cfg["img_size"] // mae_cfg["patch_size"]) ** 2
+    dec = [_end_and_init(x["mae"], "decoder_entropy") for x in g]
+    dist = [_end_and_init(x["mae"], "encoder_distance") for x in g]
+    ent = {k: [_end_and_init(x[k], "entropy", "init") for x in g] for k in ("contrastive", "supervised")}
+    raw_best = max(g[0]["supervised"]["raw_pixels"].values())
+    lp = {k: [float(x["probe"]["probe_runs"][k]) for x in g] for k in ("mae", "random")}
+    pre = {
+        "decoder_formed": verdicts.attention_formed("decoder (mask-token queries)", [e for e, _ in dec],
+                                                    [i for _, i in dec], n_keys),
+        "encoder_local": verdicts.attention_local("MAE encoder", [d for d, _ in dist], [i for _, i in dist],
+                                                 g[0]["mae"]["uniform_distance"]),
+        "comparisons_learned": verdicts.f5_comparison_models(
+            {pages.FIG5_NAMES[k]: ([e for e, _ in v], [i for _, i in v]) for k, v in ent.items()},
+            (pages.FIG5_NAMES["supervised"], [x["supervised"]["top1"] for x in g], raw_best)),
+        "pretraining_helps": verdicts.pretraining_helps(verdicts.Arm("mae", {"lp": lp["mae"]}),
+                                                        verdicts.Arm("random", {"lp": lp["random"]})),
+    }
+    out.update(met={k: bool(p.met) for k, p in pre.items()}, text={k: p.text for k, p in pre.items()})
+    return out
+
+
+def screened_summary(reading: dict):
+    """One row per precondition of a ``screened`` reading: met or not, and what the verdict read (pandas
+    DataFrame)."""
+    import pandas as pd  # lazy: the book's tables only
+
+    return pd.DataFrame([{"precondition": k.replace("_", " "), "met": "yes" if reading["met"][k] else "no",
+                          "what the verdict read": reading["text"][k]} for k in PRECONDITIONS]
+                        ).set_index("precondition")
+
+
+def screened_text(reading: dict, scale: str = "gpu") -> str:
+    """The appendix's sentence on the preconditions read from the screens."""
+    name, seeds = reading["candidate"], reading["seeds"]
+    lacking = "; ".join(f"seed {s}: {', '.join(v)}" for s, v in sorted(reading["missing"].items()))
+    if reading["met"] is None:
+        return (f"The screens hold {len(seeds)} complete seed{'' if len(seeds) == 1 else 's'} of the {scale} "
+                f"recipe ({name}), too few for a paired interval" + (f" (not screened: {lacking})" if lacking else "")
+                + ".")
+    met = [k.replace("_", " ") for k in PRECONDITIONS if reading["met"][k]]
+    return (f"Read from the screens at seeds {', '.join(map(str, seeds))}, the {scale} recipe ({name}) meets "
+            f"{len(met)} of the {len(PRECONDITIONS)} preconditions" + (f" ({', '.join(met)})" if met else "")
+            + (f"; not screened: {lacking}" if lacking else "")
+            + ". The same verdict functions on the same runs as the calibration, on the screens' rounded readings; "
+              "the calibration, which tries the other candidates too, decides.")
+
+
 @interruptible
 def main(argv=None) -> int:
     candidates = [n for n, r in scales.SCALES.items() if r.reference_candidates]
