@@ -43,6 +43,7 @@ def test_the_screen_trains_the_gates_runs_and_solves_the_same_probe_on_every_sna
     assert row["random"]["top1"] == round(metrics["random"]["top1"], 2)
     assert row["snapshots"][str(row["epochs"])]["knn_top1"] == round(metrics["mae"]["knn_top1"], 2)
     assert row["probe_runs"] == {"mae": metrics["mae"]["top1"], "random": metrics["random"]["top1"]}
+    assert row["probe_run_names"] == {k: r.name for k, r in gate.items()}
     assert row["gain_at_end_pt"] == round(row["snapshots"][str(row["epochs"])]["top1"] - row["random"]["top1"], 2)
     frame = testability.probe_summary(testability.read_probe_screen(str(out)))
     assert list(frame.index) == ["seed 0"]
@@ -108,6 +109,8 @@ def test_the_committed_screen_read_the_runs_its_candidate_trains_for_the_gate():
         planned = probe_screen.planned_runs(probe_screen.study_of("gpu", candidate, row["seed"], None, "cpu", []),
                                             row["seed"])
         assert row["run"] == planned["mae"].name, f"{name} is stale: rerun bench/probe_screen.py"
+        assert row["probe_run_names"] == {"mae": planned["probe_mae"].name, "random": planned["probe_random"].name}, \
+            f"{name}'s probes are stale: rerun bench/probe_screen.py"
         last = row["snapshots"][str(max(map(int, row["snapshots"])))]
         assert row["gain_at_end_pt"] == round(last["top1"] - row["random"]["top1"], 2)
         if row["finished"]:
