@@ -53,11 +53,11 @@ for s in "${STEPS[@]}"; do
       # how long the record would train here, from the calibration's own pace (before device time goes on it)
       $PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$OUT/${SCALE}_scale_calibration.json"
       # a record at a recipe the calibration did not choose would be spent device time: stop here instead
-      $PY -c "import json, sys; from lcmae_core import scales
+      $PY -c "import json, sys; from lcmae_core import testability
 chosen = json.load(open(sys.argv[1]))['chosen']
-recipe = scales.get(sys.argv[2]).reference_candidates.get(chosen, ('', None))[1]
-sys.exit(0 if recipe == {} else f'stopped: the calibration chose {chosen}, not the scale recipe: set it in '
-         'lcmae_core/scales.py, commit the calibration, then run this script with the step record')" \
+sys.exit(0 if chosen == testability.recipe_candidate(sys.argv[2]) else f'stopped: the calibration chose {chosen}, '
+         'not the scale recipe: set it in lcmae_core/scales.py, commit the calibration, then run this script with '
+         'the step record')" \
         "$OUT/${SCALE}_scale_calibration.json" "$SCALE"
       # a record that cannot end in the time left would be spent device time too
       if [ -n "${BUDGET_S:-}" ] && [[ " ${STEPS[*]} " == *" record "* || " ${STEPS[*]} " == *" train "* ]]; then
