@@ -45,6 +45,9 @@ BATCH_ENV = "LCMAE_BATCH"
 # set when the batch has planned and trained every run of its notebooks first: a notebook that still finds a run
 # missing then fails at once, naming it (the plan and the notebook disagree), instead of training it alone
 PLANNED_ENV = "LCMAE_PLANNED"
+# Fig. 5's encoders below the paper scale (``Study.contrastive``, ``Study.supervised``), as the pages and the
+# preconditions name them
+FIG5_NAMES = {"mae": "MAE", "contrastive": "SimCLR (InfoNCE)", "supervised": "supervised ViT"}
 
 
 class TrainingRefused(RunError):

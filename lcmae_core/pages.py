@@ -36,7 +36,7 @@ from .analysis.identities import term_sizes
 from .train.monitors import lcmae_collapse
 from .atomic import atomic_write_json
 from .configs import from_dict
-from .experiments import Study, describe
+from .experiments import FIG5_NAMES, Study, describe
 from .masking import MASK_RATIO
 from .models import TABLE1_SETTINGS
 from .models.decoders import DECODERS
@@ -99,10 +99,6 @@ def runs_fig5(study: Study) -> dict:
     return {"mae": a.per_seed(lambda s: a.attention_mae(seed=s)),
             "contrastive": a.per_seed(lambda s: a.contrastive(seed=s)),
             "supervised": a.per_seed(lambda s: a.supervised(seed=s))}
-
-
-# Fig. 5's encoders below the paper scale, as the pages and the preconditions name them
-FIG5_NAMES = {"mae": "MAE", "contrastive": "SimCLR (InfoNCE)", "supervised": "supervised ViT"}
 
 
 def fig5_models(study: Study, mae_checkpoint: str = "", dino: str = "", deit: str = "") -> dict:
@@ -597,8 +593,7 @@ def fig6_text(mean_distance: dict[float, float], entropy: float) -> str:
             f"span {span} pixels. The encoders' attention entropy averages {ent} of its maximum.")
 
 
-__all__ = ["PAGE_RUNS", "RUN_PARAMETERS", "STUDY_PARAMETERS", "page_runs", "FIG5_NAMES", "fig5_models", "arm",
-           "arm_means",
+__all__ = ["PAGE_RUNS", "RUN_PARAMETERS", "STUDY_PARAMETERS", "page_runs", "fig5_models", "arm", "arm_means",
            "probe_text", "pixels_text", "reconstruction_summary", "nearest_ratio", "revision_numbers", "alignment_terms",
            "replicates", "per_replicate", "random_init_like", "decoder_models", "semantic_references",
            "collapse_measures", "accuracy_table", "mean_pm", "raw_pixel_baselines", "encoder_measures", "fig6_text",
