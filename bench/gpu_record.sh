@@ -13,6 +13,12 @@
 #     at the budget (exit 4) with every finished epoch kept in $RUNS: the same command again on the same machine
 #     (within its warm time) goes on from there, so that a record can span two device calls of one session
 #   SESSION_S: the device seconds left for this work over every call (default BUDGET_S); the projection must fit it
+#   PAGES="table1_lcmae_ablation ...": a part of the record, these pages alone (record --only): it trains their runs,
+#     projects their training, and adds them to the record, which starts from the committed records/$SCALE where
+#     there is one, so that a record too long for one session grows by parts over several (commit each part)
+#   PAGES=auto (with BUDGET_S): the part is chosen here, after the calibration (or from $CALIBRATION, default the
+#     calibration in $OUT, else the committed bench/results/<scale>_scale_calibration.json): the pages the record
+#     does not hold yet whose projected training fits the time left (testability --next-part), cheapest first
 #
 # Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json),
 # $OUT/gpu.tar.gz (unpack it under records/ and commit the folder) and $OUT/gpu_record.log (everything it printed).
@@ -45,6 +51,19 @@ mkdir -p "$OUT"
 # every finished run's seconds (one JSON line each) then size the next attempt
 exec > >(tee -a "$OUT/gpu_record.log") 2> >(tee -a "$OUT/gpu_record.log" >&2)
 T0=$(date +%s)
+ONLY=()  # a part: the pages, as record and plan take them (--only), and as the projection does (--pages)
+[ -z "${PAGES:-}" ] || [ "$PAGES" = auto ] || read -r -a ONLY <<< "$PAGES"
+[ "${PAGES:-}" != auto ] || [ -n "${BUDGET_S:-}" ] || { echo "error: PAGES=auto chooses the pages that fit the time left: set BUDGET_S too" >&2; exit 2; }
+choose_part() {  # PAGES=auto: the record's next part, from the calibration's pace and the time left
+  local table=${CALIBRATION:-$OUT/${SCALE}_scale_calibration.json} held="$RUNS/records/$SCALE" chosen
+  [ -f "$table" ] || table=bench/results/${SCALE}_scale_calibration.json
+  [ -d "$held" ] || held=records/$SCALE
+  chosen=$($PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$table" --run-root "$RUNS" \
+             --next-part "$held" --within $(( ${SESSION_S:-$BUDGET_S} - ($(date +%s) - T0) )) | tee /dev/stderr)
+  read -r -a ONLY <<< "$(sed -n 's/^next part: //p' <<< "$chosen")"
+  echo "== the part: ${ONLY[*]}"
+}
+if [ "${PAGES:-}" = auto ] && [[ " ${STEPS[*]} " != *" calibrate "* ]]; then choose_part; fi
 for s in "${STEPS[@]}"; do
   echo "== $s ($(date +%T))"
   case $s in
@@ -61,11 +80,18 @@ sys.exit(0 if chosen == testability.recipe_candidate(sys.argv[2]) else f'stopped
         "$OUT/${SCALE}_scale_calibration.json" "$SCALE"
       # a record that cannot end in the time left would be spent device time too
       if [ -n "${BUDGET_S:-}" ] && [[ " ${STEPS[*]} " == *" record "* || " ${STEPS[*]} " == *" train "* ]]; then
-        $PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$OUT/${SCALE}_scale_calibration.json" \
-          --within $(( ${SESSION_S:-$BUDGET_S} - ($(date +%s) - T0) ))
+        if [ "${PAGES:-}" = auto ]; then choose_part; else
+          $PY -m lcmae_core.testability --scale "$SCALE" --jobs "$JOBS" --project --out "$OUT/${SCALE}_scale_calibration.json" \
+            --run-root "$RUNS" ${ONLY[@]:+--pages "${ONLY[@]}"} --within $(( ${SESSION_S:-$BUDGET_S} - ($(date +%s) - T0) ))
+        fi
       fi ;;
     train)  # every run of the record; with BUDGET_S interrupted at the budget (less 15 s to stop), checkpoints kept
-      plan=($PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" --run-root "$RUNS")
+      TRAINS=()  # of a part's pages, those that train (plan refuses the others)
+      [ ${#ONLY[@]} -eq 0 ] || read -r -a TRAINS <<< "$($PY -c "import sys; from lcmae_core.plan import PAGE_RUNS
+print(' '.join(p for p in sys.argv[1:] if p in PAGE_RUNS))" "${ONLY[@]}")"
+      if [ ${#ONLY[@]} -gt 0 ] && [ ${#TRAINS[@]} -eq 0 ]; then continue; fi
+      plan=($PY -m lcmae_core plan --scale "$SCALE" --jobs "$JOBS" --device "$DEVICE" --run-root "$RUNS"
+            ${TRAINS[@]:+--only "${TRAINS[@]}"})
       if [ -z "${BUDGET_S:-}" ]; then "${plan[@]}"; continue; fi
       left=$(( BUDGET_S - ($(date +%s) - T0) - 15 ))
       rc=124  # no time left is a budget that ended
@@ -76,8 +102,12 @@ sys.exit(0 if chosen == testability.recipe_candidate(sys.argv[2]) else f'stopped
         exit 4
       fi
       [ "$rc" = 0 ] || exit "$rc" ;;
-    record) $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
-              --run-root "$RUNS" --no-progress
+    record) # a part adds its pages to the record as committed (or as an earlier call on this machine left it)
+            if [ ${#ONLY[@]} -gt 0 ] && [ -d "records/$SCALE" ] && [ ! -d "$RUNS/records/$SCALE" ]; then
+              mkdir -p "$RUNS/records"; cp -r "records/$SCALE" "$RUNS/records/$SCALE"
+            fi
+            $PY -m lcmae_core record --scale "$SCALE" --out "$RUNS/records" --jobs "$JOBS" --device "$DEVICE" \
+              --run-root "$RUNS" --no-progress ${ONLY[@]:+--only "${ONLY[@]}"}
             cp "$RUNS/records/$SCALE.tar.gz" "$OUT/" ;;  # one file: the device returns a few files, not a folder tree
     *) echo "unknown step $s (calibrate, train, record)" >&2; exit 2 ;;
   esac

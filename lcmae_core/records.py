@@ -12,8 +12,12 @@ shown beside every build.
 3. writes ``<out>/<name>.tar.gz``, the same folder as one archive (to carry it back from a GPU machine), and refuses
    one over ``MAX_ARCHIVE_MIB``.
 
-A record is *stale* when the code now plans other runs for its scale and parameters than the ones it ran
-(``Record.stale``): the pages then mark it as such, and a test fails, instead of hiding it. ``page_view`` shows a
+A record may be made in parts, a few pages at a time (``--only``), where one machine's session cannot execute the
+whole book: each part adds its pages to the record of that name (replacing them where it held them) with its own
+provenance (``parts``), so that a record can grow over several GPU sessions; the pages it does not hold yet are
+named (``Record.missing``). A record is *stale* when the code now plans other runs for its scale and parameters than
+the ones it (each of its parts, for its pages) ran (``Record.stale``): the pages then mark it as such, and a test
+fails, instead of hiding it. ``page_view`` shows a
 record's table, figures and verdicts beside this build's (the paper's words | the record | this build);
 ``summary_rows`` gives the results summary a column per record, and ``reproducibility_summary`` its opening.
 """
@@ -36,7 +40,7 @@ from . import scales
 from .atomic import atomic_write_json
 from .configs import run_name
 from .data import dataset_info, known_train_size
-from .batch import REPO, BatchError, failures, run_batch
+from .batch import LAST, REPO, BatchError, failures, list_notebooks, run_batch, select
 from .errors import OneLineParser, UsageError, interruptible
 from .parameters import ParameterError, page_parameters, parse_value
 from .plan import PAGE_RUNS, check_jobs, plan_runs
@@ -66,10 +70,12 @@ def git_commit(repo: Path = REPO) -> dict:
         return {"commit": "unknown", "dirty": None}
 
 
-def planned_names(scale: str, parameters: dict | None = None, data_root: str | None = None) -> list[str]:
-    """The run names (config hashes) the book plans at a scale with the given ``-p`` values, sorted."""
+def planned_names(scale: str, parameters: dict | None = None, data_root: str | None = None,
+                  notebooks: list[str] | None = None) -> list[str]:
+    """The run names (config hashes) the book (or only ``notebooks``) plans at a scale with the given ``-p`` values,
+    sorted."""
     params = page_parameters(list(PAGE_RUNS), parameters) if parameters else None
-    return sorted({run_name(c) for c in plan_runs(scale, data_root=data_root, params=params)})
+    return sorted({run_name(c) for c in plan_runs(scale, notebooks, data_root=data_root, params=params)})
 
 
 def extract_figures(notebook: Path, folder: Path, page: str) -> list[str]:
@@ -88,22 +94,38 @@ def extract_figures(notebook: Path, folder: Path, page: str) -> list[str]:
 def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | None = None,
                 run_root: str | None = None, data_root: str | None = None, device: str = "auto",
                 jobs: int | None = None, parameters: dict | None = None, progress: bool = True,
-                train: bool = True, timeout: int | None = None) -> Path:
+                train: bool = True, timeout: int | None = None, only: list[str] | None = None) -> Path:
     """Execute the whole book at ``scale`` and pack it as a record in ``<out>/<name>`` (default name: the scale);
-    returns the folder. Raises ``RecordError`` (one line) for a failed page or an archive over the limit."""
+    returns the folder. With ``only``, execute those pages alone and add them, as a part, to the record of that name
+    (made if there is none; the pages it held are replaced). Raises ``RecordError`` (one line) for a failed page, a
+    record of that name at another scale or parameters, or an archive over the limit."""
     scales.get(scale)
     name = name or scale
     out = Path(out)
     final = out / name
     work = out / f".{name}.tmp"
     shutil.rmtree(work, ignore_errors=True)
-    (work / "figures").mkdir(parents=True)
+    try:
+        only = select(list_notebooks(), only) if only else None
+    except BatchError as e:
+        raise RecordError(str(e)) from None
+    only = _closing(only, _earlier_parts(final, scale, parameters, only))
+    before = _earlier_parts(final, scale, parameters, only)
+    if before:  # the record's other pages stay as they were; the ones this part executes again go
+        shutil.copytree(final, work)
+        for page in only:
+            shutil.rmtree(work / "results" / scale / page, ignore_errors=True)
+            (work / "executed" / f"{page}.ipynb").unlink(missing_ok=True)
+            for f in (work / "figures").glob(f"{page}-*.png"):
+                f.unlink()
+    (work / "figures").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     previous = os.environ.get("LCMAE_RESULTS_ROOT")
     os.environ["LCMAE_RESULTS_ROOT"] = str(work / "results")  # the kernels inherit it: the pages record here
     try:
-        records = run_batch(scale, work / "executed", data_root=data_root, run_root=run_root, device=device,
-                            progress=progress, jobs=jobs, parameters=parameters, train=train, timeout=timeout)
+        records = run_batch(scale, work / "executed", only=only, data_root=data_root, run_root=run_root,
+                            device=device, progress=progress, jobs=jobs, parameters=parameters, train=train,
+                            timeout=timeout)
     except BatchError as e:
         raise RecordError(str(e)) from None
     finally:
@@ -120,7 +142,7 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
         nb = work / "executed" / f"{r['notebook']}.ipynb"
         figures[r["notebook"]] = extract_figures(nb, work / "figures", r["notebook"]) if nb.exists() else []
     root = resolve_root(run_root)
-    names = planned_names(scale, parameters, data_root)
+    names = planned_names(scale, parameters, data_root, only)
     runs = {}
     for n in names:
         f = Path(root) / n / "metrics.json"
@@ -129,14 +151,15 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
             runs[n] = {k: m.get(k) for k in ("family", "device_name", "train_time_s", "train_cpu_time_s")}
             runs[n]["started"] = run_started(Path(root) / n)
     end = time.time()
-    provenance = {
-        "format": FORMAT, "name": name, "scale": scale, "seeds": list(scales.get(scale).seeds),
-        "parameters": parameters or {}, **git_commit(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    part = {
+        "notebooks": only, **git_commit(), "made_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "hardware": hardware_info(), "command": " ".join(["python -m lcmae_core record", *sys.argv[2:]]),
         "run_names": names, "runs": runs,
         "pages": {r["notebook"]: {"wall_s": r.get("wall_s"), "reused": bool(r.get("reused"))} for r in records},
         "figures": figures, "wall_s": round(end - t0, 1), "training": training_span(runs, end),
     }
+    provenance = {"format": FORMAT, "name": name, "scale": scale, "seeds": list(scales.get(scale).seeds),
+                  "parameters": parameters or {}, **merged([*before, part])}
     atomic_write_json(work / PROVENANCE, provenance)
     archive = out / f"{name}.tar.gz"
     tmp_archive = out / f".{name}.tar.gz.tmp"
@@ -151,6 +174,66 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
     os.replace(work, final)
     os.replace(tmp_archive, archive)
     return final
+
+
+def _closing(only: list[str] | None, before: list[dict]) -> list[str] | None:
+    """A part's pages with the closing ones (``batch.LAST``: the statistics appendix and the results summary, which
+    read every other page's record): added to the part that completes the record and to every part after it, so
+    that they always read the record as it stands; refused in a part that leaves the record without some page."""
+    if not only:
+        return only
+    book = list_notebooks()
+    held = {k for p in before for k in p["pages"]} | set(only)
+    lacking = [n for n in book if n not in LAST and n not in held]
+    if lacking:
+        asked = [n for n in only if n in LAST]
+        if asked:
+            raise RecordError(f"{', '.join(asked)} read(s) every other page's record, and the record would still lack "
+                              f"{', '.join(lacking)}: record those first (the closing pages go with the part that "
+                              "completes the record)")
+        return only
+    return select(book, [*only, *LAST])
+
+
+def _earlier_parts(final: Path, scale: str, parameters: dict | None, only: list[str] | None) -> list[dict]:
+    """The parts of the record at ``final`` that a part executing ``only`` keeps, each without the pages it executes
+    again and then standing for the pages it keeps (none for a record of the whole book, which replaces the
+    folder)."""
+    if not only or not (final / PROVENANCE).exists():
+        return []
+    old = read_record(final)
+    if old.scale != scale or (old.provenance.get("parameters") or {}) != (parameters or {}):
+        raise RecordError(f"the record {final} holds the {old.scale} scale with parameters "
+                          f"{old.provenance.get('parameters') or {}}, not the {scale} scale with {parameters or {}}; "
+                          "give this part another --name")
+    kept = []
+    for p in old.parts:
+        pages = {k: v for k, v in p["pages"].items() if k not in only}
+        if len(pages) == len(p["pages"]):
+            kept.append(p)
+        elif pages:  # it now stands for the pages it keeps: their runs, judged for staleness as those pages alone
+            names = set(p["run_names"]) & set(planned_names(scale, parameters, notebooks=list(pages)))
+            kept.append({**p, "notebooks": list(pages), "run_names": sorted(names), "pages": pages,
+                         "runs": {n: r for n, r in p["runs"].items() if n in names},
+                         "figures": {k: v for k, v in p["figures"].items() if k in pages}})
+    return kept
+
+
+def merged(parts: list[dict]) -> dict:
+    """A record's provenance over its parts: the newest part's commit, hardware and command, every part's runs, pages
+    and figures, and the wall and training times summed over the parts, with the parts themselves (``parts``)."""
+    last = parts[-1]
+    elapsed = [(p.get("training") or {}).get("elapsed_s") for p in parts]
+    return {**{k: last.get(k) for k in ("commit", "dirty", "made_at", "hardware", "command")},
+            "run_names": sorted({n for p in parts for n in p["run_names"]}),
+            "runs": {n: r for p in parts for n, r in p["runs"].items()},
+            "pages": {k: v for p in parts for k, v in p["pages"].items()},
+            "figures": {k: v for p in parts for k, v in p["figures"].items()},
+            "wall_s": round(sum(p.get("wall_s") or 0.0 for p in parts), 1),
+            "training": {"runs": sum((p.get("training") or {}).get("runs") or 0 for p in parts),
+                         "train_s": round(sum((p.get("training") or {}).get("train_s") or 0.0 for p in parts), 1),
+                         "elapsed_s": round(sum(elapsed), 1) if None not in elapsed else None},
+            "parts": parts}
 
 
 def run_started(run_dir: Path) -> float | None:
@@ -198,31 +281,61 @@ class Record:
     def figures(self, page: str) -> list[Path]:
         return [self.path / "figures" / f for f in self.provenance.get("figures", {}).get(page, [])]
 
-    def stale(self) -> tuple[bool, str]:
-        """Does the code now plan other runs at the record's scale and parameters than the record ran? (stale, why)"""
-        try:
-            now = planned_names(self.scale, self.provenance.get("parameters") or None)
-        except (ParameterError, ValueError, UsageError) as e:
-            return True, f"its parameters no longer apply: {e}"
-        then = self.provenance.get("run_names", [])
-        if now == then:
-            return False, f"current: the code plans the {len(now)} runs it ran"
-        new, gone = sorted(set(now) - set(then)), sorted(set(then) - set(now))
-        return True, (f"stale: the code now plans other runs at the {self.scale} scale ({len(new)} new, {len(gone)} "
-                      f"no longer planned, e.g. {(new or gone)[0]}); remake it with {self.provenance.get('command')}")
+    @property
+    def parts(self) -> list[dict]:
+        """The executions that made the record, oldest first: one for a record of the whole book (``notebooks``
+        None), one per ``--only`` otherwise, each with its own provenance and the pages it still holds."""
+        p = self.provenance
+        return p.get("parts") or [{"notebooks": None, **{k: v for k, v in p.items() if k not in (
+            "format", "name", "scale", "seeds", "parameters")}}]
 
-    def provenance_text(self) -> str:
-        p, hw = self.provenance, self.provenance.get("hardware", {})
+    def missing(self) -> list[str]:
+        """The book's pages the record does not hold (none for a record of the whole book)."""
+        return [n for n in list_notebooks() if n not in self.provenance.get("pages", {})]
+
+    def stale(self) -> tuple[bool, str]:
+        """Does the code now plan other runs at the record's scale and parameters than the record ran (each part, for
+        the pages it executed)? (stale, why)"""
+        counted = 0
+        for part in self.parts:
+            try:
+                now = planned_names(self.scale, self.provenance.get("parameters") or None,
+                                    notebooks=part.get("notebooks"))
+            except (ParameterError, ValueError, UsageError) as e:
+                return True, f"its parameters no longer apply: {e}"
+            then = part.get("run_names", [])
+            if now != then:
+                new, gone = sorted(set(now) - set(then)), sorted(set(then) - set(now))
+                pages = f" for {', '.join(part['notebooks'])}" if part.get("notebooks") else ""
+                return True, (f"stale: the code now plans other runs at the {self.scale} scale{pages} ({len(new)} new, "
+                              f"{len(gone)} no longer planned, e.g. {(new or gone)[0]}); remake it with "
+                              f"{part.get('command')}")
+            counted += len(now)
+        parts = f" over its {len(self.parts)} parts" if len(self.parts) > 1 else ""
+        return False, f"current: the code plans the {counted} runs it ran{parts}"
+
+    @staticmethod
+    def _part_text(p: dict) -> str:
+        hw = p.get("hardware") or {}
         where = hw.get("gpu") or f"{hw.get('cores')} CPU cores"
-        minutes = (p.get("wall_s") or 0) / 60
         t = p.get("training") or {}
-        took = f"{minutes:.0f} min executing the pages"
+        took = f"{(p.get('wall_s') or 0) / 60:.0f} min executing the pages"
         if t.get("elapsed_s"):
             took += (f", {t['elapsed_s'] / 60:.0f} min from its first run's start to the end ({t['runs']} runs, "
                      f"{t['train_s'] / 60:.0f} min of training summed over them)")
-        return (f"{p['name']}: the {p['scale']} scale, {len(p.get('seeds', []))} seeds, on {where} (torch "
-                f"{hw.get('torch')}), {took}, commit {str(p.get('commit'))[:10]}"
+        return (f"on {where} (torch {hw.get('torch')}), {took}, commit {str(p.get('commit'))[:10]}"
                 f"{' (uncommitted changes)' if p.get('dirty') else ''}, made {p.get('made_at')}")
+
+    def provenance_text(self) -> str:
+        p = self.provenance
+        head = f"{p['name']}: the {p['scale']} scale, {len(p.get('seeds', []))} seeds"
+        parts = self.parts
+        if len(parts) == 1 and not parts[0].get("notebooks"):
+            return f"{head}, {self._part_text(parts[0])}"
+        text = f"{head}, in {len(parts)} part{'s' if len(parts) > 1 else ''}: " + "; ".join(
+            f"{', '.join(part['pages'])} {self._part_text(part)}" for part in parts)
+        missing = self.missing()
+        return text + (f"; not yet recorded: {', '.join(missing)}" if missing else "")
 
 
 def read_record(folder: str | os.PathLike) -> Record:
@@ -287,7 +400,9 @@ class PageView:
             parts.append(f"<h4>Record {html.escape(rec.name)}{' (stale)' if stale else ''}</h4>"
                          f"<p>{html.escape(rec.provenance_text())}; {html.escape(why)}.</p>")
             if got is None:
-                parts.append("<p>This page is not in the record.</p>")
+                parts.append(f"<p>This page is not in the record yet: <code>python -m lcmae_core record --scale "
+                             f"{html.escape(rec.scale)} --name {html.escape(rec.name)} --only {html.escape(self.page)}"
+                             "</code> adds it.</p>")
                 continue
             table = got["metrics"].get("table")
             if table:
@@ -296,8 +411,10 @@ class PageView:
                 data = base64.b64encode(f.read_bytes()).decode()
                 parts.append(f'<img alt="{html.escape(f.name)}" style="max-width:100%" '
                              f'src="data:image/png;base64,{data}"/>')
-        rows = pd.DataFrame(page_rows(self.page, self.claims_now, self.records)).set_index("claim")
-        parts.append("<h4>Verdicts: the paper's words, the records, this build</h4>" + rows.to_html(border=0))
+        rows = page_rows(self.page, self.claims_now, self.records)
+        if rows:  # a page without claims (the explorer, the appendices) shows its records' tables and figures alone
+            parts.append("<h4>Verdicts: the paper's words, the records, this build</h4>"
+                         + pd.DataFrame(rows).set_index("claim").to_html(border=0))
         return "\n".join(parts)
 
 
@@ -332,7 +449,9 @@ def reproducibility_summary(records: list[Record], scale_now: str, loaded_now: d
     for rec in records:
         n, by = counts(rec.pages())
         stale, why = rec.stale()
-        lines.append(f"- **{rec.provenance_text()}**: {n} claims, "
+        have, lack = len(rec.provenance.get("pages", {})), len(rec.missing())
+        held = f"{have} of {have + lack} pages, " if lack else ""
+        lines.append(f"- **{rec.provenance_text()}**: {held}{n} claims, "
                      + ", ".join(f"{k} {v}" for k, v in by.items()) + f" ({why}).")
     n, by = counts(loaded_now)
     lines.append(f"- **this build** (the {scale_now} scale): {n} claims, " + ", ".join(f"{k} {v}" for k, v in by.items())
@@ -436,13 +555,17 @@ def add_arguments(p) -> None:
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter for every page that declares it, as batch takes it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
+                   help="execute only these pages and add them, as a part, to the record of this name (made if there "
+                        "is none; the pages it held are replaced): a record made over several sessions")
 
 
 def run(args) -> int:
     args.jobs = check_jobs(args.jobs)
     try:
         folder = make_record(args.scale, args.out, args.name, args.run_root, args.data_root, args.device, args.jobs,
-                             {k: parse_value(v) for k, v in args.parameter} or None, not args.no_progress)
+                             {k: parse_value(v) for k, v in args.parameter} or None, not args.no_progress,
+                             only=args.only)
     except (RecordError, ParameterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ParameterError) else 1
@@ -452,7 +575,8 @@ def run(args) -> int:
 
 
 def add_cli_commands(register) -> None:
-    register("record", "execute the whole book at a scale and pack it, with its provenance, as a record",
+    register("record", "execute the whole book (or some pages of it) at a scale and pack it, with its provenance, "
+             "as a record",
              add_arguments, run)
 
 
@@ -469,4 +593,4 @@ if __name__ == "__main__":
 
 __all__ = ["RECORDS_DIR", "FORMAT", "MAX_ARCHIVE_MIB", "RecordError", "Record", "make_record", "read_record",
            "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows",
-           "reproducibility_summary", "differences", "git_commit", "extract_figures"]
+           "reproducibility_summary", "differences", "git_commit", "extract_figures", "merged"]

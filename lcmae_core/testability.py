@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -35,11 +36,12 @@ from . import pages, scales, verdicts
 from .analysis import shared_mask
 from .atomic import atomic_write_text
 from .calibration import committed_path
-from .configs import from_dict, run_name
+from .configs import from_dict
 from .errors import OneLineParser, interruptible
 from .experiments import Study
 from .masking import MASK_RATIO
-from .plan import check_jobs, cost, default_jobs, plan_runs, train_runs
+from .plan import check_jobs, cost, default_jobs, train_runs
+from .projection import PROJECTION_MARGIN, fits, next_part, project
 from .runs import ROOT_HELP
 
 N_IMAGES = 128
@@ -134,44 +136,6 @@ def calibrate(scale: str, run_root: str | None = None, seeds=(0, 1, 2), names=No
     chosen, why = choose(rows)
     return {"scale": scale, "seeds": list(seeds), "n_images": n_images, "candidates": rows, "chosen": chosen,
             "why": why, "preconditions": list(PRECONDITIONS)}
-
-
-def project(table: dict, scale: str | None = None, jobs: int = 1) -> dict:
-    """How long the record at ``scale`` (default: the table's) would train on the machine that made ``table``: a
-    rough estimate, read before spending device time on it. The planner's relative costs (``plan.cost``, measured on
-    the CPU) of the record's runs that the calibration did not already train (the record reuses the rest from the same
-    run store), times this machine's measured pace (the calibration runs' training seconds per unit of planned
-    cost), over ``jobs`` workers packed perfectly: a lower bound on the wall time of the training, without the
-    notebooks' execution. {"planned_runs", "already_trained", "pace_s_per_cost", "train_s", "jobs", "wall_s"}."""
-    measured = {n: r for row in table["candidates"].values() for n, r in row.get("runs", {}).items()}
-    spent = sum(r["cost"] for r in measured.values())
-    if not measured or spent <= 0:
-        raise ValueError("the calibration table holds no run's seconds and cost (made before they were recorded); "
-                         "calibrate again to project the record")
-    pace = sum(r["seconds"] for r in measured.values()) / spent
-    planned = plan_runs(scale or table["scale"])
-    todo = [c for c in planned if run_name(c) not in measured]
-    train_s = pace * sum(cost(c) for c in todo)
-    return {"planned_runs": len(planned), "already_trained": len(planned) - len(todo), "pace_s_per_cost":
-            round(pace, 4), "train_s": round(train_s, 1), "jobs": jobs, "wall_s": round(train_s / jobs, 1)}
-
-
-# The projection is a lower bound (training only, the workers packed perfectly; no notebook, no compilation outside
-# the runs' own seconds): a record is started only where it fits this many times over in the time left. Declared
-# before any GPU record ran; the first record's wall time against its projection is the check of it.
-PROJECTION_MARGIN = 1.5
-
-
-def fits(projection: dict, seconds_left: float, margin: float = PROJECTION_MARGIN) -> tuple[bool, str]:
-    """Would the record projected by ``project`` end within ``seconds_left``, with ``margin``? (fits, one line)"""
-    need = margin * projection["wall_s"]
-    if need <= seconds_left:
-        return True, f"the record's projected training, {projection['wall_s']:.0f} s x {margin:g}, fits the " \
-                     f"{seconds_left:.0f} s left"
-    return False, (f"stopped: the record's projected training ({projection['wall_s']:.0f} s over "
-                   f"{projection['jobs']} workers, x {margin:g} for what the projection leaves out) would not end "
-                   f"within the {seconds_left:.0f} s left; the calibration is kept: make the record in a session "
-                   "with that much time (bench/gpu_record.sh record)")
 
 
 def summary(table: dict):
@@ -510,7 +474,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="the JSON table to write")
     p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (0 .. N-1; default 3)")
     p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
-    p.add_argument("--run-root", default=None, help=ROOT_HELP)
+    p.add_argument("--run-root", default=None, help=ROOT_HELP + "; with --project, the runs finished there count as "
+                   "trained (default: the calibration's own)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the scale's)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--n-images", type=int, default=N_IMAGES)
@@ -520,16 +485,48 @@ def main(argv=None) -> int:
     p.add_argument("--within", type=float, default=None, metavar="SECONDS",
                    help="with --project: exit 3, with one line, unless the projected record fits SECONDS "
                         f"(x {PROJECTION_MARGIN:g}, ``fits``)")
+    p.add_argument("--pages", nargs="+", default=None, metavar="NOTEBOOK",
+                   help="with --project: the record's part of these pages alone (record --only)")
+    p.add_argument("--next-part", default=None, metavar="RECORD",
+                   help="with --project and --within: choose the record's next part, the pages not in the record "
+                        "folder RECORD (which need not exist yet) whose training fits, and print them on a last "
+                        "line 'next part: PAGE ...' (``next_part``); exit 3 where none fits")
     a = p.parse_args(argv)
     if a.project:
         table = read_table(a.out)
         if table is None:
             p.error(f"no calibration table at {a.out}; calibrate first (without --project)")
+        if a.pages:
+            from .batch import list_notebooks  # lazy: the batch's own imports
+            unknown = [n for n in a.pages if n not in list_notebooks()]
+            if unknown:
+                p.error(f"--pages: unknown notebook(s) {', '.join(unknown)}; choose from {', '.join(list_notebooks())}")
+        jobs = check_jobs(a.jobs) or default_jobs(a.scale)
         try:
-            projection = project(table, a.scale, check_jobs(a.jobs) or default_jobs(a.scale))
+            projection = project(table, a.scale, jobs, a.pages, a.run_root)
         except ValueError as e:
             p.error(str(e))
         print(json.dumps({"event": "projected", "scale": a.scale, **projection}))
+        if a.next_part is not None:
+            if a.within is None:
+                p.error("--next-part needs --within SECONDS (the time the part may take)")
+            from .batch import LAST, list_notebooks  # lazy: records and the batch import much
+            from .records import RecordError, read_record
+            try:
+                held = read_record(a.next_part).provenance["pages"] if os.path.isdir(a.next_part) else {}
+            except RecordError as e:
+                p.error(str(e))
+            part, got = next_part(table, a.scale, jobs, a.within, held, a.run_root)
+            if not part and got is None and all(n in held for n in list_notebooks() if n not in LAST):
+                print(f"stopped: nothing left to record: {a.next_part} holds every page", file=sys.stderr)
+                return 3
+            if not part:
+                print(f"stopped: no page left to record ({len(held)} held) has its projected training fit the "
+                      f"{a.within:.0f} s left, x {PROJECTION_MARGIN:g}", file=sys.stderr)
+                return 3
+            print(json.dumps({"event": "next_part", "pages": part, **got}))
+            print("next part: " + " ".join(part))
+            return 0
         if a.within is not None:
             ok, why = fits(projection, a.within)
             print(why, file=sys.stdout if ok else sys.stderr)
@@ -551,7 +548,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["PRECONDITIONS", "PROJECTION_MARGIN", "candidate_study", "runs_of", "measure", "choose", "calibrate",
-           "project", "fits", "summary", "table_path", "read_table", "page_text", "screen_path", "read_screen",
+__all__ = ["PRECONDITIONS", "candidate_study", "runs_of", "measure", "choose", "calibrate", "summary", "table_path",
+           "read_table", "page_text", "screen_path", "read_screen",
            "screen_summary", "screen_text", "comparison_screen_path", "read_comparison_screen", "comparison_summary",
            "comparison_text", "probe_screen_path", "read_probe_screen", "probe_summary", "probe_text"]

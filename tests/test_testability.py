@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lcmae_core import testability
+from lcmae_core import projection, testability
 
 
 def _row(cost, **met):
@@ -62,20 +62,20 @@ def test_the_projection_prices_the_runs_the_calibration_did_not_train_at_its_pac
     table = {"scale": "smoke", "candidates": {"a": {"runs": {
         configs.run_name(done): {"family": done.family, "seconds": 3.0 * c0, "cost": c0},
         "mae-000000000000": {"family": "mae", "seconds": 3.0 * 2.0, "cost": 2.0}}}}}
-    got = testability.project(table, jobs=4)
+    got = projection.project(table, jobs=4)
     rest = sum(plan.cost(c) for c in planned[1:])
     assert got["planned_runs"] == len(planned) and got["already_trained"] == 1 and got["pace_s_per_cost"] == 3.0
     assert got["train_s"] == pytest.approx(3.0 * rest, abs=0.1) and got["wall_s"] == pytest.approx(got["train_s"] / 4,
                                                                                                      abs=0.1)
     with pytest.raises(ValueError, match="calibrate again"):
-        testability.project({"scale": "smoke", "candidates": {"a": {"met": {}}}})
+        projection.project({"scale": "smoke", "candidates": {"a": {"met": {}}}})
 
 
 def test_a_record_starts_only_where_its_projection_fits_the_time_left(tmp_path, capsys):
-    projection = {"wall_s": 100.0, "jobs": 4}
-    ok, why = testability.fits(projection, 100.0 * testability.PROJECTION_MARGIN)
+    projected = {"wall_s": 100.0, "jobs": 4}
+    ok, why = projection.fits(projected, 100.0 * projection.PROJECTION_MARGIN)
     assert ok and "fits" in why
-    ok, why = testability.fits(projection, 100.0 * testability.PROJECTION_MARGIN - 1)
+    ok, why = projection.fits(projected, 100.0 * projection.PROJECTION_MARGIN - 1)
     assert not ok and why.startswith("stopped: the record's projected training (100 s over 4 workers")
     assert "the calibration is kept" in why
     # the command line: exit 3 and the one line, or 0
@@ -85,12 +85,54 @@ def test_a_record_starts_only_where_its_projection_fits_the_time_left(tmp_path, 
         configs.run_name(done): {"family": done.family, "seconds": 10.0, "cost": plan.cost(done)}}}}}
     path = tmp_path / "t.json"
     path.write_text(json.dumps(table))
-    wall = testability.project(table, jobs=2)["wall_s"]
+    wall = projection.project(table, jobs=2)["wall_s"]
     args = ["--scale", "smoke", "--project", "--jobs", "2", "--out", str(path), "--within"]
-    assert testability.main(args + [str(wall * testability.PROJECTION_MARGIN * 0.9)]) == 3
+    assert testability.main(args + [str(wall * projection.PROJECTION_MARGIN * 0.9)]) == 3
     assert "would not end within" in capsys.readouterr().err
-    assert testability.main(args + [str(wall * testability.PROJECTION_MARGIN * 1.1)]) == 0
+    assert testability.main(args + [str(wall * projection.PROJECTION_MARGIN * 1.1)]) == 0
     assert "fits the" in capsys.readouterr().out
+
+
+def test_the_next_part_of_a_record_is_what_fits_the_time_left(tmp_path, capsys):
+    """A record made by parts (``next_part``): the pages not held yet whose projected training fits, cheapest first;
+    none where not even the cheapest page that trains fits; the command line prints them on a last line."""
+    from lcmae_core import configs, plan
+    from lcmae_core.batch import LAST, list_notebooks
+    book = [n for n in list_notebooks() if n not in LAST]  # the closing pages go with the part that completes it
+    done = plan.plan_runs("smoke")[0]
+    table = {"scale": "smoke", "chosen": "a", "why": "", "seeds": [0, 1], "candidates": {"a": {"runs": {
+        configs.run_name(done): {"family": done.family, "seconds": 10.0, "cost": plan.cost(done)}}}}}
+    alone = {n: projection.project(table, "smoke", 2, [n])["wall_s"] for n in book}
+    m = projection.PROJECTION_MARGIN
+    part, got = projection.next_part(table, "smoke", 2, 1e9)
+    assert part == book and got["wall_s"] == pytest.approx(projection.project(table, "smoke", 2)["wall_s"])
+    cheapest = min((n for n in alone if alone[n] > 0), key=alone.get)
+    part, got = projection.next_part(table, "smoke", 2, m * alone[cheapest])
+    assert cheapest in part and got["wall_s"] <= alone[cheapest] + 1e-6  # with it, only pages that add no training
+    nearest = min((n for n in alone if n not in part), key=alone.get)  # the next page would not have fitted
+    assert not projection.fits(projection.project(table, "smoke", 2, [*part, nearest]), m * alone[cheapest])[0]
+    assert projection.next_part(table, "smoke", 2, 0.5 * m * alone[cheapest]) == ([], None)
+    part, _ = projection.next_part(table, "smoke", 2, 1e9, held=[cheapest])
+    assert cheapest not in part and len(part) == len(alone) - 1
+    # the command line: the pages on a last line; a record's pages are held; every page held stops
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(table))
+    args = ["--scale", "smoke", "--project", "--jobs", "2", "--out", str(path), "--next-part"]
+    assert testability.main(args + [str(tmp_path / "none"), "--within", "1e9"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "next part: " + " ".join(book)
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    prov = {"format": 1, "name": "smoke", "scale": "smoke", "run_names": [], "pages": {cheapest: {}}}
+    (rec / "provenance.json").write_text(json.dumps(prov))
+    assert testability.main(args + [str(rec), "--within", "1e9"]) == 0
+    assert cheapest not in capsys.readouterr().out.strip().splitlines()[-1].split()
+    (rec / "provenance.json").write_text(json.dumps({**prov, "pages": {n: {} for n in book}}))
+    assert testability.main(args + [str(rec), "--within", "1e9"]) == 3
+    assert "nothing left to record" in capsys.readouterr().err
+    assert testability.main(args + [str(tmp_path / "none"), "--within", str(0.5 * m * alone[cheapest])]) == 3
+    assert "stopped: no page left to record" in capsys.readouterr().err
+    assert testability.main(args + [str(rec)]) == 2
+    assert "--next-part needs --within" in capsys.readouterr().err
 
 
 @pytest.mark.slow
