@@ -21,7 +21,8 @@
 #     does not hold yet whose projected training fits the time left (testability --next-part), cheapest first
 #
 # Writes $OUT/gpu_scale_calibration.json (commit it as bench/results/gpu_scale_calibration.json),
-# $OUT/gpu.tar.gz (unpack it under records/ and commit the folder) and $OUT/gpu_record.log (everything it printed).
+# $OUT/gpu.tar.gz (the record, with every part so far: unpack it under records/, in place of records/gpu, and commit
+# it) and $OUT/gpu_record.log (everything it printed).
 # Many small runs train side by side on the one GPU ($JOBS worker processes, one thread each). The record needs
 # papermill and the Jupyter packages: on a machine without internet they travel as wheels, made here by
 # bench/device_wheels.sh into .whl/ (carry it); where papermill is missing, this script installs them into $SITE and
