@@ -330,7 +330,7 @@ class Record:
         p = self.provenance
         head = f"{p['name']}: the {p['scale']} scale, {len(p.get('seeds', []))} seeds"
         parts = self.parts
-        if len(parts) == 1 and not parts[0].get("notebooks"):
+        if len(parts) == 1 and (not parts[0].get("notebooks") or not self.missing()):  # the whole book in one go
             return f"{head}, {self._part_text(parts[0])}"
         text = f"{head}, in {len(parts)} part{'s' if len(parts) > 1 else ''}: " + "; ".join(
             f"{', '.join(part['pages'])} {self._part_text(part)}" for part in parts)

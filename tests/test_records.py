@@ -103,6 +103,11 @@ def test_a_record_made_in_parts_reads_each_part_and_names_what_it_lacks(tmp_path
     whole = records.read_record(_fake(tmp_path / "whole", pages={n: {} for n in records.list_notebooks()}))
     assert len(whole.parts) == 1 and whole.parts[0]["notebooks"] is None and whole.missing() == []
     assert "part" not in whole.provenance_text() and "not yet recorded" not in whole.provenance_text()
+    book = records.list_notebooks()  # one part that made every page reads as the whole book too
+    one = records.read_record(_fake(tmp_path / "one", **records.merged([_part(book, records.planned_names(
+        "smoke", notebooks=book))])))
+    assert one.provenance_text() == f"x: the smoke scale, 2 seeds, {one._part_text(one.parts[0])}"
+    assert not one.stale()[0] and one.missing() == []
 
 
 def test_a_part_naming_an_unknown_page_is_one_line(tmp_path, capsys):
