@@ -391,8 +391,9 @@ class PageView:
 
         if not self.records:
             return ("<p>No record is committed yet: <code>python -m lcmae_core record --scale gpu --out records</code> "
-                    "executes the whole book at the gpu scale and packs it under <code>records/</code>, and every "
-                    "page then shows it here beside this build.</p>")
+                    "executes the whole book at the gpu scale and packs it under <code>records/</code> (with "
+                    "<code>--only PAGE ...</code>, a part of it, which later parts complete), and every page then "
+                    "shows it here beside this build.</p>")
         parts = []
         for rec in self.records:
             stale, why = rec.stale()
