@@ -12,14 +12,13 @@ shown beside every build.
 3. writes ``<out>/<name>.tar.gz``, the same folder as one archive (to carry it back from a GPU machine), and refuses
    one over ``MAX_ARCHIVE_MIB``.
 
-A record may be made in parts, a few pages at a time (``--only``), where one machine's session cannot execute the
-whole book: each part adds its pages to the record of that name (replacing them where it held them) with its own
-provenance (``parts``), so that a record can grow over several GPU sessions; the pages it does not hold yet are
-named (``Record.missing``). A record is *stale* when the code now plans other runs for its scale and parameters than
-the ones it (each of its parts, for its pages) ran (``Record.stale``): the pages then mark it as such, and a test
-fails, instead of hiding it. ``page_view`` shows a
-record's table, figures and verdicts beside this build's (the paper's words | the record | this build);
-``summary_rows`` gives the results summary a column per record, and ``reproducibility_summary`` its opening.
+A record may be made in parts (``--only``) where one session cannot execute the whole book: each part adds its pages
+to the record of that name (replacing them where it held them) with its own provenance (``parts``), so that a record
+grows over several GPU sessions; the pages it lacks are named (``Record.missing``). A record is *stale* when the
+code now plans other runs for its scale and parameters than each of its parts ran for its pages (``Record.stale``):
+the pages then mark it as such, and a test fails, instead of hiding it. ``page_view`` shows a record's table,
+figures and verdicts beside this build's (the paper's words | the record | this build); ``summary_rows`` gives the
+results summary a column per record, and ``reproducibility_summary`` its opening.
 """
 
 from __future__ import annotations
@@ -109,8 +108,9 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
         only = select(list_notebooks(), only) if only else None
     except BatchError as e:
         raise RecordError(str(e)) from None
-    only = _closing(only, _earlier_parts(final, scale, parameters, only))
-    before = _earlier_parts(final, scale, parameters, only)
+    existing = _existing_parts(final, scale, parameters, only)
+    only = _closing(only, existing)
+    before = _kept_parts(existing, scale, parameters, only)
     if before:  # the record's other pages stay as they were; the ones this part executes again go
         shutil.copytree(final, work)
         for page in only:
@@ -195,10 +195,9 @@ def _closing(only: list[str] | None, before: list[dict]) -> list[str] | None:
     return select(book, [*only, *LAST])
 
 
-def _earlier_parts(final: Path, scale: str, parameters: dict | None, only: list[str] | None) -> list[dict]:
-    """The parts of the record at ``final`` that a part executing ``only`` keeps, each without the pages it executes
-    again and then standing for the pages it keeps (none for a record of the whole book, which replaces the
-    folder)."""
+def _existing_parts(final: Path, scale: str, parameters: dict | None, only: list[str] | None) -> list[dict]:
+    """The parts of the record at ``final`` that a part executing ``only`` adds to (none for a record of the whole
+    book, which replaces the folder); one line where that record holds another scale or other parameters."""
     if not only or not (final / PROVENANCE).exists():
         return []
     old = read_record(final)
@@ -206,8 +205,13 @@ def _earlier_parts(final: Path, scale: str, parameters: dict | None, only: list[
         raise RecordError(f"the record {final} holds the {old.scale} scale with parameters "
                           f"{old.provenance.get('parameters') or {}}, not the {scale} scale with {parameters or {}}; "
                           "give this part another --name")
+    return old.parts
+
+
+def _kept_parts(parts: list[dict], scale: str, parameters: dict | None, only: list[str] | None) -> list[dict]:
+    """``parts`` as a part executing ``only`` keeps them: without its pages, each standing for the pages it keeps."""
     kept = []
-    for p in old.parts:
+    for p in parts:
         pages = {k: v for k, v in p["pages"].items() if k not in only}
         if len(pages) == len(p["pages"]):
             kept.append(p)
@@ -223,15 +227,16 @@ def merged(parts: list[dict]) -> dict:
     """A record's provenance over its parts: the newest part's commit, hardware and command, every part's runs, pages
     and figures, and the wall and training times summed over the parts, with the parts themselves (``parts``)."""
     last = parts[-1]
-    elapsed = [(p.get("training") or {}).get("elapsed_s") for p in parts]
+    training = [p.get("training") or {} for p in parts]
+    elapsed = [t.get("elapsed_s") for t in training]
     return {**{k: last.get(k) for k in ("commit", "dirty", "made_at", "hardware", "command")},
             "run_names": sorted({n for p in parts for n in p["run_names"]}),
             "runs": {n: r for p in parts for n, r in p["runs"].items()},
             "pages": {k: v for p in parts for k, v in p["pages"].items()},
             "figures": {k: v for p in parts for k, v in p["figures"].items()},
             "wall_s": round(sum(p.get("wall_s") or 0.0 for p in parts), 1),
-            "training": {"runs": sum((p.get("training") or {}).get("runs") or 0 for p in parts),
-                         "train_s": round(sum((p.get("training") or {}).get("train_s") or 0.0 for p in parts), 1),
+            "training": {"runs": sum(t.get("runs") or 0 for t in training),
+                         "train_s": round(sum(t.get("train_s") or 0.0 for t in training), 1),
                          "elapsed_s": round(sum(elapsed), 1) if None not in elapsed else None},
             "parts": parts}
 
@@ -283,8 +288,7 @@ class Record:
 
     @property
     def parts(self) -> list[dict]:
-        """The executions that made the record, oldest first: one for a record of the whole book (``notebooks``
-        None), one per ``--only`` otherwise, each with its own provenance and the pages it still holds."""
+        """The executions that made the record, oldest first, each with its own provenance and the pages it holds."""
         p = self.provenance
         return p.get("parts") or [{"notebooks": None, **{k: v for k, v in p.items() if k not in (
             "format", "name", "scale", "seeds", "parameters")}}]
@@ -329,12 +333,11 @@ class Record:
     def provenance_text(self) -> str:
         p = self.provenance
         head = f"{p['name']}: the {p['scale']} scale, {len(p.get('seeds', []))} seeds"
-        parts = self.parts
-        if len(parts) == 1 and (not parts[0].get("notebooks") or not self.missing()):  # the whole book in one go
+        parts, missing = self.parts, self.missing()
+        if len(parts) == 1 and (not parts[0].get("notebooks") or not missing):  # the whole book in one go
             return f"{head}, {self._part_text(parts[0])}"
         text = f"{head}, in {len(parts)} part{'s' if len(parts) > 1 else ''}: " + "; ".join(
             f"{', '.join(part['pages'])} {self._part_text(part)}" for part in parts)
-        missing = self.missing()
         return text + (f"; not yet recorded: {', '.join(missing)}" if missing else "")
 
 

@@ -497,10 +497,11 @@ def main(argv=None) -> int:
         if table is None:
             p.error(f"no calibration table at {a.out}; calibrate first (without --project)")
         if a.pages:
-            from .batch import list_notebooks  # lazy: the batch's own imports
-            unknown = [n for n in a.pages if n not in list_notebooks()]
-            if unknown:
-                p.error(f"--pages: unknown notebook(s) {', '.join(unknown)}; choose from {', '.join(list_notebooks())}")
+            from .batch import BatchError, list_notebooks, select  # lazy: the batch's own imports
+            try:
+                select(list_notebooks(), a.pages)
+            except BatchError as e:
+                p.error(f"--pages: {e}")
         jobs = check_jobs(a.jobs) or default_jobs(a.scale)
         try:
             projection = project(table, a.scale, jobs, a.pages, a.run_root)

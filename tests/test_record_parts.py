@@ -53,7 +53,7 @@ def test_a_record_made_in_parts_reads_each_part_and_names_what_it_lacks(tmp_path
     # a part that loses a page to a later part stands for the pages it keeps: their runs, judged for those alone
     both = _part(a + b, records.planned_names("smoke", notebooks=a + b))
     _fake(tmp_path / "both", **records.merged([both]))
-    kept = records._earlier_parts(tmp_path / "both", "smoke", None, b)
+    kept = records._kept_parts(records._existing_parts(tmp_path / "both", "smoke", None, b), "smoke", None, b)
     assert len(kept) == 1 and kept[0]["notebooks"] == a and set(kept[0]["pages"]) == set(a)
     assert kept[0]["run_names"] == pa["run_names"] and set(kept[0]["figures"]) == set(a)
     assert not records.read_record(_fake(tmp_path / "regrown", **records.merged([*kept, pb]))).stale()[0]
