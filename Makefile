@@ -26,9 +26,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
-# the test files are shared out over the cores, a file to a worker (its module fixtures are built once)
+# the test files are shared out over the cores, a file to a worker (its module fixtures are built once), the
+# heaviest first (tests/conftest.py)
 test: venv browser
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 book: venv
 	$(PY) -m lcmae_core.build --scale cpu

@@ -3,6 +3,9 @@ the same code reads it back; a record the code no longer reproduces is stale, an
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -92,22 +95,44 @@ def test_every_committed_record_is_current(rec):
     assert not stale, why
 
 
-@pytest.mark.slow
-def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choose(tmp_path):
-    """bench/gpu_record.sh calibrate, rehearsed at the smoke scale on the CPU with one candidate (CANDIDATES): the
-    table holds it alone, and since it is not the scale's recipe the script stops instead of making a record."""
-    import json
-    import os
-    import subprocess
-    import sys
+# The device script (bench/gpu_record.sh) rehearsed at the smoke scale on the CPU. Its three rehearsals share one run
+# store, in the order a device session would fill it (pytest runs a file's tests in order): a train step that its
+# budget cuts (made first, on the empty store, by the fixture), a calibration that stops at a recipe it did not
+# choose, the record that goes on from the runs the others left, and a calibration that stops before a record that
+# would not fit (its runs then trained by the record: it only measures). Each still passes alone, training what it needs.
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
 
-    result, runs = tmp_path / "out", tmp_path / "runs"
-    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
-           "PY": sys.executable, "CANDIDATES": "2ep", "SEEDS": "2"}
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
-    p = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1200)
+
+def _script(store, out, *steps, **env):
+    """bench/gpu_record.sh at the smoke scale on the CPU, writing to ``out``, with the run store ``store``."""
+    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(out), "RUNS": str(store),
+           "PY": sys.executable, **env}
+    return subprocess.run(["bash", SCRIPT, *steps], env=env, capture_output=True, text=True, timeout=1200)
+
+
+def _started(store) -> dict:
+    """{run: when it first started} of the runs in a store."""
+    return {d.name: t for d in (store.iterdir() if store.exists() else ()) if (t := records.run_started(d)) is not None}
+
+
+@pytest.fixture(scope="module")
+def device_store(tmp_path_factory):
+    """The shared run store, after a train step cut by its budget (about 7 s of training, where the smoke plan takes
+    20 s or more on one worker): (store, that call, the runs it started)."""
+    base = tmp_path_factory.mktemp("device")
+    store, out = base / "runs", base / "cut"
+    p = _script(store, out, "train", "record", BUDGET_S="24", JOBS="1")
+    return store, p, out, _started(store)
+
+
+@pytest.mark.slow
+def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choose(device_store, tmp_path):
+    """bench/gpu_record.sh calibrate with one candidate (CANDIDATES): the table holds it alone, and since it is not
+    the scale's recipe the script stops instead of making a record."""
+    result = tmp_path / "out"
+    p = _script(device_store[0], result, CANDIDATES="2ep", SEEDS="2")
     assert p.returncode != 0 and "stopped: the calibration chose 2ep" in p.stderr, p.stderr[-3000:]
-    assert "== record" not in p.stdout and not (runs / "records").exists()
+    assert "== record" not in p.stdout and not (result / "smoke.tar.gz").exists()
     # before stopping, the record's training time at the calibration's pace
     projected = json.loads(next(line for line in p.stdout.splitlines() if '"projected"' in line))
     assert projected["planned_runs"] == len(records.planned_names("smoke")) and projected["jobs"] == 2
@@ -120,62 +145,35 @@ def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choos
 
 
 @pytest.mark.slow
-def test_the_calibration_step_stops_before_a_record_that_would_not_fit_the_time_left(tmp_path):
-    """bench/gpu_record.sh with BUDGET_S, rehearsed at the smoke scale: the calibration chose the scale's recipe, but
-    the record's projected training does not fit the seconds left, so the script stops with the table kept."""
-    import os
-    import subprocess
-    import sys
-
-    result, runs = tmp_path / "out", tmp_path / "runs"
-    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
-           "PY": sys.executable, "CANDIDATES": "base", "SEEDS": "2", "BUDGET_S": "1"}
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
-    p = subprocess.run(["bash", script], env=env, capture_output=True, text=True, timeout=1200)
-    assert p.returncode == 3 and "would not end within" in p.stderr, p.stderr[-3000:]
-    assert "== record" not in p.stdout and not (runs / "records").exists()
-    assert json.loads((result / "smoke_scale_calibration.json").read_text())["chosen"] == "base"
-
-
-@pytest.mark.slow
-def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
-    """The GPU session's command itself (bench/gpu_record.sh), rehearsed at the smoke scale on the CPU."""
-    import os
-    import subprocess
-    import sys
-
-    result, runs = tmp_path / "out", tmp_path / "runs"
-    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
-           "PY": sys.executable}
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
-    # a budget that ends while the runs train (about 7 s, where the smoke plan takes 20 s or more on one worker): the
-    # step train stops with exit 4 and says how to go on, and no record is made
-    p = subprocess.run(["bash", script, "train", "record"], env={**env, "BUDGET_S": "24", "JOBS": "1"},
-                       capture_output=True, text=True, timeout=1200)
-    assert p.returncode == 4 and "resume:" in p.stderr and "== record" not in p.stdout, p.stderr[-3000:]
-    assert not (runs / "records").exists() and "resume:" in (result / "gpu_record.log").read_text()
-    # the runs the first call started (on a loaded machine its budget may end before any starts)
-    first = [t for d in (runs.iterdir() if runs.exists() else ()) if (t := records.run_started(d)) is not None]
-    # and the record step goes on from the runs it left (their finished epochs resumed, the rest trained)
-    p = subprocess.run(["bash", script, "record"], env=env, capture_output=True, text=True, timeout=1200)
+def test_one_command_makes_a_record_at_the_smoke_scale(device_store, tmp_path):
+    """The GPU session's command itself: a train step that its budget cut, then the record step, which goes on from
+    the runs it left (their finished epochs resumed, the rest trained)."""
+    store, cut, cut_out, _ = device_store
+    # the cut call stopped with exit 4, said how to go on, and made no record
+    assert cut.returncode == 4 and "resume:" in cut.stderr and "== record" not in cut.stdout, cut.stderr[-3000:]
+    assert not (cut_out / "smoke.tar.gz").exists() and "resume:" in (cut_out / "gpu_record.log").read_text()
+    before = _started(store)  # the runs the earlier calls started (on a loaded machine the cut may start none)
+    result = tmp_path / "out"
+    p = _script(store, result, "record")
     assert p.returncode == 0, p.stderr[-3000:]
     assert "== done" in p.stdout and "installed" not in p.stdout  # papermill is here: no wheels needed
-    out = runs / "records"
+    out = store / "records"
     folder = out / "smoke"
     rec = records.read_record(folder)
     prov = rec.provenance
     assert prov["scale"] == "smoke" and prov["seeds"] == [0, 1] and len(prov["commit"]) in (40, 7)
     assert prov["run_names"] == records.planned_names("smoke") and set(prov["runs"]) == set(prov["run_names"])
     assert set(prov["pages"]) >= {"table1_lcmae_ablation", "results_summary"} and prov["wall_s"] > 0
-    # the training spans both calls: the record's own wall time counts only the second, its training the first too,
-    # from the first run's start, whichever call started it
+    # the training spans the calls: the record's own wall time counts only the last, its training the earlier ones
+    # too, from the first run's start, whichever call started it
     training = prov["training"]
     assert training["runs"] == len(prov["runs"]) and training["train_s"] > 0
+    first = [t for name, t in before.items() if name in prov["runs"]]
     assert (training["elapsed_s"] > prov["wall_s"]) == bool(first) and "from its first run's start" in \
         rec.provenance_text()
     if first:
         assert min(r["started"] for r in prov["runs"].values()) == min(first)
-        assert min(first) < (runs / "records").stat().st_mtime - prov["wall_s"]
+        assert min(first) < out.stat().st_mtime - prov["wall_s"]
     assert rec.stale()[0] is False
     # the pages' records, read by the same code as a build's
     pages = rec.pages()
@@ -198,3 +196,14 @@ def test_one_command_makes_a_record_at_the_smoke_scale(tmp_path):
     assert "smoke" in records.reproducibility_summary([rec], "smoke", pages)
     # nothing half-made is left beside it
     assert sorted(p.name for p in out.iterdir()) == ["smoke", "smoke.tar.gz"]
+
+
+@pytest.mark.slow
+def test_the_calibration_step_stops_before_a_record_that_would_not_fit_the_time_left(device_store, tmp_path):
+    """bench/gpu_record.sh with BUDGET_S: the calibration chose the scale's recipe, but the record's projected
+    training does not fit the seconds left, so the script stops with the table kept."""
+    result = tmp_path / "out"
+    p = _script(device_store[0], result, CANDIDATES="base", SEEDS="2", BUDGET_S="1")
+    assert p.returncode == 3 and "would not end within" in p.stderr, p.stderr[-3000:]
+    assert "== record" not in p.stdout and not (result / "smoke.tar.gz").exists()
+    assert json.loads((result / "smoke_scale_calibration.json").read_text())["chosen"] == "base"
