@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 
+import torch._inductor.config as inductor  # loaded with torch (its compiler's settings, read when a compile starts)
 from tqdm.auto import tqdm
 
 from . import configs, scales
@@ -132,10 +133,25 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def compile_threads(jobs: int) -> int:
+    """The processes each of ``jobs`` workers may use to compile its kernels (torch.compile on CUDA): its share of
+    the cores. Inductor's default is every core for each process, which for many runs side by side on one GPU (the
+    gpu scale: 12 workers on 16 cores) would start 12 pools of 16 compiler processes at once."""
+    return max(1, usable_cores() // max(1, jobs))
+
+
+def _start_worker(parent: int, threads: int) -> None:
+    """Worker initializer: end with the parent (``_die_with_parent``); compile with ``threads`` processes."""
+    _die_with_parent(parent)
+    if "TORCHINDUCTOR_COMPILE_THREADS" not in os.environ:  # a value the user set wins
+        inductor.compile_threads = threads
+
+
 def worker_pool(jobs: int) -> cf.ProcessPoolExecutor:
-    """``jobs`` spawned worker processes (each imports torch once) that end with the process that made them."""
+    """``jobs`` spawned worker processes (each imports torch once) that end with the process that made them, each
+    compiling with its share of the cores (``compile_threads``)."""
     return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_die_with_parent, initargs=(os.getpid(),))
+                                  initializer=_start_worker, initargs=(os.getpid(), compile_threads(jobs)))
 
 
 def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: bool = True,

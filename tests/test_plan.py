@@ -179,6 +179,22 @@ def test_arm_and_accuracy_table_from_runs(tmp_path):
     assert pages.mean_pm([1.0]) == "1.0"
 
 
+def _inductor_compile_threads() -> int:
+    import torch._inductor.config as inductor
+
+    return inductor.compile_threads
+
+
+def test_each_worker_compiles_with_its_share_of_the_cores(monkeypatch):
+    """Many runs side by side on one GPU each compile their kernels: a worker gets its share of the cores for that,
+    not inductor's default of every core (12 workers on 16 cores would start 12 pools of 16 compiler processes)."""
+    monkeypatch.setattr(plan, "usable_cores", lambda: 14)
+    assert [plan.compile_threads(j) for j in (1, 2, 3, 12, 16)] == [14, 7, 4, 1, 1]
+    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
+    with plan.worker_pool(2) as pool:
+        assert pool.submit(_inductor_compile_threads).result() == 7  # inductor's default: the machine's cores
+
+
 def test_workers_end_with_the_process_that_started_them(tmp_path):
     """A build killed outright (SIGKILL, or a SIGTERM it does not handle) must not leave its training workers
     running on as orphans: each worker ends within seconds of its parent."""
