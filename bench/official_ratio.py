@@ -27,7 +27,6 @@ weights and optimizer state. One JSON line per workload is appended to ``bench/r
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys

@@ -17,7 +17,6 @@ if __name__ == "__main__":  # python -m lcmae_core.build: a Ctrl-C during the im
 
     quiet_interrupts_while_importing()
 
-import argparse
 import json
 import os
 import shutil

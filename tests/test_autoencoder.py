@@ -2,8 +2,6 @@
 masking. Beyond the image border a block holds nothing: those positions are not part of the target (excluded
 from the loss and from norm-pix's statistics); ``block_targets`` fills them with 0 placeholders."""
 
-import math
-
 import pytest
 import torch
 

@@ -13,7 +13,6 @@ from lcmae_core.perf import bench as B
 from lcmae_core.train import compile as C
 from lcmae_core import gpu_data
 from lcmae_core.perf import flops, profiling, records
-from lcmae_core.perf.workloads import MODES, WORKLOADS
 
 REQUIRED = {"command", "device", "torch", "date", "workload", "mode", "batch", "ms_per_step", "img_per_s",
             "peak_mem_gib", "mem_kind", "steps", "warmup"}

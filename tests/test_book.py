@@ -253,11 +253,11 @@ def test_every_page_says_how_to_rerun_it_at_the_larger_scales(name):
     assert f'page="{name}"' in "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     cmds = book.rerun_commands(name)
     trains = "train" in declared_parameters(REPO / "notebooks" / f"{name}.ipynb")
-    for scale, (batch, papermill) in cmds.items():
-        assert batch.startswith(f"python -m lcmae_core batch --scale {scale} --data-root DIR")
-        assert f"--only {name}" in batch
+    for scale, (batch_cmd, papermill) in cmds.items():
+        assert batch_cmd.startswith(f"python -m lcmae_core batch --scale {scale} --data-root DIR")
+        assert f"--only {name}" in batch_cmd
         assert papermill.startswith(f"papermill notebooks/{name}.ipynb ") and f"-p scale {scale}" in papermill
-        assert ("--train" in batch) == trains and ("-p train True" in papermill) == trains
+        assert ("--train" in batch_cmd) == trains and ("-p train True" in papermill) == trains
     assert "--launcher slurm" in cmds["paper"][0] and "--launcher" not in cmds["gpu"][0]
     box = book.rerun_box(name)
     assert "Rerun this page at a larger scale" in box and all(c in box for c in cmds["gpu"])

@@ -20,7 +20,6 @@ import sys
 import pytest
 import torch
 
-from lcmae_core.models import MaskedAutoencoderViT
 from lcmae_core.perf.workloads import MODES, WORKLOADS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,10 +1,8 @@
 """Distributed training: torchrun with 2 gloo processes on CPU, and the submitit launcher (LocalExecutor)."""
 
-import json
 import os
 
 import pytest
-import torch
 
 from lcmae_core import configs, runs
 from lcmae_core.train import checkpoint as ckpt_io
