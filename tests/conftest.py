@@ -16,8 +16,8 @@ def one_thread():
 
 # The test files that take a minute or more of a worker (``pytest --durations``), the heaviest first. ``make test``
 # shares files out over the cores (``--dist loadfile``) in collection order (``--no-loadscope-reorder``: xdist's own
-# order, by number of tests, left the long rehearsals of few tests for last, one worker running them while the other
-# had finished); sorted here, the long files start first and the short ones fill in around them.
+# order, by number of tests, puts the long rehearsals of few tests last, where one worker may end up running them
+# alone); sorted here, the long files start first and the short ones fill in around them.
 HEAVY_FIRST = ("test_records.py", "test_book.py", "test_record_parts.py", "test_official_bench.py",
                "test_comparison_screen.py", "test_screened.py", "test_testability.py", "test_checkpoint_route.py",
                "test_train_resume.py", "test_locality_screen.py", "test_batch.py", "test_plan.py",
