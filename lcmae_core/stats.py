@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as _st
 
 ALPHA = 0.05  # two-sided level of every interval in the book
 
@@ -38,6 +37,14 @@ FAILS = "does not hold"
 UNTESTABLE = "not testable at this scale"
 UNFORMED = "not testable: precondition unmet"
 VERDICTS = (HOLDS, FAILS, UNTESTABLE, UNFORMED)
+
+
+def _st():
+    """scipy.stats, imported where an interval is first computed: the training workers and the command lines load
+    this module through the pages and compute none, and the import costs each process 0.6 s."""
+    from scipy import stats  # lazy: 0.6 s of every process that imports the pages, most of which never use it
+
+    return stats
 SIDES = (">", "<")
 
 
@@ -96,8 +103,8 @@ def _t_interval(mean: float, se: float, df: float, alpha: float) -> tuple[float,
         return -math.inf, math.inf, math.nan
     if se == 0:
         return mean, mean, (1.0 if mean == 0 else 0.0)
-    q = float(_st.t.ppf(1 - alpha / 2, df))
-    p = float(2 * _st.t.sf(abs(mean) / se, df))
+    q = float(_st().t.ppf(1 - alpha / 2, df))
+    p = float(2 * _st().t.sf(abs(mean) / se, df))
     return mean - q * se, mean + q * se, p
 
 
@@ -163,11 +170,11 @@ def equivalent(a: Sequence[float], b: Sequence[float] | float, margin: float, al
         raise ValueError(f"the equivalence margin must be positive, got {margin}")
     iv = compare(a, b, paired=paired, alpha=2 * alpha, unit=unit)
     wide = compare(a, b, paired=paired, alpha=alpha, unit=unit)
-    se = (iv.hi - iv.lo) / (2 * float(_st.t.ppf(1 - alpha, iv.df))) if iv.df > 0 and math.isfinite(iv.hi) else math.inf
+    se = (iv.hi - iv.lo) / (2 * float(_st().t.ppf(1 - alpha, iv.df))) if iv.df > 0 and math.isfinite(iv.hi) else math.inf
     if se == 0:
         p = 0.0 if abs(iv.estimate) < margin else 1.0
     elif math.isfinite(se):
-        p = float(max(_st.t.sf((iv.estimate + margin) / se, iv.df), _st.t.sf((margin - iv.estimate) / se, iv.df)))
+        p = float(max(_st().t.sf((iv.estimate + margin) / se, iv.df), _st().t.sf((margin - iv.estimate) / se, iv.df)))
     else:
         p = math.nan
     tost = Interval(iv.estimate, iv.lo, iv.hi, p, iv.n, iv.df, 2 * alpha, "TOST", unit)
@@ -186,8 +193,8 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool], alpha: float =
     n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
     diff = (n10 - n01) / n
     var = max(n10 + n01 - (n10 - n01) ** 2 / n, 0.0) / n**2
-    z = float(_st.norm.ppf(1 - alpha / 2))
-    p = 1.0 if n10 + n01 == 0 else float(min(1.0, 2 * _st.binom.cdf(min(n10, n01), n10 + n01, 0.5)))
+    z = float(_st().norm.ppf(1 - alpha / 2))
+    p = 1.0 if n10 + n01 == 0 else float(min(1.0, 2 * _st().binom.cdf(min(n10, n01), n10 + n01, 0.5)))
     se = math.sqrt(var)
     return Interval(100 * diff, 100 * (diff - z * se), 100 * (diff + z * se), p, n, math.inf, alpha, "McNemar",
                     "images")
@@ -234,7 +241,7 @@ def simulated_rates(n: int, effect: float, draws: int, seed: int = 0, alpha: flo
     b = shared + rng.normal(size=(draws, n)) / math.sqrt(2)
     d = a - b
     mean, se = d.mean(1), d.std(1, ddof=1) / math.sqrt(n)
-    q = float(_st.t.ppf(1 - alpha / 2, n - 1))
+    q = float(_st().t.ppf(1 - alpha / 2, n - 1))
     lo, hi = mean - q * se, mean + q * se
     holds, fails = float((lo > 0).mean()), float((hi < 0).mean())
     return {HOLDS: holds, FAILS: fails, UNTESTABLE: 1.0 - holds - fails}
@@ -246,8 +253,8 @@ def power(effect: float, n: int, alpha: float = ALPHA) -> float:
     if n < 2:
         return 0.0
     df = n - 1
-    q = float(_st.t.ppf(1 - alpha / 2, df))
-    return float(_st.nct.sf(q, df, effect * math.sqrt(n)))
+    q = float(_st().t.ppf(1 - alpha / 2, df))
+    return float(_st().nct.sf(q, df, effect * math.sqrt(n)))
 
 
 def resolvable(n: int, alpha: float = ALPHA, target: float = 0.8) -> float:
