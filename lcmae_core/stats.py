@@ -37,6 +37,7 @@ FAILS = "does not hold"
 UNTESTABLE = "not testable at this scale"
 UNFORMED = "not testable: precondition unmet"
 VERDICTS = (HOLDS, FAILS, UNTESTABLE, UNFORMED)
+SIDES = (">", "<")
 
 
 def _st():
@@ -45,7 +46,6 @@ def _st():
     from scipy import stats  # lazy: 0.6 s of every process that imports the pages, most of which never use it
 
     return stats
-SIDES = (">", "<")
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,12 @@ def equivalent(a: Sequence[float], b: Sequence[float] | float, margin: float, al
         raise ValueError(f"the equivalence margin must be positive, got {margin}")
     iv = compare(a, b, paired=paired, alpha=2 * alpha, unit=unit)
     wide = compare(a, b, paired=paired, alpha=alpha, unit=unit)
-    se = (iv.hi - iv.lo) / (2 * float(_st().t.ppf(1 - alpha, iv.df))) if iv.df > 0 and math.isfinite(iv.hi) else math.inf
+    t = _st().t
+    se = (iv.hi - iv.lo) / (2 * float(t.ppf(1 - alpha, iv.df))) if iv.df > 0 and math.isfinite(iv.hi) else math.inf
     if se == 0:
         p = 0.0 if abs(iv.estimate) < margin else 1.0
     elif math.isfinite(se):
-        p = float(max(_st().t.sf((iv.estimate + margin) / se, iv.df), _st().t.sf((margin - iv.estimate) / se, iv.df)))
+        p = float(max(t.sf((iv.estimate + margin) / se, iv.df), t.sf((margin - iv.estimate) / se, iv.df)))
     else:
         p = math.nan
     tost = Interval(iv.estimate, iv.lo, iv.hi, p, iv.n, iv.df, 2 * alpha, "TOST", unit)

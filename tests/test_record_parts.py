@@ -8,7 +8,7 @@ import pytest
 
 from lcmae_core import records
 from lcmae_core.records import RecordError
-from test_records import _fake
+from test_records import _fake, _script
 
 
 def _part(pages, run_names, commit="abc", gpu=None, elapsed=None):
@@ -127,10 +127,6 @@ def test_the_gpu_command_makes_a_record_by_parts(tmp_path):
     puts the whole book far beyond the budget: the script records the pages whose projected training fits, cheapest
     first, and says which; a second call with PAGES adds its part to the record the first left in the run store, and
     the archive that comes back holds both."""
-    import os
-    import subprocess
-    import sys
-
     from lcmae_core import configs, plan, projection
 
     result, runs = tmp_path / "out", tmp_path / "runs"
@@ -143,10 +139,8 @@ def test_the_gpu_command_makes_a_record_by_parts(tmp_path):
     assert projection.project(table, "smoke", 2)["wall_s"] > 3600
     calibration = tmp_path / "table.json"
     calibration.write_text(json.dumps(table))
-    env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(result), "RUNS": str(runs),
-           "PY": sys.executable, "PAGES": "auto", "BUDGET_S": "600", "CALIBRATION": str(calibration)}
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
-    p = subprocess.run(["bash", script, "train", "record"], env=env, capture_output=True, text=True, timeout=1200)
+    env = {"PAGES": "auto", "BUDGET_S": "600", "CALIBRATION": str(calibration)}
+    p = _script(runs, result, "train", "record", **env)
     assert p.returncode == 0, p.stderr[-3000:]
     part = next(line for line in p.stdout.splitlines() if line.startswith("== the part: ")).split()[3:]
     assert part == ["explorer"]  # 1.5 x 300 s fits the 600 s; with any other page it would not
@@ -154,8 +148,7 @@ def test_the_gpu_command_makes_a_record_by_parts(tmp_path):
     assert [p["notebooks"] for p in rec.parts] == [part] and set(rec.provenance["pages"]) == set(part)
     assert '"next_part"' in (result / "gpu_record.log").read_text()
     # a second call, a named part: added to the record the first call left
-    p = subprocess.run(["bash", script, "train", "record"], env={**env, "PAGES": "eq2_eq4_local_contrastive"},
-                       capture_output=True, text=True, timeout=1200)
+    p = _script(runs, result, "train", "record", **{**env, "PAGES": "eq2_eq4_local_contrastive"})
     assert p.returncode == 0, p.stderr[-3000:]
     rec = records.read_record(runs / "records" / "smoke")
     assert [p["notebooks"] for p in rec.parts] == [["explorer"], ["eq2_eq4_local_contrastive"]]
@@ -165,5 +158,5 @@ def test_the_gpu_command_makes_a_record_by_parts(tmp_path):
         assert {"smoke/executed/explorer.ipynb", "smoke/executed/eq2_eq4_local_contrastive.ipynb"} <= \
             set(tar.getnames())
     # without a budget there is no time to fit the part to: one line, before anything
-    p = subprocess.run(["bash", script, "train"], env={**env, "BUDGET_S": ""}, capture_output=True, text=True)
+    p = _script(runs, result, "train", **{**env, "BUDGET_S": ""})
     assert p.returncode == 2 and "PAGES=auto chooses the pages that fit the time left: set BUDGET_S" in p.stderr

@@ -99,7 +99,8 @@ def test_every_committed_record_is_current(rec):
 # store, in the order a device session would fill it (pytest runs a file's tests in order): a train step that its
 # budget cuts (made first, on the empty store, by the fixture), a calibration that stops at a recipe it did not
 # choose, the record that goes on from the runs the others left, and a calibration that stops before a record that
-# would not fit (its runs then trained by the record: it only measures). Each still passes alone, training what it needs.
+# would not fit (its runs then trained by the record: it only measures). Each still passes alone, training what it
+# needs.
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_record.sh")
 
 
