@@ -30,7 +30,7 @@
 # set the gpu record in lcmae_core/scales.py to the choice, commit the calibration, then run the record step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-python}
+PY=${PY:-python3}  # the device image's interpreter is python3 (it may have no "python")
 OUT=${OUT:?set OUT to the folder the results go to}
 JOBS=${JOBS:-12}
 SCALE=${SCALE:-gpu}      # SCALE=smoke DEVICE=cpu JOBS=2: the same command rehearsed on a CPU in minutes

@@ -22,7 +22,7 @@
 #   graphs      ViT-T/4 and ViT-B/16 with CUDA graphs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-python}
+PY=${PY:-python3}  # the device image's interpreter is python3 (it may have no "python")
 OFFICIAL=${OFFICIAL:-.official/mae}
 JPEGS=${JPEGS:-/tmp/lcmae_jpegs}
 WORKERS=${WORKERS:-16}

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from lcmae_core.models import LCMAE
-from lcmae_core.train.monitors import collapse_stats
+from lcmae_core.train.monitors import collapse_stats, monitor_noise
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +103,12 @@ def test_setting_c_collapses_and_e_does_not(digits, one_thread):
     assert e["h_rank"] > 3.0, e
     assert e["h_std"] > 5 * c["h_std"]
     assert e["loss_mae"] < 0.5 * c["loss_mae"]  # collapse would cost a large reconstruction loss
+
+
+def test_the_monitors_masks_are_the_same_on_every_device():
+    """The monitors of a run trained on a GPU and of its random-init twin, measured on the CPU (the Table 1 page), read
+    the same masks: the noise is drawn on the CPU and moved (a generator on the device would draw other numbers)."""
+    cpu = monitor_noise(3, 5, seed=7, device=torch.device("cpu"))
+    assert torch.equal(cpu, torch.rand(2, 3, 5, generator=torch.Generator().manual_seed(7)))
+    elsewhere = monitor_noise(3, 5, seed=7, device=torch.device("meta"))  # a device with no generator of its own
+    assert elsewhere.device.type == "meta" and elsewhere.shape == (2, 3, 5)

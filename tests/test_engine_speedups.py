@@ -148,6 +148,52 @@ def test_resolve_compile_defaults():
     assert compile_mod.compile_objective(obj, None, False, cpu) == (obj, False)
 
 
+def test_one_process_compiles_more_model_structures_than_dynamos_default_limit(monkeypatch):
+    """A record's worker trains run after run in one process, a dozen model structures among them: each compiles,
+    where dynamo's default limit (8 entries of the one code object they share) would run the ninth on eagerly."""
+    import torch._dynamo as dynamo
+    from torch._dynamo.utils import counters
+
+    name = "recompile_limit" if hasattr(dynamo.config, "recompile_limit") else "cache_size_limit"
+    monkeypatch.setattr(compile_mod, "BACKEND", "eager")
+    dynamo.reset()
+    counters.clear()
+    with dynamo.config.patch({name: 8}):  # dynamo's default, restored after
+        for depth in range(1, 13):
+            obj, _ = compile_mod.compile_objective(nn.Sequential(*[nn.Linear(3, 3) for _ in range(depth)]), True,
+                                                   False, torch.device("cpu"))
+            obj(torch.randn(2, 3))
+        assert getattr(dynamo.config, name) == compile_mod.RECOMPILE_LIMIT
+    assert counters["stats"]["unique_graphs"] == 12
+    dynamo.reset()
+
+
+def test_a_backward_the_compiler_cannot_build_falls_back_to_eager_at_the_first_call():
+    """AOTAutograd lowers the backward at the first ``backward()`` unless told otherwise, outside ``maybe_compile``'s
+    fallback: the first call lowers it with the forward, so that a broken backward means an eager step, not a
+    failed run."""
+    import torch._dynamo as dynamo
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    def no_backward(gm, example_inputs):
+        raise RuntimeError("this backward cannot be built")
+
+    backend = aot_autograd(fw_compiler=lambda gm, example_inputs: make_boxed_func(gm.forward), bw_compiler=no_backward)
+    dynamo.reset()
+    torch.manual_seed(0)
+    lin, x = nn.Linear(3, 2), torch.randn(4, 3)
+    ref = nn.Linear(3, 2)
+    ref.load_state_dict(lin.state_dict())
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        m = compile_mod.maybe_compile(lin, True, backend=backend)
+        m(x).square().sum().backward()
+    ref(x).square().sum().backward()
+    assert compile_mod.compile_status(m) == "eager (compile failed)"
+    assert torch.equal(lin.weight.grad, ref.weight.grad) and torch.equal(lin.bias.grad, ref.bias.grad)
+    dynamo.reset()
+
+
 def _losses(run_dir):
     with open(os.path.join(run_dir, "log.jsonl")) as f:
         return [r["loss"] for r in map(json.loads, f) if r.get("event") == "train"]

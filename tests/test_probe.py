@@ -205,3 +205,21 @@ def test_a_probe_on_photo_ids_chooses_its_strength_on_the_region_splits(tmp_path
     monkeypatch.setitem(data.DATASETS, "photo_ids", dataclasses.replace(data.DATASETS["photo_ids"],
                                                                         probe_heldout="random"))
     assert configs.run_name(cfg) != name
+
+
+def test_the_solved_head_is_scored_in_fp32_under_any_autocast(monkeypatch):
+    """A run in bf16 (the GPU's default) scores its solved head in fp32, whose logits are the fit's; a LARS probe
+    (fb/mae's protocol) scores under the run's autocast, as fb/mae does."""
+    from lcmae_core.train import linprobe
+
+    seen = []
+
+    def spy(model, loader, device, amp, **kw):
+        seen.append(amp)
+        return {"top1": 0.0, "loss": 0.0, "num_samples": 0}
+
+    monkeypatch.setattr(linprobe, "evaluate", spy)
+    for probe in ("logreg", "lars"):
+        cfg = configs.build("linprobe", "smoke", {"progress": False, "amp": "bf16", "probe": probe})
+        linprobe.build(cfg, torch.device("cpu")).final_eval()
+    assert seen == ["fp32", "bf16"]

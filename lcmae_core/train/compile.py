@@ -2,12 +2,19 @@
 compile in place with a fallback to eager.
 
 ``maybe_compile`` compiles an ``nn.Module`` in place (its state dict unchanged) or a function, and falls back
-to eager with one warning when compiling fails, at once or at the first call (where compile errors surface).
-``resolve_compile`` reads a config's ``compile`` field (None: on for CUDA, off on CPU) and ``cuda_graphs``.
+to eager with one warning when compiling fails, at once or at the first call (where compile errors surface: the
+first call lowers the backward too, ``_first_call``). ``resolve_compile`` reads a config's ``compile`` field (None: on
+for CUDA, off on CPU) and ``cuda_graphs``.
+
+One process may compile many objectives in turn (a worker of ``plan.worker_pool`` trains run after run): they share
+one code object, ``nn.Module._call_impl``, and each model structure is a cache entry of it. Dynamo stops compiling a
+code object after ``recompile_limit`` entries (8 by default) and runs every later structure eagerly, with a log line
+only; ``maybe_compile`` raises that limit to ``RECOMPILE_LIMIT``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -16,6 +23,30 @@ import torch.nn as nn
 
 # the torch.compile backend ``compile_objective`` uses (None: torch's default, inductor); tests set "aot_eager"
 BACKEND: str | None = None
+# the cache entries dynamo keeps per code object (the model structures, mask ratios and modes one process compiles):
+# the record's workers train tens of runs each, of a dozen structures (decoders, autoencoders, SimCLR, probes)
+RECOMPILE_LIMIT = 64
+
+
+def _raise_recompile_limit() -> None:
+    """At least ``RECOMPILE_LIMIT`` cache entries per code object (a larger value set elsewhere is kept)."""
+    import torch._dynamo.config  # lazy: where something is compiled
+
+    cfg = torch._dynamo.config
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"  # the older name
+    setattr(cfg, name, max(getattr(cfg, name), RECOMPILE_LIMIT))
+
+
+def _first_call():
+    """The context of a compiled function's first call: AOTAutograd lowers the backward then, with the forward,
+    instead of at the first ``backward()``, so that a backward the compiler cannot build falls back to eager here
+    too rather than failing the step (a torch without the flag keeps lowering it lazily)."""
+    import torch._functorch.config
+
+    cfg = torch._functorch.config
+    if hasattr(cfg, "force_non_lazy_backward_lowering"):
+        return cfg.patch(force_non_lazy_backward_lowering=True)
+    return contextlib.nullcontext()
 
 
 def maybe_compile(obj, enabled: bool = True, *, mode: str | None = None, **compile_kwargs):
@@ -26,6 +57,7 @@ def maybe_compile(obj, enabled: bool = True, *, mode: str | None = None, **compi
     """
     if not enabled:
         return obj
+    _raise_recompile_limit()
     is_module = isinstance(obj, nn.Module)
     eager = obj._call_impl if is_module else obj
     try:
@@ -41,7 +73,8 @@ def maybe_compile(obj, enabled: bool = True, *, mode: str | None = None, **compi
             return eager(*args, **kwargs)
         if state["ok"] is None:
             try:
-                out = compiled(*args, **kwargs)
+                with _first_call():
+                    out = compiled(*args, **kwargs)
             except Exception as e:  # noqa: BLE001
                 state["ok"] = False
                 _compile_failed(e)

@@ -33,6 +33,13 @@ def collapse_stats(v: torch.Tensor, mask: torch.Tensor | None = None, max_tokens
     return {"feature_std": std, "effective_rank": erank, "uniform_std": v.shape[-1] ** -0.5}
 
 
+def monitor_noise(n: int, num_patches: int, seed: int, device) -> torch.Tensor:
+    """The masking noise of ``lcmae_collapse``, (2 views, n, num_patches), drawn on the CPU from ``seed`` and moved to
+    ``device``: the same masks wherever a model runs (a CUDA generator draws other numbers from the same seed), so
+    that a run trained on a GPU and its random-init twin measured on the CPU see the same batch and masks."""
+    return torch.rand(2, n, num_patches, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
 @torch.no_grad()
 def lcmae_collapse(model, imgs: torch.Tensor, mask_ratio: float, seed: int) -> dict[str, float]:
     """The collapse monitors of an LC-MAE on one fixed batch: two views masked with noise drawn from ``seed``;
@@ -41,9 +48,7 @@ def lcmae_collapse(model, imgs: torch.Tensor, mask_ratio: float, seed: int) -> d
     trained model at the end of training (``final_*``); the Table 1 page measures the initialisation the same way.
     imgs: (N, C, H, W) on the model's device."""
     model.eval()
-    g = torch.Generator(device=imgs.device).manual_seed(seed)
-    noise = torch.rand(2, len(imgs), model.num_patches, generator=g, device=imgs.device)  # (views, N, L)
-    res = model.compute_losses(imgs, mask_ratio, noise)
+    res = model.compute_losses(imgs, mask_ratio, monitor_noise(len(imgs), model.num_patches, seed, imgs.device))
     out = collapse_stats(res["v"], res["mask"])
     out.update({f"hidden_{k}": v for k, v in collapse_stats(res["hidden"], res["mask"]).items()})
     return out
