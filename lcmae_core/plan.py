@@ -109,11 +109,11 @@ def cost(cfg) -> float:
     return COST.get(cfg.family, 1.0) * cfg.optim.epochs * tokens / 49
 
 
-def _train_one(cfg_dict: dict, root: str) -> tuple[str, float]:
-    """Worker: train (or find) one run; returns (name, seconds)."""
+def _train_one(cfg_dict: dict, root: str) -> tuple[str, float, dict]:
+    """Worker: train (or find) one run; returns (name, seconds, its epochs' seconds as ``trainer.epoch_times``)."""
     t0 = time.time()
     run = train_from_dict(cfg_dict, root)
-    return run.name, time.time() - t0
+    return run.name, time.time() - t0, {k: run.metrics[k] for k in ("first_epoch_s", "epoch_s") if k in run.metrics}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -184,10 +184,11 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
     def blocked():
         return [n for n in todo if n not in done and n not in failed and deps[n] in failed]
 
-    def note(name, seconds=None, error=None):
+    def note(name, seconds=None, error=None, epochs=None):
         event = {"event": "run", "run": name, "family": todo[name].family, "ok": error is None}
         if seconds is not None:
             event["seconds"] = round(seconds, 1)
+        event.update(epochs or {})  # the first epoch and the median one (trainer.epoch_times)
         if error:
             event["error"] = error
         log(json.dumps(event))
@@ -204,11 +205,9 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
                     failed[name] = f"its pretraining {deps[name]} failed"
                     note(name, error=failed[name])
                     continue
-                t0 = time.time()
                 try:
-                    _train_one(configs.to_dict(todo[name]), root)
-                    done[name] = time.time() - t0
-                    note(name, done[name])
+                    _, done[name], epochs = _train_one(configs.to_dict(todo[name]), root)
+                    note(name, done[name], epochs=epochs)
                 except Exception as e:  # noqa: BLE001 - collected and reported together
                     failed[name] = _one_line(e)
                     note(name, error=failed[name])
@@ -226,8 +225,8 @@ def train_runs(cfgs: list, root: str | None = None, jobs: int = 1, progress: boo
                     for name in [n for n, f in running.items() if f in finished]:
                         fut = running.pop(name)
                         try:
-                            done[name] = fut.result()[1]
-                            note(name, done[name])
+                            _, done[name], epochs = fut.result()
+                            note(name, done[name], epochs=epochs)
                         except Exception as e:  # noqa: BLE001
                             failed[name] = _one_line(e)
                             note(name, error=failed[name])

@@ -100,9 +100,12 @@ def measure(study: Study, runs: dict, n_images: int = N_IMAGES) -> dict:
             "decoder_entropy": np.round(dm["entropy"], 3).tolist(), "formed_entropy":
                 round(verdicts.formed_entropy(dm["n_keys"]), 3),
             "probe": {k: a.of("lp") for k, a in arms.items()}, "train_s": round(sum(seconds), 1),
-            # each run's training seconds and its planned relative cost, for ``project``
+            # each run's training seconds and its planned relative cost, for ``project``; its first epoch's and the
+            # others' median (``trainer.epoch_times``: on a GPU their difference is the compiling), where it trained
             "runs": {r.name: {"family": r.config["family"], "seconds": round(t, 2),
-                              "cost": round(cost(from_dict(r.config)), 3)} for r, t in zip(trained, seconds)}}
+                              "cost": round(cost(from_dict(r.config)), 3),
+                              **{k: r.metrics[k] for k in ("first_epoch_s", "epoch_s") if k in r.metrics}}
+                     for r, t in zip(trained, seconds)}}
 
 
 def choose(rows: dict[str, dict]) -> tuple[str | None, str]:

@@ -71,6 +71,14 @@ def test_parallel_training_then_the_notebooks_only_load(tmp_path):
     assert all(json.loads(e)["ok"] for e in events) and len(events) == len(cfgs)
     for c in cfgs:
         assert os.path.exists(os.path.join(tmp_path, configs.run_name(c), "metrics.json"))
+    # each trained run's line carries its first epoch's seconds and the others' median, as its metrics record them
+    # (a solved probe has no epochs)
+    timed = [e for e in map(json.loads, events) if "first_epoch_s" in e]
+    assert timed and all(e["family"] != "linprobe" for e in timed)
+    for e in timed:
+        with open(os.path.join(tmp_path, e["run"], "metrics.json")) as f:
+            m = json.load(f)
+        assert (m["first_epoch_s"], m["epoch_s"]) == (e["first_epoch_s"], e["epoch_s"]) and m["epoch_s"] > 0
     # a second plan trains nothing, and a page finds every run finished
     assert plan.train_runs(cfgs, str(tmp_path), jobs=2, progress=False) == {}
     study = Study(scale="smoke", run_root=str(tmp_path), verbose=False)
@@ -259,3 +267,12 @@ def test_page_measures_run_on_the_studys_device(monkeypatch):
     seen.clear()
     pages.encoder_measures(Study(scale="smoke", device="auto", planner=[]), {0: "run"}, None, device="cpu")
     assert seen["device"] == "cpu"
+
+
+def test_a_runs_epoch_times_are_its_first_epoch_and_the_others_median():
+    from lcmae_core.train.trainer import epoch_times
+
+    assert epoch_times([]) == {}
+    assert epoch_times([4.0]) == {"first_epoch_s": 4.0, "epoch_s": 4.0}
+    assert epoch_times([9.0, 1.0, 3.0, 2.0]) == {"first_epoch_s": 9.0, "epoch_s": 2.0}
+    assert epoch_times([9.0, 1.0, 3.0]) == {"first_epoch_s": 9.0, "epoch_s": 2.0}

@@ -147,6 +147,9 @@ def test_a_calibration_at_the_smoke_scale(tmp_path):
         assert "MAE encoder attention local" in row["text"]["encoder_local"]
         assert len(row["probe"]["mae"]) == 2
         assert row["runs"] and sum(r["seconds"] for r in row["runs"].values()) == pytest.approx(row["train_s"], abs=0.1)
+        # the runs trained for epochs (not the solved probes) say what their first epoch took beside the others
+        timed = [r for r in row["runs"].values() if "first_epoch_s" in r]
+        assert timed and all(r["family"] != "linprobe" and r["epoch_s"] > 0 for r in timed)
     assert table["chosen"] in table["candidates"] and table["why"]
     # the 2-epoch candidate trained its MAE longer: a different run from the base one
     frame = testability.summary(table)

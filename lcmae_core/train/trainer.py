@@ -184,6 +184,7 @@ def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) ->
 
     workers = cfg.data.num_workers
     built = None
+    epoch_s = []  # the seconds of each epoch this process trains
     if job.make_loader is not None:  # built once; set_epoch reseeds its sampler and augmentation per epoch
         built = job.make_loader(dist_utils.EpochSampler(len(job.train_set), cfg.seed, rank, world), micro)
     for epoch in range(start_epoch, o.epochs):
@@ -208,6 +209,7 @@ def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) ->
             desc=f"{cfg.family} {epoch + 1}/{o.epochs}",
             last_checkpoint=ckpt_path if os.path.exists(ckpt_path) else None, cuda_graphs=graphs)
         step += stats["steps"]
+        epoch_s.append(stats["time_s"])
         last_stats = {k: v for k, v in stats.items() if k.startswith("loss")}
         log({"event": "epoch", "epoch": epoch, "step": step,
              "images_per_s": round(stats["steps"] * o.batch_size / max(stats["time_s"], 1e-9), 1), **stats})
@@ -232,6 +234,19 @@ def _fit(job: Job, cfg, run_dir: str, device: torch.device, log: JsonlLogger) ->
 
     metrics = {f"train_{k}": v for k, v in last_stats.items()}
     metrics.update(job.final_eval())
-    metrics.update(epochs=o.epochs, steps=step, world_size=world)
+    metrics.update(epochs=o.epochs, steps=step, world_size=world, **epoch_times(epoch_s))
     log({"event": "final", **metrics})
     return metrics
+
+
+def epoch_times(seconds: list[float]) -> dict:
+    """What a run records of its epochs' seconds: ``first_epoch_s``, the first epoch this process trained, which
+    holds the start-up (torch.compile's first call on CUDA, the loader's first batches), and ``epoch_s``, the median
+    of the others (of the one epoch where there is no other): on a GPU their difference is about the compiling, what
+    a run of few epochs pays and a longer one does not. {} where no epoch was trained here (a finished run)."""
+    if not seconds:
+        return {}
+    rest = sorted(seconds[1:] or seconds)
+    mid = len(rest) // 2
+    median = rest[mid] if len(rest) % 2 else (rest[mid - 1] + rest[mid]) / 2
+    return {"first_epoch_s": round(seconds[0], 3), "epoch_s": round(median, 3)}
