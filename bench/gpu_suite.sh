@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU figures of the performance issue on one GPU, as one command, its sections most wanted first; the default
-# four fit in 9 minutes on one H200 (estimated: every ViT-B/16 compiles once per process, about a minute cold).
+# four should fit in 9 minutes on one H200 (estimated, not yet measured: ratio 3-4.5 min with three cold compiles,
+# profile and e2e 1-1.5 min each, numerics about 3 min with one compile per workload). A section that fails is
+# reported and the next one runs; the script then exits 1.
 #
-#   OFFICIAL=.official/mae bash bench/gpu_suite.sh               # ratio profile numerics e2e
+#   OFFICIAL=.official/mae bash bench/gpu_suite.sh               # ratio profile e2e numerics
 #   OFFICIAL=.official/mae bash bench/gpu_suite.sh ratio e2e     # only these sections
 #   REHEARSAL=1 OFFICIAL=... bash bench/gpu_suite.sh             # every section on the CPU at the smoke size, fp32
 #
@@ -14,13 +16,14 @@
 #   ratio       ours (bf16 + compile, the engine's step) against fb/mae's model in fb/mae's loop, alternating in one
 #               process: MAE ViT-B/16, LC-MAE ViT-B/16 (fb/mae on both views), MAE ViT-T/4 (bench/official_ratio.py)
 #   profile     MAE and LC-MAE ViT-B/16 in bf16 + compile with a torch.profiler breakdown of each step
+#   e2e         MAE ViT-B/16 end to end from 500x375 JPEGs: the GPU data path, then the PIL path; 16 workers; each
+#               timed over whole epochs of the folder from an epoch's start (the workers' prefetch)
 #   numerics    200-step loss curves of bf16 and bf16 + compile against fp32 eager (MAE and LC-MAE ViT-B/16, batch 64)
-#   e2e         MAE ViT-B/16 end to end from 500x375 JPEGs: the GPU data path, then the PIL path; 16 workers
 #   data        the data paths alone (GPU decode + crop, PIL), no model
 #   autotune    bf16 + torch.compile(mode="max-autotune-no-cudagraphs") (slow to compile)
 #   throughput  every model workload in fp32, bf16 and bf16 + compile
 #   graphs      ViT-T/4 and ViT-B/16 with CUDA graphs
-set -euo pipefail
+set -uo pipefail  # not -e: a failed section is reported and the next one runs
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}  # the device image's interpreter is python3 (it may have no "python")
 OFFICIAL=${OFFICIAL:-.official/mae}
@@ -39,37 +42,53 @@ steps() { [ "$S" = 1 ] && echo "$1" || echo 2; }  # a rehearsal takes 2 of each
 OUTFILE="$RESULTS/gpu_suite_$(date +%F).jsonl"
 B="$PY -m lcmae_core.perf.bench --device $DEV --no-progress --out $OUTFILE"
 SECTIONS=("$@")
-[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(ratio profile numerics e2e)
-mkdir -p "$RESULTS"
+[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(ratio profile e2e numerics)
+mkdir -p "$RESULTS" || exit 2
+FAILED=()
 
 jpegs() { [ -d "$JPEGS/train" ] || $PY bench/make_jpegs.py "$JPEGS" --num "$NJPEG" --jobs "$WORKERS"; }
 
-for s in "${SECTIONS[@]}"; do
-  echo "== $s ($(date +%T))"
-  case $s in
+try() {  # a command of a section: its failure is the section's, and the section's other commands still run
+  "$@"
+  local rc=$?
+  [ $rc -eq 0 ] || SECTION_RC=$rc
+  return $rc
+}
+section() {  # one section: its exit status is its last failing command's, or 0
+  SECTION_RC=0
+  case $1 in
     ratio)
-      $PY bench/official_ratio.py --official-dir "$OFFICIAL" --device $DEV --workloads $MAE,$LCMAE,$T4 --mode $MODE \
+      try $PY bench/official_ratio.py --official-dir "$OFFICIAL" --device $DEV --workloads $MAE,$LCMAE,$T4 --mode $MODE \
         --steps "$(steps 20)" --warmup "$(steps 5)" --rounds "$(steps 4)" --out "$OUTFILE" ;;
     profile)
-      $B --workloads $MAE,$LCMAE --modes $MODE --steps "$(steps 20)" --warmup "$(steps 5)" --profile "$(steps 5)" ;;
+      try $B --workloads $MAE,$LCMAE --modes $MODE --steps "$(steps 20)" --warmup "$(steps 5)" --profile "$(steps 5)" ;;
     numerics)
-      $B --workloads $MAE,$LCMAE --modes $NUM_MODES --batch $NUM_BATCH --steps "$(steps 3)" --warmup 1 \
-        --numerics $NUM_STEPS ;;
-    e2e) jpegs
-      $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path gpu \
+      try $B --workloads $MAE,$LCMAE --modes $NUM_MODES --batch $NUM_BATCH --numerics $NUM_STEPS --numerics-only ;;
+    e2e) try jpegs || return
+      try $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path gpu \
         --steps "$(steps 30)" --warmup "$(steps 10)"
-      $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path cpu \
+      try $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path cpu \
         --steps "$(steps 10)" --warmup "$(steps 3)" ;;
-    data) jpegs
-      $B --workloads loader,loader_pil --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --steps "$(steps 20)" --warmup 3 ;;
+    data) try jpegs || return
+      try $B --workloads loader,loader_pil --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --steps "$(steps 20)" --warmup 3 ;;
     autotune)
-      $B --workloads $MAE,$LCMAE,$T4 --modes bf16_autotune --steps "$(steps 30)" --warmup "$(steps 10)" ;;
+      try $B --workloads $MAE,$LCMAE,$T4 --modes bf16_autotune --steps "$(steps 30)" --warmup "$(steps 10)" ;;
     throughput)
-      $B --workloads $MAE,$LCMAE,$AE,$T4 --modes $MODES --steps "$(steps 30)" --warmup "$(steps 10)" ;;
+      try $B --workloads $MAE,$LCMAE,$AE,$T4 --modes $MODES --steps "$(steps 30)" --warmup "$(steps 10)" ;;
     graphs)
-      $B --workloads $T4,$MAE --modes $MODE --cuda-graphs --steps "$(steps 30)" --warmup "$(steps 10)" ;;
-    *) echo "unknown section '$s'; choose from: ratio profile numerics e2e data autotune throughput graphs" >&2
-       exit 2 ;;
+      try $B --workloads $T4,$MAE --modes $MODE --cuda-graphs --steps "$(steps 30)" --warmup "$(steps 10)" ;;
   esac
+  return $SECTION_RC
+}
+KNOWN=" ratio profile e2e numerics data autotune throughput graphs "
+for s in "${SECTIONS[@]}"; do
+  [[ "$KNOWN" == *" $s "* ]] || { echo "unknown section '$s'; choose from:$KNOWN" >&2; exit 2; }
 done
-echo "== done ($(date +%T)); results in $RESULTS"
+for s in "${SECTIONS[@]}"; do
+  echo "== $s ($(date +%T))"
+  section "$s"
+  rc=$?
+  [ $rc -eq 0 ] || { FAILED+=("$s"); echo "== $s failed (exit $rc); going on" >&2; }
+done
+echo "== done ($(date +%T)); results in $RESULTS${FAILED[*]:+; failed: ${FAILED[*]}}"
+[ ${#FAILED[@]} -eq 0 ]

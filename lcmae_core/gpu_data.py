@@ -86,26 +86,41 @@ def collate_bytes(batch):
 
 # -------------------------------------------------------------------------------------------------------
 # 2. decode
+# how many images each way of ``decode_jpegs`` decoded in this process: in one batch on the device, alone on the
+# device (a file the batch rejected), or on the CPU (a file the device could not decode); the benchmark records them,
+# so that a GPU data path whose decoder fell back to the CPU says so
+DECODED = {"batched": 0, "alone": 0, "cpu": 0}
+
+
 def decode_jpegs(datas: list[torch.Tensor], device) -> list[torch.Tensor]:
     """N byte tensors (on the CPU) -> N images (3, H_n, W_n) uint8 RGB on ``device``, decoded in one batch.
 
     Greyscale and CMYK JPEGs are converted to RGB; a file the batched decoder rejects is decoded alone (and on
-    the CPU when the device cannot), so one odd file does not stop a batch.
+    the CPU when the device cannot), so one odd file does not stop a batch (``DECODED`` counts each way).
+
+    On CUDA the host first waits for the work queued on the current stream: torchvision's nvJPEG decoder allocates
+    its outputs on the current stream but writes them from a stream of its own, which does not wait for that work,
+    so memory just freed by a queued kernel (the previous step's) could be written before that kernel ran.
     """
     device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they remain the batched nvJPEG path
         warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of TorchVision.*")
         try:
             out = decode_jpeg(list(datas), mode=ImageReadMode.RGB, device=device)
+            DECODED["batched"] += len(out)
         except RuntimeError:
             out = []
             for d in datas:
                 try:
                     out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=device))
+                    DECODED["alone"] += 1
                 except RuntimeError:
                     try:
                         out.append(decode_image(d.cpu(), mode=ImageReadMode.RGB).to(device, non_blocking=True))
+                        DECODED["cpu"] += 1
                     except RuntimeError as e:
                         raise DataError(f"cannot decode an image of {d.numel()} bytes: {e}") from None
     return list(out)

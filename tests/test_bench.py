@@ -148,6 +148,29 @@ def test_a_failing_measurement_is_recorded_and_the_rest_go_on(tmp_path, monkeypa
     assert "FAILED" in capsys.readouterr().err
 
 
+def test_a_profiler_that_fails_keeps_the_timing(tmp_path, monkeypatch, one_thread):
+    def broken(*a, **k):
+        raise RuntimeError("CUPTI is not available\nmore")
+
+    monkeypatch.setattr(B, "profile_steps", broken)
+    out = tmp_path / "r.jsonl"
+    assert B.main(["--device", "cpu", "--workloads", "tiny", "--modes", "fp32", "--steps", "1", "--warmup", "1",
+                   "--batch", "4", "--out", str(out), "--no-progress", "--no-flops", "--profile", "1"]) == 0
+    (rec,) = read_jsonl(out)
+    assert rec["img_per_s"] > 0 and rec["profile_error"] == "RuntimeError: CUPTI is not available"
+
+
+def test_numerics_alone_measures_only_the_loss_curves(tmp_path, capsys, one_thread):
+    """--numerics-only: the loss curves and no throughput run of each mode (which on a GPU compiles once more)."""
+    out = tmp_path / "r.jsonl"
+    assert B.main(["--device", "cpu", "--workloads", "tiny", "--modes", "fp32,bf16", "--batch", "4", "--numerics",
+                   "2", "--numerics-only", "--out", str(out), "--no-progress", "--no-flops"]) == 0
+    recs = read_jsonl(out)
+    assert [(r["mode"], r["check"], r["steps"]) for r in recs] == [("bf16", "loss_curve_vs_fp32_eager", 2)]
+    assert B.main(["--device", "cpu", "--workloads", "tiny", "--numerics-only", "--out", str(out)]) == 2
+    assert "--numerics-only needs --numerics STEPS" in capsys.readouterr().err
+
+
 def test_compiled_loss_curve_equals_eager():
     """torch.compile (dynamo + AOTAutograd, the aot_eager backend: no C++ build) changes no number."""
     eager = B.loss_curve("tiny", "fp32", 2, batch=4)
@@ -210,6 +233,16 @@ def test_loader_workloads_and_e2e_on_cpu(jpegs, tmp_path):
     assert recs["loader_pil"]["data_path"].startswith("cpu")
     assert recs["e2e"]["model"] == "tiny" and recs["e2e"]["img_per_s"] > 0
     assert recs["e2e"]["loss_last"] > 0
+    # the data paths are timed over whole epochs from an epoch's start (16 images: 4 batches), at the window's rate:
+    # the workers' prefetch would otherwise hand the window batches made during the warm-up
+    for r in recs.values():
+        assert (r["epoch_batches"], r["warmup"], r["steps"]) == (4, 4, 4), r
+        assert r["img_per_s"] == pytest.approx(r["img_per_s_window"], rel=1e-3)
+    assert [B.whole_epochs(n, 16) for n in (0, 1, 16, 17, 40)] == [16, 16, 16, 32, 48]
+    # the GPU data path says how its images were decoded (here, on the CPU device: every batch whole)
+    for name in ("loader", "e2e"):
+        assert recs[name]["decoded"] == {"batched": 32, "alone": 0, "cpu": 0}, recs[name]
+    assert "decoded" not in recs["loader_pil"]
 
 
 # -------------------------------------------------------------------------------------------------------

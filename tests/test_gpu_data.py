@@ -34,8 +34,13 @@ def test_decode_rgb_grey_cmyk_and_png_all_come_out_rgb():
     rgb = smooth_rgb(50, 40)
     datas = [jpeg_bytes(rgb), jpeg_bytes(rgb.convert("L")), jpeg_bytes(rgb.convert("CMYK")),
              jpeg_bytes(smooth_rgb(30, 20), "PNG")]  # a PNG named .JPEG, as ImageNet has
+    before = dict(G.DECODED)
     out = G.decode_jpegs(datas, "cpu")
     assert [tuple(o.shape) for o in out] == [(3, 40, 50)] * 3 + [(3, 20, 30)]
+    # the PNG fails the batch: the JPEGs are decoded alone, the PNG by the general decoder, and the counts say so
+    assert {k: G.DECODED[k] - before[k] for k in before} == {"batched": 0, "alone": 3, "cpu": 1}
+    G.decode_jpegs(datas[:2], "cpu")
+    assert G.DECODED["batched"] - before["batched"] == 2
     assert all(o.dtype == torch.uint8 for o in out)
     grey = out[1].int()
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # greyscale replicated

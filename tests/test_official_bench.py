@@ -88,8 +88,10 @@ def test_the_official_optimizer_is_main_pretrain_s(official_dir):
             assert group["weight_decay"] == (0.0 if no_decay else 0.05), names[id(p)]
 
 
-def test_the_ratio_alternates_both_steps_and_records_them(official_dir, tmp_path, capsys):
+def test_the_ratio_alternates_both_steps_and_records_them(official_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "r.jsonl"
+    fresh = []  # each workload starts from a fresh dynamo: an earlier one's graphs would make its batch dynamic
+    monkeypatch.setattr(official_ratio, "fresh", lambda device: fresh.append(str(device)))
     code = official_ratio.main(["--official-dir", official_dir, "--device", "cpu", "--workloads", "tiny,lcmae_tiny",
                                 "--mode", "fp32", "--steps", "2", "--warmup", "1", "--rounds", "3",
                                 "--out", str(out)])
@@ -100,10 +102,30 @@ def test_the_ratio_alternates_both_steps_and_records_them(official_dir, tmp_path
         assert len(r["ms_blocks"]["ours"]) == len(r["ms_blocks"]["official"]) == 3
         assert r["ratio"] == pytest.approx(r["img_per_s_ours"] / r["img_per_s_official"], rel=1e-2)
         assert r["command"].startswith("python ") and "--official-dir" in r["command"]
+    assert fresh == ["cpu", "cpu"]
+    assert all(r["timm"] and r["official_attention"].split()[0] in ("fused", "explicit") for r in recs)
     mae, lcmae = recs
     assert mae["views_official"] == 1 and lcmae["views_official"] == 2
     assert mae["loss_fp32_before"]["ours"] == pytest.approx(mae["loss_fp32_before"]["official"], rel=1e-5)
     assert "ratio" in capsys.readouterr().out
+
+
+def test_a_workload_that_fails_is_recorded_and_the_others_still_run(tmp_path, capsys, monkeypatch):
+    (tmp_path / "models_mae.py").write_text(STANDIN)
+    out = tmp_path / "r.jsonl"
+
+    def disagree(*a, **k):
+        raise official_ratio.Disagreement("the two models disagree before timing: ours 1.0, official 2.0")
+
+    monkeypatch.setattr(official_ratio, "same_numbers", disagree)  # the MAE workload's check; LC-MAE has none
+    code = official_ratio.main(["--official-dir", str(tmp_path), "--device", "cpu", "--workloads", "tiny,lcmae_tiny",
+                                "--mode", "fp32", "--steps", "1", "--warmup", "1", "--rounds", "1", "--out", str(out)])
+    assert code == 1
+    bad, good = [json.loads(line) for line in out.read_text().splitlines()]
+    assert bad["workload"] == "tiny" and bad["error"].startswith("Disagreement: the two models disagree")
+    assert good["workload"] == "lcmae_tiny" and good["ratio"] > 0
+    captured = capsys.readouterr()
+    assert "tiny: FAILED" in captured.err and "1 workload(s) failed" in captured.out
 
 
 def test_a_folder_without_the_official_code_is_one_line(tmp_path, capsys):
@@ -163,3 +185,9 @@ def test_the_suite_rehearses_every_section_on_the_cpu(tmp_path):
     bad = subprocess.run(["bash", os.path.join(BENCH, "gpu_suite.sh"), "nope"], env=env, capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "unknown section 'nope'" in bad.stderr
+    # a section that fails (here: no official code) is reported, the next one runs, and the script exits 1
+    env["OFFICIAL"] = str(tmp_path / "no-official")
+    p = subprocess.run(["bash", os.path.join(BENCH, "gpu_suite.sh"), "ratio", "profile"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 1 and "== ratio failed (exit 2); going on" in p.stderr, p.stderr[-2000:]
+    assert "== profile (" in p.stdout and "failed: ratio" in p.stdout

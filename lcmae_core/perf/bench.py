@@ -190,9 +190,12 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
            "amp": amp, "compile": compile_status(m.objective) if use_compile else "eager",
            "compile_mode": m.compile_mode, "cuda_graphs": m.cuda_graphs, **_summary(t, m.batch)}
     _add_flops(rec, w.name, opts)
-    if opts.profile:
-        rec.update(profile_steps(m.step, opts.profile, opts.device,
-                                 profile_path(opts.device, w.name, mode, opts.profile_dir, opts.date)))
+    if opts.profile:  # a profiler that fails keeps the timing above, with the failure beside it
+        try:
+            rec.update(profile_steps(m.step, opts.profile, opts.device,
+                                     profile_path(opts.device, w.name, mode, opts.profile_dir, opts.date)))
+        except Exception as e:  # noqa: BLE001
+            rec["profile_error"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
     if m.notes:
         rec["notes"] = "; ".join(m.notes)
     return rec
@@ -229,6 +232,13 @@ class _Cycle:
                 yield next(self.state["it"])
 
 
+def whole_epochs(n: int, epoch: int) -> int:
+    """``n`` steps rounded up to whole epochs of ``epoch`` batches, at least one. A data path is timed over whole
+    epochs from an epoch's start: its workers prefetch (PIL: ``workers`` x ``prefetch_factor`` batches, a whole epoch
+    of a small folder), so that a window inside an epoch would time batches made during the warm-up."""
+    return epoch * max(1, -(-n // epoch))
+
+
 def _loader(w: Workload, opts: Options, img_size: int, batch: int, path: str):
     root = _need_root(opts, w)
     try:
@@ -248,26 +258,40 @@ def run_loader(w: Workload, opts: Options) -> dict:
     if len(loader) == 0:
         raise BenchError(f"--data-root has fewer images than one batch of {batch}; lower --batch or add images")
     state: dict = {}
-    batches = iter(_Cycle(loader, opts.warmup + opts.steps, state))
+    epoch = len(loader)
+    warmup, steps = whole_epochs(opts.warmup, epoch), whole_epochs(opts.steps, epoch)
+    decoded = dict(gpu_data.DECODED)
+    batches = iter(_Cycle(loader, warmup + steps, state))
 
     def step():
         imgs, labels = next(batches)
         imgs = imgs.to(opts.device, non_blocking=True)
         return imgs
 
-    with _bar(opts.warmup + opts.steps, f"{w.name}", opts.progress) as bar:
-        t = time_steps(step, opts.warmup, opts.steps, opts.device, bar)
+    with _bar(warmup + steps, f"{w.name}", opts.progress) as bar:
+        t = time_steps(step, warmup, steps, opts.device, bar)
     t.extra.pop("loss_last", None)
+    # the window's rate: a step's own time is a prefetched batch's hand-over (or, on CUDA, the copy's device time)
+    t = Timing([1e3 * t.window_s / steps] * steps, t.window_s, t.peak_mem_gib, t.mem_kind, t.extra)
     rec = {"workload": w.name, "mode": "data", "batch": batch, "img_size": w.img_size,
            "data_path": path if path == "gpu" else "cpu (PIL, bicubic)", "workers": opts.workers,
            "images_in_folder": len(loader.loader.dataset if path == "gpu" else loader.dataset),
-           **_summary(t, batch)}
+           "steps": steps, "warmup": warmup, "epoch_batches": epoch, **_decoded(decoded, path), **_summary(t, batch)}
     return rec
+
+
+def _decoded(before: dict, path: str) -> dict:
+    """The GPU data path's images by how they were decoded since ``before`` (``gpu_data.DECODED``): in one batch
+    on the device, alone, or on the CPU, where nvJPEG could not."""
+    if path != "gpu":
+        return {}
+    return {"decoded": {k: gpu_data.DECODED[k] - before[k] for k in before}}
 
 
 def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
     """Training from the JPEG folder through ``engine.train_one_epoch`` itself (a warm-up pass, then a timed
-    pass of ``--steps`` optimizer steps). ms_per_step is the window's mean here (the engine is not split)."""
+    pass of ``--steps`` optimizer steps, each rounded up to whole epochs of the folder: ``whole_epochs``).
+    ms_per_step is the window's mean here (the engine is not split)."""
     amp, use_compile = MODES[mode]
     device = opts.device
     mw = WORKLOADS[opts.e2e_model]
@@ -289,20 +313,23 @@ def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
     # CPU autocast is not in the engine (it runs fp32 on CPU): on CPU the e2e modes differ only by compile
     kw = dict(lr_fn=lambda e: lr, device=device, amp=amp, log_every=10**9, progress=opts.progress,
               cuda_graphs=use_compile and uses_cuda_graphs(cmode))
-    if opts.warmup:
-        train_one_epoch(objective, _Cycle(loader, opts.warmup, state), optimizer, epoch=0, desc="e2e warm-up", **kw)
+    epoch = len(loader)
+    warmup, steps = whole_epochs(opts.warmup, epoch), whole_epochs(opts.steps, epoch)
+    decoded = dict(gpu_data.DECODED)
+    train_one_epoch(objective, _Cycle(loader, warmup, state), optimizer, epoch=0, desc="e2e warm-up", **kw)
     sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    stats = train_one_epoch(objective, _Cycle(loader, opts.steps, state), optimizer, epoch=1, desc="e2e", **kw)
+    stats = train_one_epoch(objective, _Cycle(loader, steps, state), optimizer, epoch=1, desc="e2e", **kw)
     sync(device)
     window = time.perf_counter() - t0
     mem, kind = ((torch.cuda.max_memory_allocated(device) / 1024**3, "cuda_max_memory_allocated")
                  if device.type == "cuda" else (peak_rss_gib(), "process_peak_rss"))
-    t = Timing([1e3 * window / opts.steps] * opts.steps, window, mem, kind, {"loss_last": stats["loss"]})
+    t = Timing([1e3 * window / steps] * steps, window, mem, kind, {"loss_last": stats["loss"]})
     rec = {"workload": w.name, "mode": mode, "batch": batch, "img_size": cfg.model.img_size, "model": mw.name,
-           "data_path": path, "workers": opts.workers,
+           "data_path": path, "workers": opts.workers, "steps": steps, "warmup": warmup, "epoch_batches": epoch,
+           **_decoded(decoded, path),
            "amp": amp if device.type == "cuda" else "fp32 (engine: no autocast on CPU)",
            "compile": compile_status(objective) if use_compile else "eager", **_summary(t, batch)}
     _add_flops(rec, mw.name, opts)
@@ -340,13 +367,15 @@ def loss_curve(workload: str, mode: str, steps: int, device="cpu", batch: int | 
         kw["mode"] = MODE_COMPILE_MODE[mode]
     objective = maybe_compile(NoiseObjective(model, cfg.mask_ratio).to(device).train(), use_compile, **kw)
     optimizer = make_optimizer(cfg, model, device)
-    g = torch.Generator().manual_seed(seed + 1)
+    # drawn on the device (a ViT-B/16 batch of 64 drawn on the CPU takes longer than its step on a GPU): the same
+    # numbers for every mode on one device
+    g = torch.Generator(device=device).manual_seed(seed + 1)
     S, L = cfg.model.img_size, model.num_patches
     shape = (2, n, L) if cfg.family == "lcmae" else (n, L)
     losses = []
     for _ in range(steps):
-        imgs = torch.randn(n, 3, S, S, generator=g).to(device)
-        noise = torch.rand(*shape, generator=g).to(device)
+        imgs = torch.randn(n, 3, S, S, generator=g, device=device)
+        noise = torch.rand(*shape, generator=g, device=device)
         losses.append(train_step(objective, optimizer, imgs, noise, device, amp, cfg.optim.absolute_lr()))
     return torch.stack(losses).float().cpu().tolist()
 
@@ -399,6 +428,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--numerics", type=int, default=0, metavar="STEPS",
                    help="also compare the loss curve of each non-fp32 mode against fp32 eager over STEPS steps "
                         "(same weights, images and masks) and record the largest relative difference")
+    p.add_argument("--numerics-only", action="store_true",
+                   help="with --numerics: only the loss curves, no throughput measurement of the modes (each would "
+                        "compile the model once more)")
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="image folder for loader, loader_pil and e2e (DIR/train/<class>/*.jpg or DIR/<class>/*.jpg)")
     p.add_argument("--workers", type=int, default=None,
@@ -434,6 +466,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         v = getattr(args, k)
         if v is not None and (v < 0 or (v == 0 and k in ("steps", "batch"))):
             raise BenchError(f"--{k} must be positive, got {v}")
+    if args.numerics_only and not args.numerics:
+        raise BenchError("--numerics-only needs --numerics STEPS (the loss curves' length)")
     if args.e2e_model not in WORKLOADS or WORKLOADS[args.e2e_model].kind != "model":
         raise BenchError(f"--e2e-model must be one of {', '.join(n for n, w in WORKLOADS.items() if w.kind == 'model')}")
     peak, source = detect_peak_flops(device)
@@ -464,7 +498,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     for name in names:
         w = WORKLOADS[name]
         if w.kind == "model":
-            jobs = [(m, functools.partial(run_model, w, m, opts)) for m in modes]
+            jobs = [] if args.numerics_only else [(m, functools.partial(run_model, w, m, opts)) for m in modes]
             if args.numerics:
                 jobs.append(("numerics", lambda: run_numerics(w, modes, args.numerics, opts)))
         elif w.kind == "e2e":

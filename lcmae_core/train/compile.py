@@ -41,7 +41,7 @@ def _first_call():
     """The context of a compiled function's first call: AOTAutograd lowers the backward then, with the forward,
     instead of at the first ``backward()``, so that a backward the compiler cannot build falls back to eager here
     too rather than failing the step (a torch without the flag keeps lowering it lazily)."""
-    import torch._functorch.config
+    import torch._functorch.config  # lazy: where something is compiled
 
     cfg = torch._functorch.config
     if hasattr(cfg, "force_non_lazy_backward_lowering"):
