@@ -23,6 +23,8 @@
 #   autotune    bf16 + torch.compile(mode="max-autotune-no-cudagraphs") (slow to compile)
 #   throughput  every model workload in fp32, bf16 and bf16 + compile
 #   graphs      ViT-T/4 and ViT-B/16 with CUDA graphs
+#   scale       the gpu scale's MAE (48 px, width 96: one of the reference record's short runs) eager and compiled in
+#               bf16, 200 steps after 20: whether such runs gain from compiling (each record's warmup_s holds it)
 set -uo pipefail  # not -e: a failed section is reported and the next one runs
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}  # the device image's interpreter is python3 (it may have no "python")
@@ -32,10 +34,12 @@ WORKERS=${WORKERS:-16}
 RESULTS=${RESULTS:-${OUT:-bench/results}}
 export PYTHONUNBUFFERED=1
 # the workloads and sizes; a rehearsal swaps in the smoke-sized models, fp32 and a few steps on the CPU
-DEV=cuda MAE=mae_b16 LCMAE=lcmae_b16 T4=mae_t4 AE=ae48_b16 MODE=bf16_compile MODES=fp32,bf16,bf16_compile
+DEV=cuda MAE=mae_b16 LCMAE=lcmae_b16 T4=mae_t4 AE=ae48_b16 SMALL=mae_gpu MODE=bf16_compile MODES=fp32,bf16,bf16_compile
+SMALL_MODES=bf16,bf16_compile
 NUM_MODES=bf16,bf16_compile NUM_STEPS=200 NUM_BATCH=64 NJPEG=4096 S=1 DATA_BATCH=256
 if [ -n "${REHEARSAL:-}" ]; then
-  DEV=cpu MAE=tiny LCMAE=lcmae_tiny T4=tiny AE=tiny MODE=fp32 MODES=fp32 NUM_MODES=bf16 NUM_STEPS=3 NUM_BATCH=8
+  DEV=cpu MAE=tiny LCMAE=lcmae_tiny T4=tiny AE=tiny SMALL=tiny MODE=fp32 MODES=fp32 SMALL_MODES=fp32 NUM_MODES=bf16
+  NUM_STEPS=3 NUM_BATCH=8
   NJPEG=64 WORKERS=2 S=0 DATA_BATCH=8
 fi
 steps() { [ "$S" = 1 ] && echo "$1" || echo 2; }  # a rehearsal takes 2 of each
@@ -77,10 +81,12 @@ section() {  # one section: its exit status is its last failing command's, or 0
       try $B --workloads $MAE,$LCMAE,$AE,$T4 --modes $MODES --steps "$(steps 30)" --warmup "$(steps 10)" ;;
     graphs)
       try $B --workloads $T4,$MAE --modes $MODE --cuda-graphs --steps "$(steps 30)" --warmup "$(steps 10)" ;;
+    scale)
+      try $B --workloads $SMALL --modes $SMALL_MODES --steps "$(steps 200)" --warmup "$(steps 20)" ;;
   esac
   return $SECTION_RC
 }
-KNOWN=" ratio profile e2e numerics data autotune throughput graphs "
+KNOWN=" ratio profile e2e numerics data autotune throughput graphs scale "
 for s in "${SECTIONS[@]}"; do
   [[ "$KNOWN" == *" $s "* ]] || { echo "unknown section '$s'; choose from:$KNOWN" >&2; exit 2; }
 done

@@ -148,6 +148,17 @@ def test_a_failing_measurement_is_recorded_and_the_rest_go_on(tmp_path, monkeypa
     assert "FAILED" in capsys.readouterr().err
 
 
+def test_the_gpu_scales_mae_is_a_workload_and_the_warm_up_is_timed(tmp_path, one_thread):
+    """mae_gpu, the reference record's MAE, as the bench builds it from the gpu preset; every record holds its warm-up's
+    seconds (on a GPU with compile, what the first call's compiling cost)."""
+    out = tmp_path / "r.jsonl"
+    assert B.main(["--device", "cpu", "--workloads", "mae_gpu", "--modes", "fp32", "--steps", "1", "--warmup", "1",
+                   "--batch", "4", "--out", str(out), "--no-progress", "--no-flops"]) == 0
+    (rec,) = read_jsonl(out)
+    assert (rec["workload"], rec["img_size"], rec["family"]) == ("mae_gpu", 48, "mae")
+    assert rec["warmup_s"] > 0 and rec["img_per_s"] > 0
+
+
 def test_a_profiler_that_fails_keeps_the_timing(tmp_path, monkeypatch, one_thread):
     def broken(*a, **k):
         raise RuntimeError("CUPTI is not available\nmore")

@@ -144,9 +144,9 @@ def test_the_suite_names_only_known_workloads_modes_and_options():
     from lcmae_core.perf import bench as B
 
     text = open(os.path.join(BENCH, "gpu_suite.sh")).read()
-    for var, value in re.findall(r"\b(MAE|LCMAE|T4|AE)=(\w+)", text):
+    for var, value in re.findall(r"\b(MAE|LCMAE|T4|AE|SMALL)=(\w+)", text):
         assert value in WORKLOADS, (var, value)
-    for var, value in re.findall(r"\b(MODE|MODES|NUM_MODES)=([\w,]+)", text):
+    for var, value in re.findall(r"\b(MODE|MODES|NUM_MODES|SMALL_MODES)=([\w,]+)", text):
         assert set(value.split(",")) <= set(MODES), (var, value)
     for group in re.findall(r"--workloads (\S+)", text):
         assert {w for w in group.split(",") if not w.startswith("$")} <= set(WORKLOADS), group
@@ -169,7 +169,7 @@ def test_the_suite_rehearses_every_section_on_the_cpu(tmp_path):
     res = tmp_path / "results"
     env = {**os.environ, "REHEARSAL": "1", "OFFICIAL": str(off), "PY": sys.executable, "RESULTS": str(res),
            "JPEGS": str(tmp_path / "jpegs"), "MPLBACKEND": "Agg"}
-    sections = ["ratio", "profile", "numerics", "e2e", "data", "throughput", "graphs"]
+    sections = ["ratio", "profile", "numerics", "e2e", "data", "throughput", "graphs", "scale"]
     p = subprocess.run(["bash", os.path.join(BENCH, "gpu_suite.sh"), *sections], env=env, capture_output=True,
                        text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]

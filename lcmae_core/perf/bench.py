@@ -316,8 +316,10 @@ def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
     epoch = len(loader)
     warmup, steps = whole_epochs(opts.warmup, epoch), whole_epochs(opts.steps, epoch)
     decoded = dict(gpu_data.DECODED)
+    t_warm = time.perf_counter()
     train_one_epoch(objective, _Cycle(loader, warmup, state), optimizer, epoch=0, desc="e2e warm-up", **kw)
     sync(device)
+    warmup_s = time.perf_counter() - t_warm
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
@@ -326,7 +328,8 @@ def run_e2e(w: Workload, mode: str, opts: Options) -> dict:
     window = time.perf_counter() - t0
     mem, kind = ((torch.cuda.max_memory_allocated(device) / 1024**3, "cuda_max_memory_allocated")
                  if device.type == "cuda" else (peak_rss_gib(), "process_peak_rss"))
-    t = Timing([1e3 * window / steps] * steps, window, mem, kind, {"loss_last": stats["loss"]})
+    t = Timing([1e3 * window / steps] * steps, window, mem, kind,
+               {"warmup_s": round(warmup_s, 3), "loss_last": stats["loss"]})
     rec = {"workload": w.name, "mode": mode, "batch": batch, "img_size": cfg.model.img_size, "model": mw.name,
            "data_path": path, "workers": opts.workers, "steps": steps, "warmup": warmup, "epoch_batches": epoch,
            **_decoded(decoded, path),

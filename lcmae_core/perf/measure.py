@@ -64,12 +64,15 @@ class Timing:
 
 def time_steps(step: Callable[[], object], warmup: int, steps: int, device: torch.device, bar=None) -> Timing:
     """Run ``warmup`` untimed steps, then ``steps`` timed ones. On CUDA, per-step events and a single sync
-    after the window; on CPU, wall clock per step. Peak memory over the timed window (CUDA) or the process."""
+    after the window; on CPU, wall clock per step. Peak memory over the timed window (CUDA) or the process.
+    ``extra["warmup_s"]``: the warm-up's wall time, torch.compile's first call included."""
+    t_warm = time.perf_counter()
     for _ in range(warmup):
         step()
         if bar is not None:
             bar.update(1)
     sync(device)
+    warmup_s = time.perf_counter() - t_warm
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -96,7 +99,7 @@ def time_steps(step: Callable[[], object], warmup: int, steps: int, device: torc
         mem, kind = torch.cuda.max_memory_allocated(device) / 1024**3, "cuda_max_memory_allocated"
     else:
         mem, kind = peak_rss_gib(), "process_peak_rss"
-    extra = {}
+    extra = {"warmup_s": round(warmup_s, 3)}
     if isinstance(last, torch.Tensor) and last.numel() == 1:
         extra["loss_last"] = float(last)
     return Timing(ms, window, mem, kind, extra)

@@ -37,6 +37,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "AE(48) ViT-B/16, no masking, 48x48 block targets"),
     Workload("mae_t4", "model", "mae", "cifar", 1024, (),
              "MAE ViT-T/4 at 32 px, decoder 128-d/4"),
+    Workload("mae_gpu", "model", "mae", "gpu", 256, (),
+             "the gpu scale's MAE (48 px, patch 4, width 96, depth 6): one of the reference record's many short runs"),
     Workload("tiny", "model", "mae", "smoke", 64, (), "smoke-preset MAE (28 px, width 32): CPU and CI"),
     Workload("lcmae_tiny", "model", "lcmae", "smoke", 64, (), "smoke-preset LC-MAE: CPU and CI"),
     Workload("loader", "loader", batch=256, description="GPU data path alone (bytes -> decode -> crop)"),
