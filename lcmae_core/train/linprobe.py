@@ -86,7 +86,8 @@ def build(cfg, device: torch.device, pretrained: dict | None = None) -> Job:
         else:
             loader = common.eval_loader(common.eval_dataset(cfg, cfg.data.dataset, "val"), bs, cfg, device)
         # the solved head in fp32 under any autocast: it holds the regression's fit (float64 on the CPU), whose
-        # logits bf16 would round to 3 digits and whose top-1 would then not be the fit's; LARS's head as fb/mae
+        # logits bf16 would round to 3 digits and whose top-1 would then not be the fit's; a LARS head is scored
+        # under the run's autocast, as fb/mae scores it
         amp = "fp32" if cfg.probe == "logreg" else cfg.amp
         res = evaluate(eval_model, loader, device, amp, top5=info.top5, per_sample=True)
         out = {f"val_{k}" if k in ("loss", "num_samples") else k: v for k, v in res.items()}
