@@ -2,7 +2,7 @@
 # The GPU figures of the performance issue on one GPU, as one command, its sections most wanted first; the default
 # four should fit in 9 minutes on one H200 (estimated, not yet measured: ratio 3-4.5 min with three cold compiles,
 # profile and e2e 1-1.5 min each, numerics about 3 min with one compile per workload). A section that fails is
-# reported and the next one runs; the script then exits 1.
+# reported and the next one runs; the script then exits 1. CAP_S (default 330) stops a command that runs longer.
 #
 #   OFFICIAL=.official/mae bash bench/gpu_suite.sh               # ratio profile e2e numerics
 #   OFFICIAL=.official/mae bash bench/gpu_suite.sh ratio e2e     # only these sections
@@ -32,6 +32,7 @@ OFFICIAL=${OFFICIAL:-.official/mae}
 JPEGS=${JPEGS:-/tmp/lcmae_jpegs}
 WORKERS=${WORKERS:-16}
 RESULTS=${RESULTS:-${OUT:-bench/results}}
+CAP_S=${CAP_S:-330}  # the most one command of a section may take (the ratio's three workloads: 3-4.5 min)
 export PYTHONUNBUFFERED=1
 # the workloads and sizes; a rehearsal swaps in the smoke-sized models, fp32 and a few steps on the CPU
 DEV=cuda MAE=mae_b16 LCMAE=lcmae_b16 T4=mae_t4 AE=ae48_b16 SMALL=mae_gpu MODE=bf16_compile MODES=fp32,bf16,bf16_compile
@@ -52,8 +53,9 @@ FAILED=()
 
 jpegs() { [ -d "$JPEGS/train" ] || $PY bench/make_jpegs.py "$JPEGS" --num "$NJPEG" --jobs "$WORKERS"; }
 
-try() {  # a command of a section: its failure is the section's, and the section's other commands still run
-  "$@"
+try() {  # a command of a section: its failure is the section's, and the section's other commands still run; a
+  # program is stopped after CAP_S seconds (exit 124), so that one that hangs leaves the later sections their time
+  if [ "$(type -t "$1")" = function ]; then "$@"; else timeout -k 10 "$CAP_S" "$@"; fi
   local rc=$?
   [ $rc -eq 0 ] || SECTION_RC=$rc
   return $rc
