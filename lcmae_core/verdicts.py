@@ -325,12 +325,15 @@ def attention_moved(what: str, trained, init, alpha: float = ALPHA, unit: str = 
     t, i = np.atleast_2d(np.asarray(trained, dtype=float)), np.atleast_2d(np.asarray(init, dtype=float))
     if t.shape != i.shape:
         raise ValueError(f"trained and init entropies differ in shape: {t.shape} vs {i.shape}")
-    bad = [l + 1 for l in range(t.shape[1])
-           if stats.decide(stats.compare(t[:, l], i[:, l], alpha=alpha, unit=unit), "<") != HOLDS]
+    ivs = [stats.compare(t[:, l], i[:, l], alpha=alpha, unit=unit) for l in range(t.shape[1])]
+    bad = [l + 1 for l, iv in enumerate(ivs) if stats.decide(iv, "<") != HOLDS]
     outcome = "yes" if not bad else f"no: layer(s) {', '.join(map(str, bad))} as flat as at random init"
+    # how close each such layer came: its entropy per replicate beside its twin's, and the interval that decided
+    close = "".join(f"; layer {l}: {', '.join(f'{x:.3f}' for x in t[:, l - 1])} (random init "
+                    f"{', '.join(f'{x:.3f}' for x in i[:, l - 1])}), difference {ivs[l - 1].text()}" for l in bad)
     return Precondition(not bad, f"{what} attention moved from initialisation (entropy below the random-init "
-                                 f"model's in every layer): {outcome}; entropy {mean_text(t.mean(1), 3)} (random "
-                                 f"init {mean_text(i.mean(1), 3)})")
+                                 f"model's in every layer): {outcome}{close}; entropy {mean_text(t.mean(1), 3)} "
+                                 f"(random init {mean_text(i.mean(1), 3)})")
 
 
 def task_learned(what: str, top1: Values, raw_best: float, alpha: float = ALPHA) -> Precondition:

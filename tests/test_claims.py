@@ -513,6 +513,9 @@ def test_attention_moved_needs_every_layer_below_its_random_init():
     assert verdicts.attention_moved("SimCLR", broad, init).met is True
     pre = verdicts.attention_moved("SimCLR", [[0.93, 0.99], [0.925, 0.99], [0.935, 0.995]], init)
     assert pre.met is False and "layer(s) 2" in pre.text
+    # how close the layer came: its entropy per seed beside its twin's, and the interval that decided
+    assert "layer 2: 0.990, 0.990, 0.995 (random init 0.990, 0.990, 0.995), difference +0" in pre.text
+    assert "layer 1:" not in pre.text  # a layer that moved is not detailed
     with pytest.raises(ValueError, match="shape"):
         verdicts.attention_moved("SimCLR", broad, init[:2])
 
