@@ -328,9 +328,13 @@ def attention_moved(what: str, trained, init, alpha: float = ALPHA, unit: str = 
     ivs = [stats.compare(t[:, l], i[:, l], alpha=alpha, unit=unit) for l in range(t.shape[1])]
     bad = [l + 1 for l, iv in enumerate(ivs) if stats.decide(iv, "<") != HOLDS]
     outcome = "yes" if not bad else f"no: layer(s) {', '.join(map(str, bad))} as flat as at random init"
-    # how close each such layer came: its entropy per replicate beside its twin's, and the interval that decided
+    # how close such a layer came: its entropy per replicate beside its twin's, and the interval that decided (the
+    # two that came closest, where more missed)
+    shown = sorted(sorted(bad, key=lambda l: ivs[l - 1].hi)[:2])
     close = "".join(f"; layer {l}: {', '.join(f'{x:.3f}' for x in t[:, l - 1])} (random init "
-                    f"{', '.join(f'{x:.3f}' for x in i[:, l - 1])}), difference {ivs[l - 1].text()}" for l in bad)
+                    f"{', '.join(f'{x:.3f}' for x in i[:, l - 1])}), difference {ivs[l - 1].text()}" for l in shown)
+    if len(bad) > len(shown):
+        close += f"; {len(bad) - len(shown)} more such layer(s)"
     return Precondition(not bad, f"{what} attention moved from initialisation (entropy below the random-init "
                                  f"model's in every layer): {outcome}{close}; entropy {mean_text(t.mean(1), 3)} "
                                  f"(random init {mean_text(i.mean(1), 3)})")

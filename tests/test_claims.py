@@ -516,6 +516,11 @@ def test_attention_moved_needs_every_layer_below_its_random_init():
     # how close the layer came: its entropy per seed beside its twin's, and the interval that decided
     assert "layer 2: 0.990, 0.990, 0.995 (random init 0.990, 0.990, 0.995), difference +0" in pre.text
     assert "layer 1:" not in pre.text  # a layer that moved is not detailed
+    # where more layers missed, the two that came closest, and a count of the others
+    flat = verdicts.attention_moved("SimCLR", [[0.99, 0.98, 0.97, 0.99], [0.985, 0.99, 0.995, 0.98],
+                                               [0.995, 0.985, 0.98, 0.995]], [[0.99] * 4] * 3)
+    assert "layer(s) 1, 2, 3, 4 as flat" in flat.text and "; 2 more such layer(s)" in flat.text
+    assert flat.text.count("; layer ") == 2
     with pytest.raises(ValueError, match="shape"):
         verdicts.attention_moved("SimCLR", broad, init[:2])
 
