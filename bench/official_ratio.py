@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # the repository root, for lcmae_core
 
 from lcmae_core.errors import OneLineParser, UsageError, interruptible  # noqa: E402
 from lcmae_core.models import run_model_kwargs  # noqa: E402
-from lcmae_core.perf.bench import Options, fresh, prepare_model  # noqa: E402
+from lcmae_core.perf.bench import Options, error_text, fresh, prepare_model  # noqa: E402
 from lcmae_core.perf.measure import sync  # noqa: E402
 from lcmae_core.perf.records import results_path, write_jsonl  # noqa: E402
 from lcmae_core.perf.workloads import MODES, WORKLOADS, device_name, parse_list, resolve_device  # noqa: E402
@@ -195,8 +195,7 @@ def main(argv=None) -> int:
             raise
         except Exception as e:  # noqa: BLE001 - recorded; the other workloads still run
             failed += 1
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            rec = {**head, "workload": name, "comparison": "official_ratio", "error": f"{type(e).__name__}: {first}"}
+            rec = {**head, "workload": name, "comparison": "official_ratio", "error": error_text(e)}
             write_jsonl(out, [rec])
             print(f"{name}: FAILED: {rec['error']}", file=sys.stderr, flush=True)
             continue

@@ -34,6 +34,7 @@ from .pages import PAGE_RUNS, page_runs
 from .parameters import ParameterError, page_parameters, parse_value
 from .errors import UsageError
 from .runs import ROOT_HELP, RunError, check_root_writable, is_finished, resolve_root, train_from_dict
+from .train.trainer import recorded_epoch_times
 
 # relative cost of one run, for ordering (the longest first packs the workers best); measured at cpu scale:
 # MAE 30 s, LC-MAE 55 s, AE 67 s, finetune 22 s, linear probe 2-3 s; SimCLR 96 s of CPU time against MAE's 28 in
@@ -113,7 +114,7 @@ def _train_one(cfg_dict: dict, root: str) -> tuple[str, float, dict]:
     """Worker: train (or find) one run; returns (name, seconds, its epochs' seconds as ``trainer.epoch_times``)."""
     t0 = time.time()
     run = train_from_dict(cfg_dict, root)
-    return run.name, time.time() - t0, {k: run.metrics[k] for k in ("first_epoch_s", "epoch_s") if k in run.metrics}
+    return run.name, time.time() - t0, recorded_epoch_times(run.metrics)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -43,6 +43,7 @@ from .masking import MASK_RATIO
 from .plan import check_jobs, cost, default_jobs, train_runs
 from .projection import PROJECTION_MARGIN, fits, next_part, project
 from .runs import ROOT_HELP
+from .train.trainer import recorded_epoch_times
 
 N_IMAGES = 128
 PRECONDITIONS = ("decoder_formed", "encoder_local", "comparisons_learned", "pretraining_helps")
@@ -104,7 +105,7 @@ def measure(study: Study, runs: dict, n_images: int = N_IMAGES) -> dict:
             # others' median (``trainer.epoch_times``: on a GPU their difference is the compiling), where it trained
             "runs": {r.name: {"family": r.config["family"], "seconds": round(t, 2),
                               "cost": round(cost(from_dict(r.config)), 3),
-                              **{k: r.metrics[k] for k in ("first_epoch_s", "epoch_s") if k in r.metrics}}
+                              **recorded_epoch_times(r.metrics)}
                      for r, t in zip(trained, seconds)}}
 
 

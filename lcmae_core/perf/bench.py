@@ -75,7 +75,7 @@ from tqdm.auto import tqdm
 from ..configs import ConfigError
 from ..data import DataError
 from ..errors import OneLineParser as _Parser
-from ..errors import UsageError, interruptible
+from ..errors import UsageError, first_line, interruptible
 from ..train.engine import PretrainObjective, make_optimizer, train_one_epoch
 from ..models import build_model
 from .. import gpu_data
@@ -195,7 +195,7 @@ def run_model(w: Workload, mode: str, opts: Options) -> dict:
             rec.update(profile_steps(m.step, opts.profile, opts.device,
                                      profile_path(opts.device, w.name, mode, opts.profile_dir, opts.date)))
         except Exception as e:  # noqa: BLE001
-            rec["profile_error"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
+            rec["profile_error"] = error_text(e)
     if m.notes:
         rec["notes"] = "; ".join(m.notes)
     return rec
@@ -230,6 +230,11 @@ class _Cycle:
             except StopIteration:
                 self.state["it"] = iter(self.loader)
                 yield next(self.state["it"])
+
+
+def error_text(e: BaseException) -> str:
+    """A failed measurement in its record: the exception's type and first line."""
+    return f"{type(e).__name__}: {first_line(e, 300)}"
 
 
 def whole_epochs(n: int, epoch: int) -> int:
@@ -517,8 +522,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 raise
             except Exception as e:  # noqa: BLE001 - record it, go on with the next measurement
                 failed += 1
-                first = (str(e).strip().splitlines() or [""])[0][:300]
-                got = {"workload": name, "mode": mode, "error": f"{type(e).__name__}: {first}"}
+                got = {"workload": name, "mode": mode, "error": error_text(e)}
             recs += got if isinstance(got, list) else [got]
         recs = [{**common, "steps": opts.steps, "warmup": opts.warmup, **r} for r in recs]
         write_jsonl(out, recs)  # after each workload: a crash later keeps what was measured

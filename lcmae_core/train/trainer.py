@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -246,7 +247,9 @@ def epoch_times(seconds: list[float]) -> dict:
     a run of few epochs pays and a longer one does not. {} where no epoch was trained here (a finished run)."""
     if not seconds:
         return {}
-    rest = sorted(seconds[1:] or seconds)
-    mid = len(rest) // 2
-    median = rest[mid] if len(rest) % 2 else (rest[mid - 1] + rest[mid]) / 2
-    return {"first_epoch_s": round(seconds[0], 3), "epoch_s": round(median, 3)}
+    return {"first_epoch_s": round(seconds[0], 3), "epoch_s": round(statistics.median(seconds[1:] or seconds), 3)}
+
+
+def recorded_epoch_times(metrics: dict) -> dict:
+    """The ``epoch_times`` a run's metrics hold ({} for a solved run, or one trained before they were recorded)."""
+    return {k: metrics[k] for k in ("first_epoch_s", "epoch_s") if k in metrics}
