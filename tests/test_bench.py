@@ -289,7 +289,26 @@ def test_profile_saves_where_the_time_goes(tmp_path, capsys, one_thread):
     ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor<float, 4>>",
      "optimizer"),
     ("Memcpy HtoD (Pageable -> Device)", "memory"),
-    ("aten::gelu_backward", "other"),
+    ("void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, unsigned int, 3, 128, 1>", "memory"),
+    # Triton: the matmul templates of max-autotune are matmuls; every other fused kernel, a gather included, is fused
+    ("triton_tem_fused_mm_4", "matmul"),
+    ("triton_tem_fused_addmm_gelu_2", "matmul"),
+    ("triton_poi_fused_gather_index_3", "fused_elementwise"),
+    # eager: the masking's gathers and sorts, then ATen's unfused elementwise and reduction kernels
+    ("void at::native::_scatter_gather_elementwise_kernel<128, 4, void at::native::_cuda_scatter_gather_internal_"
+     "kernel<false, float>::operator()>", "indexing"),
+    ("void at::native::index_elementwise_kernel<128, 4, void at::native::gpu_index_kernel>", "indexing"),
+    ("void at_cuda_detail::cub::DeviceRadixSortOnesweepKernel<at_cuda_detail::cub::DeviceRadixSortPolicy>",
+     "indexing"),
+    ("aten::argsort", "indexing"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl, at::detail::Array<char*, 2>>",
+     "elementwise"),
+    ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, "
+     "float>, unsigned int, float, 4>>", "elementwise"),
+    ("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>", "elementwise"),
+    ("aten::gelu_backward", "elementwise"),
+    ("void at::native::distribution_elementwise_grid_stride_kernel<float, 4>", "other"),
+    ("aten::rand", "other"),
 ])
 def test_profile_categories_of_real_kernel_names(name, cat):
     assert profiling.profile_category(name) == cat

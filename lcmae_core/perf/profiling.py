@@ -1,5 +1,6 @@
 """Where the time of a training step goes: steps under ``torch.profiler``, operators and kernels sorted into
-categories (matmul, attention, fused elementwise, optimizer, memory, other), the summary saved as JSON."""
+categories (matmul, attention, optimizer, fused elementwise, indexing, memory, elementwise, other), the summary
+saved as JSON."""
 
 from __future__ import annotations
 
@@ -15,13 +16,19 @@ from ..atomic import atomic_open
 from .measure import sync
 from .workloads import device_name
 
-# (category, name patterns) matched in order against an operator's or kernel's lower-cased name
+# (category, name patterns) matched in order against an operator's or kernel's lower-cased name: the libraries'
+# matmuls (and Triton's matmul templates, under max-autotune), attention, the optimizer, Triton's fused kernels
+# (torch.compile), indexing (the masking's gathers, scatters and sorts, eager), memory, and ATen's own unfused
+# elementwise and reduction kernels (eager: GELU, LayerNorm, softmax, dropout, sums)
 PROFILE_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("attention", r"flash|fmha|attention|sdpa|sdp_"),
     ("optimizer", r"adam|multi_tensor|foreach|_fused_sgd|lars"),
-    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|wgmma|s16816|conv|aten::(mm|addmm|bmm|baddbmm|linear|matmul)$"),
+    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|wgmma|s16816|conv|^triton_tem_fused_(mm|addmm|bmm|baddbmm)"
+               r"|aten::(mm|addmm|bmm|baddbmm|linear|matmul)$"),
     ("fused_elementwise", r"^triton_|triton"),
-    ("memory", r"memcpy|memset|aten::copy_|aten::fill_|aten::zero_|aten::cat$|aten::clone$"),
+    ("indexing", r"gather|scatter|index|radixsort|radix_sort|aten::(sort|argsort)$"),
+    ("memory", r"memcpy|memset|catarraybatchedcopy|aten::copy_|aten::fill_|aten::zero_|aten::cat$|aten::clone$"),
+    ("elementwise", r"elementwise_kernel|reduce_kernel|layer_norm|layernorm|gammabeta|softmax|gelu|dropout"),
 )
 
 
