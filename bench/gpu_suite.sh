@@ -17,7 +17,9 @@
 #               process: MAE ViT-B/16, LC-MAE ViT-B/16 (fb/mae on both views), MAE ViT-T/4 (bench/official_ratio.py)
 #   profile     MAE and LC-MAE ViT-B/16 in bf16 + compile with a torch.profiler breakdown of each step
 #   e2e         MAE ViT-B/16 end to end from 500x375 JPEGs: the GPU data path, then the PIL path; 16 workers; each
-#               timed over whole epochs of the folder from an epoch's start (the workers' prefetch)
+#               timed over whole epochs of the folder from an epoch's start (the workers' prefetch); first the GPU
+#               path's checks (tests/test_gpu_data.py: nvJPEG's pictures right under a busy stream, no wait for the
+#               device), which fail the section but not the timing
 #   numerics    200-step loss curves of bf16 and bf16 + compile against fp32 eager (MAE and LC-MAE ViT-B/16, batch 64)
 #   data        the data paths alone (GPU decode + crop, PIL), no model
 #   autotune    bf16 + torch.compile(mode="max-autotune-no-cudagraphs") (slow to compile)
@@ -52,6 +54,9 @@ mkdir -p "$RESULTS" || exit 2
 FAILED=()
 
 jpegs() { [ -d "$JPEGS/train" ] || $PY bench/make_jpegs.py "$JPEGS" --num "$NJPEG" --jobs "$WORKERS"; }
+# the GPU data path's own checks before it is timed: nvJPEG's pictures right while the stream is busy, and no call
+# that waits for the device (tests/test_gpu_data.py; skipped where there is no CUDA, as in a rehearsal)
+CHECKS="$PY -m pytest -q -p no:cacheprovider tests/test_gpu_data.py -k on_the_gpu"
 
 try() {  # a command of a section: its failure is the section's, and the section's other commands still run; a
   # program is stopped after CAP_S seconds (exit 124), so that one that hangs leaves the later sections their time
@@ -71,11 +76,13 @@ section() {  # one section: its exit status is its last failing command's, or 0
     numerics)
       try $B --workloads $MAE,$LCMAE --modes $NUM_MODES --batch $NUM_BATCH --numerics $NUM_STEPS --numerics-only ;;
     e2e) try jpegs || return
+      try $CHECKS
       try $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path gpu \
         --steps "$(steps 30)" --warmup "$(steps 10)"
       try $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path cpu \
         --steps "$(steps 10)" --warmup "$(steps 3)" ;;
     data) try jpegs || return
+      try $CHECKS
       try $B --workloads loader,loader_pil --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --steps "$(steps 20)" --warmup 3 ;;
     autotune)
       try $B --workloads $MAE,$LCMAE,$T4 --modes bf16_autotune --steps "$(steps 30)" --warmup "$(steps 10)" ;;

@@ -92,19 +92,47 @@ def collate_bytes(batch):
 DECODED = {"batched": 0, "alone": 0, "cpu": 0}
 
 
+_DECODE_STREAMS: dict[torch.device, "torch.cuda.Stream"] = {}
+
+
 def decode_jpegs(datas: list[torch.Tensor], device) -> list[torch.Tensor]:
     """N byte tensors (on the CPU) -> N images (3, H_n, W_n) uint8 RGB on ``device``, decoded in one batch.
 
     Greyscale and CMYK JPEGs are converted to RGB; a file the batched decoder rejects is decoded alone (and on
     the CPU when the device cannot), so one odd file does not stop a batch (``DECODED`` counts each way).
 
-    On CUDA the host first waits for the work queued on the current stream: torchvision's nvJPEG decoder allocates
-    its outputs on the current stream but writes them from a stream of its own, which does not wait for that work,
-    so memory just freed by a queued kernel (the previous step's) could be written before that kernel ran.
+    On CUDA the images are allocated on a stream of the decoder's own (``decode_stream``), not on the caller's:
+    torchvision's nvJPEG decoder allocates its outputs on the current stream but writes them from a stream of its
+    own, which does not wait for that stream's queued work, so on the caller's stream it could write memory that a
+    queued kernel (the previous step's) still reads. No kernel runs on the decode stream, and its images are marked
+    as used by the caller's stream (``record_stream``), so the allocator hands their memory out again only once the
+    caller's work on them has run; the caller's stream waits for the decode. The host never waits for the training
+    step: the next batch decodes while the previous step runs.
     """
     device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()
+    if device.type != "cuda":
+        return _decode(datas, device)
+    caller = torch.cuda.current_stream(device)
+    side = decode_stream(device)
+    with torch.cuda.stream(side):
+        out = _decode(datas, device)
+    caller.wait_stream(side)
+    for im in out:
+        im.record_stream(caller)
+    return out
+
+
+def decode_stream(device) -> "torch.cuda.Stream":
+    """The stream ``decode_jpegs`` allocates its images on, one per CUDA device."""
+    device = torch.device(device)
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device not in _DECODE_STREAMS:
+        _DECODE_STREAMS[device] = torch.cuda.Stream(device=device)
+    return _DECODE_STREAMS[device]
+
+
+def _decode(datas: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they remain the batched nvJPEG path
         warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of TorchVision.*")
@@ -216,7 +244,7 @@ def resized_crops(images: list[torch.Tensor], boxes: torch.Tensor, size: int, fl
             if len(ks) == len(idx):
                 canvas[:, :, :h + 1, :w + 1] = stack
             else:
-                canvas[torch.tensor(ks, device=device), :, :h + 1, :w + 1] = stack
+                canvas[_to(torch.tensor(ks), device), :, :h + 1, :w + 1] = stack
         sel = torch.tensor(idx)
         rois = torch.cat([torch.arange(len(idx), dtype=torch.float32)[:, None], rois_all[sel]], 1)
         crops = roi_align(canvas, rois.to(device=device, dtype=work_dtype, non_blocking=True), (size, size),
@@ -224,16 +252,22 @@ def resized_crops(images: list[torch.Tensor], boxes: torch.Tensor, size: int, fl
         if out is None:
             out = crops
         else:
-            out[sel.to(device)] = crops
+            out[_to(sel, device)] = crops
     x = out.float()
     if flip is not None:
         flip = torch.as_tensor(flip, dtype=torch.bool).to(device, non_blocking=True)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if mean is None:
         return x / 255.0
-    m = torch.tensor(mean, dtype=torch.float32, device=device)[:, None, None] * 255.0
-    s = torch.tensor(std, dtype=torch.float32, device=device)[:, None, None] * 255.0
+    m = _to(torch.tensor(mean, dtype=torch.float32), device)[:, None, None] * 255.0
+    s = _to(torch.tensor(std, dtype=torch.float32), device)[:, None, None] * 255.0
     return (x - m) / s
+
+
+def _to(t: torch.Tensor, device) -> torch.Tensor:
+    """A small host tensor on ``device`` without the host waiting for the device's queued work: a blocking copy to
+    CUDA synchronises the stream, this one does not (a pageable source is read before the call returns)."""
+    return t.to(device, non_blocking=True)
 
 
 class GpuAugment:

@@ -268,3 +268,48 @@ def test_batched_loader_for_the_presets_and_its_validation():
     with pytest.raises(configs.ConfigError, match="RandAugment"):
         configs.validate(configs.apply_overrides(configs.preset("finetune", "smoke"),
                                                  ["randaug=rand-m9-mstd0.5", "data.augment=batched"]))
+
+
+# -------------------------------------------------------------------------------------------------------
+# on a GPU (skipped here; bench/gpu_suite.sh runs them on the device before it times the data path)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _busy(rounds: int = 100) -> None:
+    """Queue a fraction of a second of matmuls on the current stream, then kernels that write blocks the size of a
+    decoded 500x375 picture (375 x 375 floats, 562,500 bytes) behind them, and free those blocks: the allocator then
+    holds memory whose queued writers have not run when the decoder asks for its images' memory."""
+    a = torch.randn(4096, 4096, device="cuda")
+    for _ in range(rounds):
+        a = (a @ a).tanh_()
+    writers = [torch.rand(375, 375, device="cuda") for _ in range(32)]
+    for w in writers:
+        w.add_(a[:375, :375])  # runs after every matmul above
+
+
+@cuda
+def test_decode_on_the_gpu_while_the_stream_is_busy_gives_the_cpu_pictures():
+    datas = [jpeg_bytes(smooth_rgb(500, 375, seed=i)) for i in range(16)]
+    want = [G.decode_jpegs([d], "cpu")[0].float() for d in datas]
+    for _ in range(4):  # each round decodes into memory the last round's images and the busy kernels freed
+        _busy()
+        got = [im.float().cpu() for im in G.decode_jpegs(datas, "cuda")]
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and (g - w).abs().mean() < 2  # nvJPEG and libjpeg round differently
+
+
+@cuda
+def test_decode_and_crop_on_the_gpu_never_wait_for_the_device():
+    # two size buckets, each with two sizes: both ways of filling a canvas, and the gather of the buckets' crops
+    datas = [jpeg_bytes(smooth_rgb(w, 375, seed=i)) for i, w in enumerate([500, 480, 360, 340] * 2)]
+    assert len(G._buckets([(375, w) for w in [500, 480, 360, 340]], 128)) == 2
+    aug = G.GpuAugment(64)
+    G.decode_jpegs(datas, "cuda")  # the decoder's first call creates its handles
+    torch.cuda.synchronize()
+    _busy()
+    torch.cuda.set_sync_debug_mode("error")  # a call that waits for the device raises
+    try:
+        imgs = aug(G.decode_jpegs(datas, "cuda"))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert imgs.shape == (8, 3, 64, 64) and torch.isfinite(imgs).all()
