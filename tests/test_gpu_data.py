@@ -4,6 +4,9 @@ normalisation, the loader the trainer builds, and the choice between the GPU and
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -313,3 +316,33 @@ def test_decode_and_crop_on_the_gpu_never_wait_for_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert imgs.shape == (8, 3, 64, 64) and torch.isfinite(imgs).all()
+
+
+# -------------------------------------------------------------------------------------------------------
+# the workers hand a batch over as one tensor
+def test_a_batch_of_files_crosses_from_a_worker_as_one_tensor():
+    files = [torch.arange(n, dtype=torch.uint8) for n in (5, 1, 7)]
+    flat, lengths, labels = G.collate_bytes([(f, i) for i, f in enumerate(files)])
+    assert flat.shape == (13,) and lengths.tolist() == [5, 1, 7] and labels.tolist() == [0, 1, 2]
+    back = G.split_bytes(flat, lengths)
+    assert all(torch.equal(a, b) and a.is_contiguous() for a, b in zip(back, files))
+
+
+FEW_DESCRIPTORS = r"""
+import os, resource, sys
+from lcmae_core import gpu_data as G
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 48, hard))
+loader = G.GpuLoader(G.JpegFolder(sys.argv[1]), 32, "cpu", G.GpuAugment(16), num_workers=2, prefetch_factor=4)
+print(sum(len(labels) for _, labels in loader))
+"""
+
+
+def test_the_loader_runs_within_a_few_file_descriptors(tmp_path):
+    """Batches of 32 files from 2 workers, 4 batches each in flight, under a limit of 48 more open files than the
+    process starts with: a batch handed over as a list of files holds a descriptor per file and runs out."""
+    G.write_synthetic_jpegs(str(tmp_path), 128, size=(40, 30), num_classes=2)
+    # (a list runs out in a worker or in the loader, and the loader then waits for the lost batch: the timeout)
+    p = subprocess.run([sys.executable, "-c", FEW_DESCRIPTORS, str(tmp_path / "train")], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.split()[-1] == "128", p.stderr[-1500:]
