@@ -147,6 +147,26 @@ def test_mixed_sizes_share_canvases_and_each_crop_is_its_own():
         torch.testing.assert_close(batch[n], alone[0], atol=1e-6, rtol=0)
 
 
+def test_an_image_the_batch_holds_many_times_is_cropped_as_if_each_were_its_own(monkeypatch):
+    """The photographs' batches crop a few images many times: each goes on its canvas once, and every crop comes
+    out bit for bit as from copies of it."""
+    canvases = []
+    roi_align = G.roi_align
+    monkeypatch.setattr(G, "roi_align", lambda canvas, *a, **k: canvases.append(len(canvas)) or roi_align(canvas, *a,
+                                                                                                            **k))
+    photos = [random_uint8(3, 40, 50, 0), random_uint8(3, 300, 200, 1), random_uint8(3, 37, 50, 2)]
+    picks = [0, 1, 0, 2, 2, 1, 0, 0, 2]
+    g = torch.Generator().manual_seed(0)
+    sizes = torch.tensor([tuple(photos[i].shape[-2:]) for i in picks])
+    boxes = G.sample_crop_boxes(sizes, (0.2, 1.0), (3 / 4, 4 / 3), g)
+    flip = torch.arange(len(picks)) % 2 == 0
+    shared = G.resized_crops([photos[i] for i in picks], boxes, 24, flip, bucket=64)
+    assert sorted(canvases) == [1, 2]  # the large photograph alone, the two small ones together, each once
+    copies = G.resized_crops([photos[i].clone() for i in picks], boxes, 24, flip, bucket=64)
+    assert sorted(canvases[2:]) == [2, 7]  # copies are distinct images: one slot per crop
+    assert torch.equal(shared, copies)
+
+
 def test_flip_and_normalisation():
     img = random_uint8(3, 40, 40)
     box = torch.tensor([[0, 0, 40, 40], [0, 0, 40, 40]])
@@ -346,3 +366,19 @@ def test_the_loader_runs_within_a_few_file_descriptors(tmp_path):
     p = subprocess.run([sys.executable, "-c", FEW_DESCRIPTORS, str(tmp_path / "train")], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.split()[-1] == "128", p.stderr[-1500:]
+
+
+@cuda
+def test_the_photographs_are_cropped_on_the_gpu():
+    cfg = configs.preset("mae", "smoke")
+    cfg = configs.apply_overrides(cfg, ["data.dataset=photos"])
+    train_set = common.train_dataset(cfg, "pretrain")
+    batches = {}
+    for dev in ("cpu", "cuda"):
+        loader = common.batched_loader(cfg, train_set, torch.device(dev))(EpochSampler(len(train_set), 0), 16)
+        assert {im.device.type for im in loader.images} == {dev}
+        loader.set_epoch(0)
+        batches[dev] = next(iter(loader))
+    (cpu_imgs, cpu_labels), (gpu_imgs, gpu_labels) = batches["cpu"], batches["cuda"]
+    assert gpu_imgs.device.type == "cuda" and torch.equal(gpu_labels.cpu(), cpu_labels)
+    assert (gpu_imgs.cpu() - cpu_imgs).abs().mean() < 0.02  # the same crops, in fp16 on the GPU
