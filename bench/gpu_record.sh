@@ -52,6 +52,13 @@ mkdir -p "$OUT"
 # every finished run's seconds (one JSON line each) then size the next attempt
 exec > >(tee -a "$OUT/gpu_record.log") 2> >(tee -a "$OUT/gpu_record.log" >&2)
 T0=$(date +%s)
+# the CUDA paths the record's runs take (the photographs cropped on the GPU), checked before device time goes on them
+# (tests/test_gpu_data.py -k on_the_gpu: seconds; skipped where there is no CUDA, as in a rehearsal); CHECKS=0 skips
+if [ "${CHECKS:-1}" != 0 ]; then
+  $PY -m pytest -q -p no:cacheprovider tests/test_gpu_data.py -k on_the_gpu || {
+    echo "stopped: the GPU data path's checks failed (above): the record would train on wrong batches; fix them, or" \
+         "run with CHECKS=0 to train regardless" >&2; exit 5; }
+fi
 ONLY=()  # a part: the pages, as record and plan take them (--only), and as the projection does (--pages)
 [ -z "${PAGES:-}" ] || [ "$PAGES" = auto ] || read -r -a ONLY <<< "$PAGES"
 [ "${PAGES:-}" != auto ] || [ -n "${BUDGET_S:-}" ] || { echo "error: PAGES=auto chooses the pages that fit the time left: set BUDGET_S too" >&2; exit 2; }

@@ -107,13 +107,28 @@ SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def _script(store, out, *steps, **env):
     """bench/gpu_record.sh at the smoke scale on the CPU, writing to ``out``, with the run store ``store``."""
     env = {**os.environ, "SCALE": "smoke", "DEVICE": "cpu", "JOBS": "2", "OUT": str(out), "RUNS": str(store),
-           "PY": sys.executable, **env}
+           "PY": sys.executable, "CHECKS": "0", **env}  # the CUDA checks skip here; their own test runs them
     return subprocess.run(["bash", SCRIPT, *steps], env=env, capture_output=True, text=True, timeout=1200)
 
 
 def _started(store) -> dict:
     """{run: when it first started} of the runs in a store."""
     return {d.name: t for d in (store.iterdir() if store.exists() else ()) if (t := records.run_started(d)) is not None}
+
+
+@pytest.mark.slow
+def test_the_device_script_checks_the_gpu_data_path_before_anything(tmp_path):
+    """The record's CUDA paths are checked first (skipped here, where there is no CUDA); a failed check stops the
+    script before it trains."""
+    p = _script(tmp_path / "runs", tmp_path / "out", "nope", CHECKS="1")
+    assert p.returncode == 2 and "unknown step nope" in p.stderr, p.stderr[-3000:]
+    assert "3 skipped, " in p.stdout  # tests/test_gpu_data.py -k on_the_gpu ran
+    failing = tmp_path / "py"  # an interpreter whose pytest fails
+    failing.write_text(f'#!/bin/sh\n[ "$2" = pytest ] && exit 1\nexec {sys.executable} "$@"\n')
+    failing.chmod(0o755)
+    p = _script(tmp_path / "runs", tmp_path / "out", "calibrate", CHECKS="1", PY=str(failing))
+    assert p.returncode == 5 and "stopped: the GPU data path's checks failed" in p.stderr, p.stderr[-3000:]
+    assert "== calibrate" not in p.stdout
 
 
 @pytest.fixture(scope="module")
