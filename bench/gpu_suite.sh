@@ -56,7 +56,12 @@ FAILED=()
 jpegs() { [ -d "$JPEGS/train" ] || $PY bench/make_jpegs.py "$JPEGS" --num "$NJPEG" --jobs "$WORKERS"; }
 # the GPU data path's own checks before it is timed: nvJPEG's pictures right while the stream is busy, and no call
 # that waits for the device (tests/test_gpu_data.py; skipped where there is no CUDA, as in a rehearsal)
-CHECKS="$PY -m pytest -q -p no:cacheprovider tests/test_gpu_data.py -k on_the_gpu"
+CHECKED=  # their exit status, once they ran
+checks() {  # once a suite, before the first section that times the GPU data path (a later one gets the same status)
+  [ -n "$CHECKED" ] || { timeout -k 10 "$CAP_S" $PY -m pytest -q -p no:cacheprovider tests/test_gpu_data.py -k on_the_gpu
+                         CHECKED=$?; }
+  return "$CHECKED"
+}
 
 try() {  # a command of a section: its failure is the section's, and the section's other commands still run; a
   # program is stopped after CAP_S seconds (exit 124), so that one that hangs leaves the later sections their time
@@ -76,13 +81,13 @@ section() {  # one section: its exit status is its last failing command's, or 0
     numerics)
       try $B --workloads $MAE,$LCMAE --modes $NUM_MODES --batch $NUM_BATCH --numerics $NUM_STEPS --numerics-only ;;
     e2e) try jpegs || return
-      try $CHECKS
+      try checks
       try $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path gpu \
         --steps "$(steps 30)" --warmup "$(steps 10)"
       try $B --workloads e2e --e2e-model $MAE --modes $MODE --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --data-path cpu \
         --steps "$(steps 10)" --warmup "$(steps 3)" ;;
     data) try jpegs || return
-      try $CHECKS
+      try checks
       try $B --workloads loader,loader_pil --data-root "$JPEGS" --batch $DATA_BATCH --workers "$WORKERS" --steps "$(steps 20)" --warmup 3 ;;
     autotune)
       try $B --workloads $MAE,$LCMAE,$T4 --modes bf16_autotune --steps "$(steps 30)" --warmup "$(steps 10)" ;;

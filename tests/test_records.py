@@ -4,6 +4,7 @@ the same code reads it back; a record the code no longer reproduces is stale, an
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -117,12 +118,7 @@ def _started(store) -> dict:
 
 
 @pytest.mark.slow
-def test_the_device_script_checks_the_gpu_data_path_before_anything(tmp_path):
-    """The record's CUDA paths are checked first (skipped here, where there is no CUDA); a failed check stops the
-    script before it trains."""
-    p = _script(tmp_path / "runs", tmp_path / "out", "nope", CHECKS="1")
-    assert p.returncode == 2 and "unknown step nope" in p.stderr, p.stderr[-3000:]
-    assert "3 skipped, " in p.stdout  # tests/test_gpu_data.py -k on_the_gpu ran
+def test_a_failing_check_of_the_gpu_data_path_stops_the_device_script_before_anything(tmp_path):
     failing = tmp_path / "py"  # an interpreter whose pytest fails
     failing.write_text(f'#!/bin/sh\n[ "$2" = pytest ] && exit 1\nexec {sys.executable} "$@"\n')
     failing.chmod(0o755)
@@ -146,8 +142,10 @@ def test_the_calibration_step_stops_before_a_record_at_a_recipe_it_did_not_choos
     """bench/gpu_record.sh calibrate with one candidate (CANDIDATES): the table holds it alone, and since it is not
     the scale's recipe the script stops instead of making a record."""
     result = tmp_path / "out"
-    p = _script(device_store[0], result, CANDIDATES="2ep", SEEDS="2")
+    p = _script(device_store[0], result, CANDIDATES="2ep", SEEDS="2", CHECKS="1")
     assert p.returncode != 0 and "stopped: the calibration chose 2ep" in p.stderr, p.stderr[-3000:]
+    # first, the checks of the GPU data path the record's runs take (skipped here, where there is no CUDA)
+    assert re.search(r"\b\d+ skipped, \d+ deselected", p.stdout.split("== calibrate")[0]), p.stdout[-3000:]
     assert "== record" not in p.stdout and not (result / "smoke.tar.gz").exists()
     # before stopping, the record's training time at the calibration's pace
     projected = json.loads(next(line for line in p.stdout.splitlines() if '"projected"' in line))
