@@ -394,7 +394,12 @@ def compare_curves(ref: list[float], other: list[float]) -> dict:
             "final": other[-1]}
 
 
-NUMERICS_TOL = {"bf16": 0.05, "bf16_compile": 0.05, "bf16_autotune": 0.05, "fp32_compile": 1e-3}  # max relative difference per step
+# The most a mode's loss may differ from fp32 eager's at any of the steps, relative; declared before any GPU run. bf16
+# keeps 8 significant bits (a relative rounding of 2^-8, 0.4 %) and each of ViT-B/16's dozens of layers rounds again,
+# so its loss may drift from fp32's by a few tenths of a percent to a percent or two over 200 steps (an estimate, not
+# a measurement): 5 % leaves room for that, and a mode beyond it is not fp32's computation at bf16's precision.
+# fp32 + compile reorders float sums only: 1e-3.
+NUMERICS_TOL = {"bf16": 0.05, "bf16_compile": 0.05, "bf16_autotune": 0.05, "fp32_compile": 1e-3}
 
 
 def run_numerics(w: Workload, modes: list[str], steps: int, opts: Options) -> list[dict]:
