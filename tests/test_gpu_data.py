@@ -352,7 +352,8 @@ FEW_DESCRIPTORS = r"""
 import os, resource, sys
 from lcmae_core import gpu_data as G
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 48, hard))
+want = len(os.listdir("/proc/self/fd")) + 48
+resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
 loader = G.GpuLoader(G.JpegFolder(sys.argv[1]), 32, "cpu", G.GpuAugment(16), num_workers=2, prefetch_factor=4)
 print(sum(len(labels) for _, labels in loader))
 """
