@@ -4,6 +4,7 @@ normalisation, the loader the trainer builds, and the choice between the GPU and
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -359,6 +360,7 @@ print(sum(len(labels) for _, labels in loader))
 """
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through Linux's /proc")
 def test_the_loader_runs_within_a_few_file_descriptors(tmp_path):
     """Batches of 32 files from 2 workers, 4 batches each in flight, under a limit of 48 more open files than the
     process starts with: a batch handed over as a list of files holds a descriptor per file and runs out."""
