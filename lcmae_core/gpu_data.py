@@ -116,15 +116,21 @@ def decode_jpegs(datas: list[torch.Tensor], device) -> list[torch.Tensor]:
     On CUDA the images are allocated on a stream of the decoder's own (``decode_stream``), not on the caller's:
     torchvision's nvJPEG decoder allocates its outputs on the current stream but writes them from a stream of its
     own, which does not wait for that stream's queued work, so on the caller's stream it could write memory that a
-    queued kernel (the previous step's) still reads. No kernel runs on the decode stream, and its images are marked
-    as used by the caller's stream (``record_stream``), so the allocator hands their memory out again only once the
-    caller's work on them has run; the caller's stream waits for the decode. The host never waits for the training
-    step: the next batch decodes while the previous step runs.
+    queued kernel (the previous step's) still reads. No kernel runs on the decode stream (RGB mode: torchvision's
+    greyscale ``clone`` of the UNCHANGED mode would run one there), and its images are marked as used by the caller's
+    stream (``record_stream``): PyTorch's own caching allocator hands their memory out again only once the host has
+    seen the caller's work on them complete, whatever order nvJPEG writes in. The caller's stream waits for the
+    decode, and the host does not wait for the training step: the next batch decodes while the previous step runs.
+    Under the ``cudaMallocAsync`` allocator, which frees in stream order instead, it waits for the caller's stream
+    first, as before.
     """
     device = torch.device(device)
     if device.type != "cuda":
         return _decode(datas, device)
     caller = torch.cuda.current_stream(device)
+    if torch.cuda.get_allocator_backend() != "native":
+        caller.synchronize()
+        return _decode(datas, device)
     side = decode_stream(device)
     with torch.cuda.stream(side):
         out = _decode(datas, device)
@@ -135,7 +141,8 @@ def decode_jpegs(datas: list[torch.Tensor], device) -> list[torch.Tensor]:
 
 
 def decode_stream(device) -> "torch.cuda.Stream":
-    """The stream ``decode_jpegs`` allocates its images on, one per CUDA device."""
+    """The stream ``decode_jpegs`` allocates its images on, one per CUDA device (drawn from PyTorch's pool of
+    streams, which other libraries share: a stream another one also draws can only make each wait for the other)."""
     device = torch.device(device)
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
@@ -284,8 +291,9 @@ def resized_crops(images: list[torch.Tensor], boxes: torch.Tensor, size: int, fl
 
 
 def _to(t: torch.Tensor, device) -> torch.Tensor:
-    """A small host tensor on ``device`` without the host waiting for the device's queued work: a blocking copy to
-    CUDA synchronises the stream, this one does not (a pageable source is read before the call returns)."""
+    """A small host tensor on ``device`` without waiting for the device's queued work: a blocking copy to CUDA
+    synchronises the stream; this one is queued (the driver reads a pageable source before the call returns; CUDA
+    documents that it may wait for the stream to stage it)."""
     return t.to(device, non_blocking=True)
 
 

@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -299,27 +300,38 @@ def test_batched_loader_for_the_presets_and_its_validation():
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _busy(rounds: int = 100) -> None:
-    """Queue a fraction of a second of matmuls on the current stream, then kernels that write blocks the size of a
-    decoded 500x375 picture (375 x 375 floats, 562,500 bytes) behind them, and free those blocks: the allocator then
-    holds memory whose queued writers have not run when the decoder asks for its images' memory."""
-    a = torch.randn(4096, 4096, device="cuda")
-    for _ in range(rounds):
-        a = (a @ a).tanh_()
+def _busy(cycles: int = 500_000_000) -> None:
+    """Queue a fraction of a second of work on the current stream (a kernel that spins ``cycles`` clock cycles,
+    about a quarter of a second at 2 GHz, whatever the matmul precision), then kernels that write blocks the size
+    of a decoded 500x375 picture (375 x 375 floats, 562,500 bytes) behind it, and free those blocks: the allocator
+    then holds memory whose queued writers have not run when the decoder asks for its images' memory."""
+    torch.cuda._sleep(cycles)
     writers = [torch.rand(375, 375, device="cuda") for _ in range(32)]
     for w in writers:
-        w.add_(a[:375, :375])  # runs after every matmul above
+        w.add_(1.0)  # runs after the spin
 
 
 @cuda
 def test_decode_on_the_gpu_while_the_stream_is_busy_gives_the_cpu_pictures():
-    datas = [jpeg_bytes(smooth_rgb(500, 375, seed=i)) for i in range(16)]
-    want = [G.decode_jpegs([d], "cpu")[0].float() for d in datas]
-    for _ in range(4):  # each round decodes into memory the last round's images and the busy kernels freed
+    """Two hazards of nvJPEG writing from a stream of its own: memory the caller's stream freed with its writers still
+    queued (``_busy``), and a picture the caller's queued kernels still read when the next batch is decoded (each
+    picture's mean is taken behind the busy work, after which the pictures are dropped and another batch of the same
+    sizes is decoded at once)."""
+    first = [jpeg_bytes(smooth_rgb(500, 375, seed=i)) for i in range(16)]
+    second = [jpeg_bytes(smooth_rgb(500, 375, seed=100 + i)) for i in range(16)]
+    want = {id(d): G.decode_jpegs([d], "cpu")[0].float() for d in first + second}
+    for _ in range(4):
         _busy()
-        got = [im.float().cpu() for im in G.decode_jpegs(datas, "cuda")]
-        for g, w in zip(got, want):
-            assert g.shape == w.shape and (g - w).abs().mean() < 2  # nvJPEG and libjpeg round differently
+        imgs = G.decode_jpegs(first, "cuda")
+        _busy()
+        means = torch.stack([im.float().mean() for im in imgs])  # queued behind the busy work
+        del imgs
+        again = G.decode_jpegs(second, "cuda")  # memory of the same sizes, asked for while the means are queued
+        torch.cuda.synchronize()
+        for m, d in zip(means.cpu(), first):
+            assert abs(float(m) - float(want[id(d)].mean())) < 1  # nvJPEG and libjpeg round differently
+        for g, d in zip(again, second):
+            assert g.shape == want[id(d)].shape and (g.float().cpu() - want[id(d)]).abs().mean() < 2
 
 
 @cuda
@@ -328,14 +340,23 @@ def test_decode_and_crop_on_the_gpu_never_wait_for_the_device():
     datas = [jpeg_bytes(smooth_rgb(w, 375, seed=i)) for i, w in enumerate([500, 480, 360, 340] * 2)]
     assert len(G._buckets([(375, w) for w in [500, 480, 360, 340]], 128)) == 2
     aug = G.GpuAugment(64)
-    G.decode_jpegs(datas, "cuda")  # the decoder's first call creates its handles
+    aug(G.decode_jpegs(datas, "cuda"))  # the first call creates the decoder's handles and loads the kernels
     torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
     _busy()
-    torch.cuda.set_sync_debug_mode("error")  # a call that waits for the device raises
+    end.record()
+    torch.cuda.set_sync_debug_mode("error")  # a PyTorch call that waits for the device raises
+    t0 = time.perf_counter()
     try:
         imgs = aug(G.decode_jpegs(datas, "cuda"))
     finally:
+        host_ms = 1e3 * (time.perf_counter() - t0)
         torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+    busy_ms = start.elapsed_time(end)
+    # the host was back long before the queued work ran: it waited neither through PyTorch nor behind its back
+    assert host_ms < busy_ms / 2, (host_ms, busy_ms)
     assert imgs.shape == (8, 3, 64, 64) and torch.isfinite(imgs).all()
 
 
