@@ -301,14 +301,16 @@ class GpuAugment:
     """The pretraining augmentation for a decoded batch, on its device: RandomResizedCrop + flip + normalise.
 
     ``__call__(images)`` -> (N, 3, img_size, img_size) float32. The random numbers come from ``generator``
-    (CPU), so the crops are the same whatever the device.
+    (CPU), so the crops are the same whatever the device. ``work_dtype``: the crop's arithmetic (``resized_crops``;
+    None: fp16 on CUDA, whose ``roi_align`` then rounds sample positions to 1/8 px at 128-255 px, fp32 elsewhere).
     """
 
     def __init__(self, img_size: int, scale: tuple[float, float] = (0.2, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), hflip: float = 0.5,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, seed: int = 0):
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, seed: int = 0,
+                 work_dtype: torch.dtype | None = None):
         self.img_size, self.scale, self.ratio, self.hflip = img_size, tuple(scale), tuple(ratio), hflip
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.work_dtype = mean, std, work_dtype
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,7 +321,7 @@ class GpuAugment:
 
     def __call__(self, images: list[torch.Tensor]) -> torch.Tensor:
         boxes, flip = self.sample([tuple(im.shape[-2:]) for im in images])
-        return resized_crops(images, boxes, self.img_size, flip, self.mean, self.std)
+        return resized_crops(images, boxes, self.img_size, flip, self.mean, self.std, self.work_dtype)
 
 
 # -------------------------------------------------------------------------------------------------------

@@ -405,4 +405,4 @@ def test_the_photographs_are_cropped_on_the_gpu():
         batches[dev] = next(iter(loader))
     (cpu_imgs, cpu_labels), (gpu_imgs, gpu_labels) = batches["cpu"], batches["cuda"]
     assert gpu_imgs.device.type == "cuda" and torch.equal(gpu_labels.cpu(), cpu_labels)
-    assert (gpu_imgs.cpu() - cpu_imgs).abs().mean() < 0.02  # the same crops, in fp16 on the GPU
+    assert (gpu_imgs.cpu() - cpu_imgs).abs().max() < 1e-3  # the same crops, in fp32 on both

@@ -50,8 +50,10 @@ def batched_loader(cfg, train_set, device: torch.device):
     seed = dist_utils.epoch_seed(cfg.seed, 0, dist_utils.rank(), stream=3) % 2**31  # crops differ per rank
 
     def make_loader(sampler, batch_size: int):
+        # fp32 on every device: the bundled images are small, and a GPU's crops then match the CPU's, on which the
+        # reference scales' recipes were screened
         aug = gpu_data.GpuAugment(cfg.model.img_size, tuple(d.crop_scale), hflip=data_mod.hflip_of(d), mean=info.mean,
-                                  std=info.std, seed=seed)
+                                  std=info.std, seed=seed, work_dtype=torch.float32)
         return gpu_data.TensorLoader(images, labels, batch_size, aug, sampler, seed=seed, cycle=cycle, device=device)
     return make_loader
 
