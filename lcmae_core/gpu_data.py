@@ -281,7 +281,7 @@ def resized_crops(images: list[torch.Tensor], boxes: torch.Tensor, size: int, fl
             out[_to(sel, device)] = crops
     x = out.float()
     if flip is not None:
-        flip = torch.as_tensor(flip, dtype=torch.bool).to(device, non_blocking=True)
+        flip = _to(torch.as_tensor(flip, dtype=torch.bool), device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if mean is None:
         return x / 255.0
