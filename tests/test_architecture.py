@@ -4,9 +4,12 @@ and every function-level import says why it is one (a ``# lazy:`` comment)."""
 
 import ast
 import io
+import os
 import re
 import tokenize
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lcmae_core"
 
@@ -225,3 +228,17 @@ def test_training_and_planning_do_not_load_matplotlib():
             "from lcmae_core import analysis; analysis.attention_distance_figure; print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"], out
+
+
+def test_each_xdist_worker_runs_on_its_share_of_the_cores():
+    """make test's workers (pytest -n auto) split the cores between them: torch's threads and the variable that every
+    process a test starts inherits (tests/conftest.py)."""
+    import torch
+
+    import conftest
+
+    share = conftest.cores_per_worker()
+    if share is None:
+        pytest.skip("not under pytest-xdist")
+    threads = int(conftest.THREADS_GIVEN or share)  # one the caller set is kept
+    assert os.environ["OMP_NUM_THREADS"] == str(threads) and torch.get_num_threads() == threads
