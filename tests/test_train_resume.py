@@ -80,11 +80,25 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The final weights of each case's run made in one go, trained once for the tests that kill it (by case)."""
+    made = {}
+
+    def of(case):
+        if case not in made:
+            kind, extra = CASES[case]
+            root = tmp_path_factory.mktemp(f"clean-{case}")
+            subprocess.run(_cmd(kind, root, extra), cwd=REPO, env=ENV, check=True, stdout=subprocess.DEVNULL)
+            made[case] = _weights(_only_run(root))
+        return made[case]
+    return of
+
+
 @pytest.mark.parametrize("case", ["lcmae", "finetune"])
-def test_sigkill_after_a_checkpoint_resumes_bit_identically(tmp_path, case):
+def test_sigkill_after_a_checkpoint_resumes_bit_identically(tmp_path, case, uninterrupted):
     kind, extra = CASES[case]
-    subprocess.run(_cmd(kind, tmp_path / "clean", extra), cwd=REPO, env=ENV, check=True, stdout=subprocess.DEVNULL)
-    reference = _weights(_only_run(tmp_path / "clean"))
+    reference = uninterrupted(case)
 
     root = tmp_path / "killed"
     assert _kill_when(_cmd(kind, root, extra), root, _epoch_done)
@@ -95,10 +109,9 @@ def test_sigkill_after_a_checkpoint_resumes_bit_identically(tmp_path, case):
     assert len(events) == 1
 
 
-def test_sigkill_before_any_checkpoint_restarts_cleanly(tmp_path):
+def test_sigkill_before_any_checkpoint_restarts_cleanly(tmp_path, uninterrupted):
     kind, extra = CASES["lcmae"]
-    subprocess.run(_cmd(kind, tmp_path / "clean", extra), cwd=REPO, env=ENV, check=True, stdout=subprocess.DEVNULL)
-    reference = _weights(_only_run(tmp_path / "clean"))
+    reference = uninterrupted("lcmae")
     root = tmp_path / "killed"
     assert not _kill_when(_cmd(kind, root, extra), root, _started)
     subprocess.run(_cmd(kind, root, extra), cwd=REPO, env=ENV, check=True, stdout=subprocess.DEVNULL)
