@@ -24,7 +24,8 @@
 #   data        the data paths alone (GPU decode + crop, PIL), no model
 #   autotune    bf16 + torch.compile(mode="max-autotune-no-cudagraphs") (slow to compile)
 #   throughput  every model workload in fp32, bf16 and bf16 + compile
-#   graphs      ViT-T/4 and ViT-B/16 with CUDA graphs
+#   graphs      the ratio again, ours under CUDA graphs: MAE ViT-T/4 (the small model, whose step is short enough for
+#               the launches to count) and ViT-B/16, each against fb/mae's loop in one process
 #   scale       the gpu scale's MAE (48 px, width 96: one of the reference record's short runs) eager and compiled in
 #               bf16, 200 steps after 20: whether such runs gain from compiling (each record's warmup_s holds it)
 set -uo pipefail  # not -e: a failed section is reported and the next one runs
@@ -94,7 +95,8 @@ section() {  # one section: its exit status is its last failing command's, or 0
     throughput)
       try $B --workloads $MAE,$LCMAE,$AE,$T4 --modes $MODES --steps "$(steps 30)" --warmup "$(steps 10)" ;;
     graphs)
-      try $B --workloads $T4,$MAE --modes $MODE --cuda-graphs --steps "$(steps 30)" --warmup "$(steps 10)" ;;
+      try $PY bench/official_ratio.py --official-dir "$OFFICIAL" --device $DEV --workloads $T4,$MAE --mode $MODE \
+        --cuda-graphs --steps "$(steps 20)" --warmup "$(steps 5)" --rounds "$(steps 4)" --out "$OUTFILE" ;;
     scale)
       try $B --workloads $SMALL --modes $SMALL_MODES --steps "$(steps 200)" --warmup "$(steps 20)" ;;
   esac

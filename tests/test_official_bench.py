@@ -110,6 +110,21 @@ def test_the_ratio_alternates_both_steps_and_records_them(official_dir, tmp_path
     assert "ratio" in capsys.readouterr().out
 
 
+def test_the_ratio_under_cuda_graphs_asks_them_of_our_step(tmp_path):
+    """--cuda-graphs reaches our step's compile mode (on CUDA reduce-overhead; here, where it cannot apply, the record
+    says it was asked for and ignored); fb/mae's loop stays as published."""
+    (tmp_path / "models_mae.py").write_text(STANDIN)
+    out = tmp_path / "r.jsonl"
+    base = ["--official-dir", str(tmp_path), "--device", "cpu", "--workloads", "tiny", "--mode", "fp32", "--steps",
+            "1", "--warmup", "1", "--rounds", "1", "--out", str(out)]
+    assert official_ratio.main(base) == 0 and official_ratio.main([*base, "--cuda-graphs"]) == 0
+    plain, graphs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "--cuda-graphs" in graphs["command"] and "--cuda-graphs" not in plain["command"]
+    assert "cuda graphs requested but the device is not CUDA: ignored" in graphs["notes"] and "notes" not in plain
+    assert plain["cuda_graphs_ours"] is False and graphs["cuda_graphs_ours"] is False
+    assert plain["mode_official"] == graphs["mode_official"]
+
+
 def test_a_workload_that_fails_is_recorded_and_the_others_still_run(tmp_path, capsys, monkeypatch):
     (tmp_path / "models_mae.py").write_text(STANDIN)
     out = tmp_path / "r.jsonl"
@@ -180,7 +195,9 @@ def test_the_suite_rehearses_every_section_on_the_cpu(tmp_path):
     (jsonl,) = res.glob("gpu_suite_*.jsonl")
     recs = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert not [r for r in recs if "error" in r]
-    assert sum(r.get("comparison") == "official_ratio" for r in recs) == 3
+    ratios = [r for r in recs if r.get("comparison") == "official_ratio"]
+    assert len(ratios) == 5  # the ratio's three workloads, then the graphs section's two under CUDA graphs
+    assert ["--cuda-graphs" in r["command"] for r in ratios] == [False] * 3 + [True] * 2
     assert [r["ok"] for r in recs if "check" in r] == [True, True]
     assert {r["workload"] for r in recs} >= {"e2e", "loader", "loader_pil"}
     assert len(list(res.glob("profile_*.json"))) == 2
