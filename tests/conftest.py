@@ -4,9 +4,13 @@ import os
 
 import pytest
 
+THREADS_GIVEN = None  # OMP_NUM_THREADS as the test session found it (pytest_configure reads it)
+
 
 def cores_per_worker() -> int | None:
-    """Under ``pytest -n N`` (``make test``): the cores each of the N workers may use, None outside xdist."""
+    """Under ``pytest -n N`` (``make test``): the cores each of the N workers may use, None outside xdist. The usable
+    cores are counted as ``lcmae_core.plan.usable_cores`` counts them, here again because importing the package
+    would import torch before ``pytest_configure`` has set the threads it starts with."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if not workers:
         return None
@@ -26,9 +30,6 @@ def pytest_configure(config):
     share = cores_per_worker()
     if share is not None and THREADS_GIVEN is None:
         os.environ["OMP_NUM_THREADS"] = str(share)
-
-
-THREADS_GIVEN = None  # OMP_NUM_THREADS as the test session found it
 
 
 @pytest.fixture(scope="module")
