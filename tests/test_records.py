@@ -57,10 +57,77 @@ def test_bad_record_folders_are_one_line(tmp_path):
     assert records.list_records(tmp_path / "none") == []
 
 
+def test_a_record_names_the_paths_of_the_machine_that_made_it_by_stand_ins(tmp_path):
+    """The run store inside the checkout is named as the run store (the longest path first), a path in JSON as JSON
+    escapes it, and a path that merely starts like one (a sibling folder) is left alone."""
+    store, repo = "/m/x/repo/runs", "/m/x/repo"
+    places = {repo: "<checkout>", store: "<run store>"}
+    assert records.path_free('run_root = "/m/x/repo/runs/a"; /m/x/repo/notebooks', places, quoted=False) == \
+        'run_root = "<run store>/a"; <checkout>/notebooks'
+    assert records.path_free("/m/x/repo/runs2 /m/x/repo.old /m/x/repo", places, quoted=False) == \
+        "<checkout>/runs2 /m/x/repo.old <checkout>"
+    odd = {'/m/a "b"': "<data root>"}
+    assert records.path_free(json.dumps({"p": '/m/a "b"/c'}), odd) == json.dumps({"p": "<data root>/c"})
+    nb = {"cells": [{"cell_type": "code", "source": [f'run_root = "{store}"'], "outputs": []}],
+          "metadata": {"papermill": {"input_path": f"{repo}/notebooks/p.ipynb", "output_path": "/tmp/.p.tmp.ipynb",
+                                     "parameters": {"run_root": store}}}}
+    (tmp_path / "executed").mkdir()
+    (tmp_path / "executed" / "p.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "m.json").write_text(json.dumps({"file": f"{repo}/runs/r/checkpoint.pt"}))
+    records.make_path_free(tmp_path, places)
+    got = json.loads((tmp_path / "executed" / "p.ipynb").read_text())
+    assert got["metadata"]["papermill"]["input_path"] == "notebooks/p.ipynb"
+    assert got["metadata"]["papermill"]["output_path"] == "executed/p.ipynb"
+    assert got["metadata"]["papermill"]["parameters"]["run_root"] == "<run store>"
+    assert got["cells"][0]["source"] == ['run_root = "<run store>"']
+    assert json.loads((tmp_path / "m.json").read_text()) == {"file": "<run store>/r/checkpoint.pt"}
+
+
 def test_the_views_without_records_say_how_to_make_one(tmp_path):
     view = records.page_view("table2_decoders", [], tmp_path)
     assert "No record is committed yet" in view._repr_html_() and "python -m lcmae_core record" in view._repr_html_()
     assert "no record is committed yet" in records.reproducibility_summary([], "cpu", {})
+
+
+def _png(tag: int) -> str:
+    """A one-pixel PNG, base64, whose red channel is ``tag``."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (tag, 0, 0)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_a_record_keeps_the_figures_a_widget_shows_in_page_order(tmp_path):
+    """An interactive page (the explorer) shows its figure inside a widget, whose frozen state holds it: the record
+    takes it as a figure of the cell that shows the widget, between the figures of the cells around it."""
+    def shown(tag):
+        return {"output_type": "display_data", "data": {"image/png": _png(tag), "text/plain": "fig"}}
+
+    def model(name, **state):
+        return {"model_name": name, "state": state}
+
+    state = {"box": model("VBoxModel", children=["IPY_MODEL_row", "IPY_MODEL_out", "IPY_MODEL_box"]),
+             "row": model("HBoxModel", children=["IPY_MODEL_slider"]), "slider": model("FloatSliderModel"),
+             "out": model("OutputModel", outputs=[shown(2), {"output_type": "stream", "text": "x"}]),
+             "unshown": model("OutputModel", outputs=[shown(9)])}
+    view = {"output_type": "display_data", "data": {records.WIDGET_VIEW: {"model_id": "box"}, "text/plain": "VBox"}}
+    nb = {"cells": [{"cell_type": "code", "outputs": [shown(1)]}, {"cell_type": "code", "outputs": [view]},
+                    {"cell_type": "markdown"}, {"cell_type": "code", "outputs": [shown(3)]}],
+          "metadata": {"widgets": {records.WIDGET_STATE: {"state": state}}}}
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb))
+    names = records.extract_figures(tmp_path / "page.ipynb", tmp_path, "page")
+    assert names == ["page-1.png", "page-2.png", "page-3.png"]
+    from PIL import Image
+
+    assert [Image.open(tmp_path / n).getpixel((0, 0))[0] for n in names] == [1, 2, 3]
+    # a notebook saved without the widget state (or a widget it lacks) has no figure there, and no error
+    del nb["metadata"]["widgets"]
+    (tmp_path / "page.ipynb").write_text(json.dumps(nb))
+    assert len(records.extract_figures(tmp_path / "page.ipynb", tmp_path, "bare")) == 2
 
 
 def test_what_differs_from_the_paper_is_read_from_the_planned_configs(monkeypatch):
@@ -195,6 +262,7 @@ def test_one_command_makes_a_record_at_the_smoke_scale(device_store, tmp_path):
     assert (folder / "executed" / "table1_lcmae_ablation.ipynb").exists()
     assert rec.figures("fig2_fig3_decoder_position_semantics") and all(f.exists() for f in rec.figures(
         "fig2_fig3_decoder_position_semantics"))
+    assert len(rec.figures("explorer")) == 1 and rec.figures("explorer")[0].exists()  # the panel's, as frozen
     # one archive, within the limit, holding the same folder
     archive = out / "smoke.tar.gz"
     assert archive.stat().st_size < records.MAX_ARCHIVE_MIB * 2**20
@@ -205,9 +273,21 @@ def test_one_command_makes_a_record_at_the_smoke_scale(device_store, tmp_path):
     now = [Claim(c["id"], c["text"], c["verdict"], "") for c in pages["table2_decoders"]["claims"]["claims"]]
     html = records.PageView("table2_decoders", now, [rec])._repr_html_()
     assert "Record smoke" in html and "current" in html and "T2-akin" in html and "<table" in html
+    # a page without metrics or claims (the explorer) shows the figure the record holds of it
+    html = records.PageView("explorer", [], [rec])._repr_html_()
+    assert "not in the record yet" not in html and html.count('<img alt="explorer-1.png"') == 1
     rows = records.summary_rows(pages, [rec])
     assert rows and all(r["record smoke"] == r["this build"] for r in rows)
     assert "smoke" in records.reproducibility_summary([rec], "smoke", pages)
+    # no path of the machine that made it: the run store, the checkout and the record's folder are named by stand-ins
+    made_on = [str(store.resolve()), str(records.REPO), str(out.resolve())]
+    for f in folder.rglob("*"):
+        if f.suffix in (".ipynb", ".json"):
+            text = f.read_text()
+            assert not [p for p in made_on if p in text], f
+    nb = json.loads((folder / "executed" / "table1_lcmae_ablation.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["input_path"] == "notebooks/table1_lcmae_ablation.ipynb"
+    assert "<run store>" in prov["command"] and str(store.resolve()) not in prov["command"]
     # nothing half-made is left beside it
     assert sorted(p.name for p in out.iterdir()) == ["smoke", "smoke.tar.gz"]
 
