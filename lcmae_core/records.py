@@ -395,8 +395,9 @@ class Record:
         t = p.get("training") or {}
         took = f"{(p.get('wall_s') or 0) / 60:.0f} min executing the pages"
         if t.get("elapsed_s"):
-            took += (f", {t['elapsed_s'] / 60:.0f} min from its first run's start to the end ({t['runs']} runs, "
-                     f"{t['train_s'] / 60:.0f} min of training summed over them)")
+            runs = (f"1 run, {t['train_s'] / 60:.0f} min of training" if t["runs"] == 1 else
+                    f"{t['runs']} runs, {t['train_s'] / 60:.0f} min of training summed over them")
+            took += f", {t['elapsed_s'] / 60:.0f} min from its first run's start to the end ({runs})"
         return (f"on {where} (torch {hw.get('torch')}), {took}, commit {str(p.get('commit'))[:10]}"
                 f"{' (uncommitted changes)' if p.get('dirty') else ''}, made {p.get('made_at')}")
 

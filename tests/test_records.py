@@ -43,6 +43,8 @@ def test_reading_a_record_and_its_staleness(tmp_path):
     assert spanned.provenance["training"] == {"runs": 2, "train_s": 1800.0, "elapsed_s": 3600.0}
     assert "60 min from its first run's start to the end (2 runs, 30 min of training summed" in \
         spanned.provenance_text()
+    one = records.read_record(_fake(tmp_path / "one" / "w", training={"runs": 1, "train_s": 600.0, "elapsed_s": 900.0}))
+    assert "15 min from its first run's start to the end (1 run, 10 min of training)" in one.provenance_text()
 
 
 def test_bad_record_folders_are_one_line(tmp_path):
