@@ -515,22 +515,17 @@ def summary_rows(loaded: dict, records: list[Record]) -> list[dict]:
 def reproducibility_summary(records: list[Record], scale_now: str, loaded_now: dict) -> str:
     """The results page's opening, in the manner of ReScience and the ML Reproducibility Challenge: per record and
     for this build, how many of the paper's claims were tested, at which scale, and their verdicts."""
-    def counts(loaded):
+    def counts(loaded) -> str:  # "31 claims, holds 1, ..." ("0 claims" where the pages hold none)
         verdicts = [c["verdict"] for r in loaded.values() for c in r["claims"]["claims"]]
-        out = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
-        return len(verdicts), out
+        return ", ".join([f"{len(verdicts)} claims", *(f"{v} {verdicts.count(v)}" for v in dict.fromkeys(verdicts))])
 
     lines = []
     for rec in records:
-        n, by = counts(rec.pages())
         stale, why = rec.stale()
         have, lack = len(rec.provenance.get("pages", {})), len(rec.missing())
         held = f"{have} of {have + lack} pages, " if lack else ""
-        lines.append(f"- **{rec.provenance_text()}**: {held}{n} claims, "
-                     + ", ".join(f"{k} {v}" for k, v in by.items()) + f" ({why}).")
-    n, by = counts(loaded_now)
-    lines.append(f"- **this build** (the {scale_now} scale): {n} claims, " + ", ".join(f"{k} {v}" for k, v in by.items())
-                 + ".")
+        lines.append(f"- **{rec.provenance_text()}**: {held}{counts(rec.pages())} ({why}).")
+    lines.append(f"- **this build** (the {scale_now} scale): {counts(loaded_now)}.")
     if not records:
         lines.insert(0, "- no record is committed yet: `python -m lcmae_core record --scale gpu --out records` makes one.")
     return "\n".join(lines)

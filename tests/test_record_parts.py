@@ -45,7 +45,8 @@ def test_a_record_made_in_parts_reads_each_part_and_names_what_it_lacks(tmp_path
     assert "not in the record yet" in html and "--name x --only table1_lcmae_ablation" in html
     assert "Verdicts:" not in html  # a page without claims has no verdict table
     n = len(records.list_notebooks())
-    assert f"3 of {n} pages, 0 claims" in records.reproducibility_summary([rec], "smoke", {})
+    summary = records.reproducibility_summary([rec], "smoke", {})
+    assert f"3 of {n} pages, 0 claims (current" in summary and summary.endswith("(the smoke scale): 0 claims.")
     # one part's runs no longer planned for its pages: stale, naming them and the part's own command
     old = records.read_record(_fake(tmp_path / "old", **records.merged([pa, {**pb, "run_names": ["ae-0"]}])))
     stale, why = old.stale()

@@ -280,7 +280,9 @@ def test_one_command_makes_a_record_at_the_smoke_scale(device_store, tmp_path):
     assert "not in the record yet" not in html and html.count('<img alt="explorer-1.png"') == 1
     rows = records.summary_rows(pages, [rec])
     assert rows and all(r["record smoke"] == r["this build"] for r in rows)
-    assert "smoke" in records.reproducibility_summary([rec], "smoke", pages)
+    verdicts = [c["verdict"] for r in pages.values() for c in r["claims"]["claims"]]
+    counted = ", ".join([f"{len(verdicts)} claims", *(f"{v} {verdicts.count(v)}" for v in dict.fromkeys(verdicts))])
+    assert f"**: {counted} (current" in records.reproducibility_summary([rec], "smoke", pages)
     # no path of the machine that made it: the run store, the checkout and the record's folder are named by stand-ins
     made_on = [str(store.resolve()), str(records.REPO), str(out.resolve())]
     for f in folder.rglob("*"):
