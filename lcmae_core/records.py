@@ -27,7 +27,6 @@ import base64
 import html
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from .batch import LAST, REPO, BatchError, failures, list_notebooks, run_batch, 
 from .errors import OneLineParser, UsageError, interruptible
 from .parameters import ParameterError, page_parameters, parse_value
 from .plan import PAGE_RUNS, check_jobs, plan_runs
+from .record_files import WIDGET_STATE, WIDGET_VIEW, extract_figures, make_path_free, path_free
 from .results import hardware_info, load_all, table_frame
 from .runs import ROOT_HELP, resolve_root
 
@@ -76,45 +76,6 @@ def planned_names(scale: str, parameters: dict | None = None, data_root: str | N
     sorted."""
     params = page_parameters(list(PAGE_RUNS), parameters) if parameters else None
     return sorted({run_name(c) for c in plan_runs(scale, notebooks, data_root=data_root, params=params)})
-
-
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-def _widget_outputs(state: dict, model_id: str, seen: set) -> list[dict]:
-    """The outputs that the widget ``model_id`` shows, in the order of its children: an Output widget's own, those
-    of a box's children. ``state``: the notebook's frozen widget state (nbclient keeps it on execution)."""
-    if model_id in seen or model_id not in state:
-        return []
-    seen.add(model_id)
-    s = state[model_id].get("state", {})
-    out = list(s.get("outputs", [])) if state[model_id].get("model_name") == "OutputModel" else []
-    for child in s.get("children", []):
-        if isinstance(child, str) and child.startswith("IPY_MODEL_"):
-            out += _widget_outputs(state, child[len("IPY_MODEL_"):], seen)
-    return out
-
-
-def extract_figures(notebook: Path, folder: Path, page: str) -> list[str]:
-    """Every PNG output of an executed notebook written as ``<folder>/<page>-<k>.png``, in the order the page shows
-    them; their file names. A widget's figures count as outputs of the cell that shows the widget: an interactive
-    page (the explorer) keeps its figure in the widget state frozen at execution, as the static book shows it."""
-    nb = json.loads(notebook.read_text())
-    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    seen: set = set()
-    out = []
-    for cell in nb.get("cells", []):
-        for output in cell.get("outputs", []):
-            view = output.get("data", {}).get(WIDGET_VIEW)
-            shown = _widget_outputs(state, view.get("model_id", ""), seen) if isinstance(view, dict) else [output]
-            for o in shown:
-                png = o.get("data", {}).get("image/png")
-                if png:
-                    name = f"{page}-{len(out) + 1}.png"
-                    (folder / name).write_bytes(base64.b64decode("".join(png) if isinstance(png, list) else png))
-                    out.append(name)
-    return out
 
 
 def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | None = None,
@@ -165,7 +126,7 @@ def make_record(scale: str, out: str | os.PathLike = RECORDS_DIR, name: str | No
         raise RecordError(f"{len(failed)} page(s) failed, so no record was made: {failures(records)}; the executed "
                           f"copies are in {work / 'executed'}")
     places = machine_places(run_root, data_root, out)
-    make_path_free(work, places)
+    make_path_free(work, places, keep=(PROVENANCE,))
     figures = {}
     for r in records:
         nb = work / "executed" / f"{r['notebook']}.ipynb"
@@ -214,36 +175,6 @@ def machine_places(run_root: str | None, data_root: str | None, out: str | os.Pa
     if data_root:
         places[os.path.abspath(data_root)] = "<data root>"
     return places
-
-
-def path_free(text: str, places: dict[str, str], quoted: bool = True) -> str:
-    """``text`` with every path of ``places`` (and the paths under it) named by its stand-in, the longest first (the
-    run store may lie in the checkout); a longer name that starts like one (``runs2`` beside ``runs``) is left alone.
-    quoted: ``text`` is JSON, where a path appears JSON-escaped."""
-    for path in sorted(places, key=len, reverse=True):
-        if path and path != os.sep:
-            found = re.escape(json.dumps(path)[1:-1] if quoted else path) + r"(?![\w.-])"
-            text = re.sub(found, lambda _, stand_in=places[path]: stand_in, text)
-    return text
-
-
-def make_path_free(folder: Path, places: dict[str, str]) -> None:
-    """Rewrite a record's notebooks and JSON files without this machine's paths (``path_free``); an executed
-    notebook's papermill paths become the page's own, relative to the checkout and to the record."""
-    for f in sorted([*folder.rglob("*.ipynb"), *folder.rglob("*.json")]):
-        if f.name == PROVENANCE:
-            continue
-        text = original = f.read_text()
-        if f.suffix == ".ipynb":
-            nb = json.loads(text)
-            pm = nb.get("metadata", {}).get("papermill")
-            if isinstance(pm, dict):
-                pm["input_path"] = f"notebooks/{f.stem}.ipynb"
-                pm["output_path"] = f"executed/{f.stem}.ipynb"
-                text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        text = path_free(text, places)
-        if text != original:
-            f.write_text(text)
 
 
 def _closing(only: list[str] | None, before: list[dict]) -> list[str] | None:
@@ -664,4 +595,4 @@ if __name__ == "__main__":
 __all__ = ["RECORDS_DIR", "FORMAT", "MAX_ARCHIVE_MIB", "RecordError", "Record", "make_record", "read_record",
            "list_records", "planned_names", "page_rows", "page_view", "PageView", "summary_rows",
            "reproducibility_summary", "differences", "git_commit", "extract_figures", "merged", "machine_places",
-           "path_free", "make_path_free"]
+           "path_free", "make_path_free", "WIDGET_STATE", "WIDGET_VIEW"]

@@ -75,7 +75,7 @@ LAYERS = (
     ("runs", ("runs", "launch", "reference_models")),
     ("analysis", ("analysis", "verdicts", "claims")),
     ("book", ("experiments", "pages", "plan", "parameters", "batch", "build", "book", "results", "records",
-              "calibration", "testability", "projection", "budget", "perf", "cli", "__main__")),
+              "record_files", "calibration", "testability", "projection", "budget", "perf", "cli", "__main__")),
 )
 
 
