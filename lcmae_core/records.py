@@ -317,7 +317,7 @@ class Record:
                               f"{part.get('command')}")
             counted += len(now)
         parts = f" over its {len(self.parts)} parts" if len(self.parts) > 1 else ""
-        return False, f"current: the code plans the {counted} runs it ran{parts}"
+        return False, f"current: the code plans the {counted} run{'s' if counted != 1 else ''} it ran{parts}"
 
     @staticmethod
     def _part_text(p: dict) -> str:
